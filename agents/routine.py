@@ -1,0 +1,52 @@
+"""NPCs following their daily routine without a language model: each NPC
+walks to the place its routine names for the current game hour. The minds
+(`agents/mind`) build on this; alone it keeps the village moving when no
+model runs. Outputs are ordinary inputs, logged like a player's."""
+from __future__ import annotations
+
+import random
+
+from agents.personas import Persona
+from server.world.inputs import Input, MoveTo
+from server.world.world import World
+
+
+class RoutineWalker:
+    def __init__(self, personas: list[Persona], seed: int) -> None:
+        self.personas = {p.name.casefold(): p for p in personas}
+        # Its own RNG: a system outside the world must not draw from the
+        # world's, or replay (which does not run this system) would diverge.
+        self.rng = random.Random(seed ^ 0x5EED)
+        self._going: dict[int, str] = {}  # entity -> place it is heading to
+
+    def step(self, world: World) -> list[Input]:
+        if world.tick % 20:  # once a second is plenty for a routine
+            return []
+        hour = game_hour(world)
+        out: list[Input] = []
+        for e in world.entities.values():
+            if e.kind != "npc" or e.path:
+                continue
+            persona = self.personas.get(e.name.casefold())
+            if persona is None:
+                continue
+            place_name = persona.activity_at(hour).place
+            place = world.map.places.get(place_name)
+            if place is None or (self._going.get(e.id) == place_name and place.contains(e.x, e.y)):
+                continue
+            # somewhere inside the place, near its entry, so NPCs don't stack
+            tx = place.entry[0] + self.rng.randint(-2, 2)
+            ty = place.entry[1] + self.rng.randint(-2, 2)
+            if not (world.map.walkable(tx, ty) and place.contains(tx, ty)):
+                tx, ty = place.entry
+            self._going[e.id] = place_name
+            if (tx, ty) != (e.x, e.y):
+                out.append(MoveTo(e.id, tx, ty))
+        return out
+
+
+def game_hour(world: World) -> float:
+    """Game clock: one game minute per real second at the default 20 Hz,
+    starting at 08:00."""
+    minutes = world.tick / 20.0 + 8 * 60
+    return (minutes / 60.0) % 24

@@ -1,0 +1,281 @@
+"""An asyncio client for Hamlet: connect, join, move, say, and an async
+iterator over what the server sends. The terminal client, the bots and the
+tests are built on it.
+
+    async with await HamletClient.connect("ws://127.0.0.1:8765") as c:
+        await c.join("ann")
+        await c.say("hello")
+        async for msg in c.messages():
+            ...
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from protocol.codec import Message, decode_server, encode
+from protocol.errors import ProtocolError
+from protocol.limits import PROTOCOL_VERSION, SUBPROTOCOL
+
+# Messages kept for `messages()` when the application reads slower than the
+# server sends: a few seconds of a busy view at 20 updates/s. Past it the
+# oldest are dropped (and counted): the entity mirror stays exact regardless.
+MAX_QUEUED_MESSAGES = 2048
+
+
+class ServerError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class EntityView:
+    id: int
+    kind: str
+    name: str
+    x: int
+    y: int
+    flags: int = 0
+
+
+@dataclass(slots=True)
+class ClientStats:
+    bytes_in: int = 0
+    bytes_out: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    state_updates: int = 0
+    dropped_messages: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class HamletClient:
+    def __init__(self, ws: ClientConnection, url: str) -> None:
+        self.ws = ws
+        self.url = url
+        self.entity: int | None = None
+        self.token: str | None = None
+        self.name: str | None = None
+        self.map: dict[str, Any] | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.tick = 0
+        self.entities: dict[int, EntityView] = {}
+        self.stats = ClientStats()
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self._seq = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._pings: dict[int, tuple[float, asyncio.Future]] = {}
+        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    # -- connecting ----------------------------------------------------------
+    @classmethod
+    async def connect(cls, url: str, *, open_timeout: float = 10.0) -> HamletClient:
+        ws = await connect(url, subprotocols=[SUBPROTOCOL], open_timeout=open_timeout,
+                           compression=None, max_size=1 << 22, ping_interval=20, ping_timeout=20)
+        return cls(ws, url)
+
+    async def __aenter__(self) -> HamletClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        try:
+            await self._reader
+        except (asyncio.CancelledError, Exception):
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return self.close_code is not None
+
+    # -- actions -------------------------------------------------------------
+    async def _send(self, type_: str, **fields: Any) -> None:
+        frame = encode(type_, **fields)
+        self.stats.bytes_out += len(frame)
+        self.stats.frames_out += 1
+        await self.ws.send(frame)
+
+    async def request(self, type_: str, *, timeout: float = 10.0, **fields: Any) -> Message:
+        """Send a message with a fresh `seq` and wait for its ack (or welcome);
+        an `error` for it raises ServerError."""
+        seq = next(self._seq)
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[seq] = fut
+        try:
+            await self._send(type_, seq=seq, **fields)
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiting.pop(seq, None)
+
+    async def join(self, name: str, token: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+        msg = await self.request("hello", v=PROTOCOL_VERSION, name=name, token=token, timeout=timeout)
+        return msg.data
+
+    async def resume(self, timeout: float = 10.0) -> HamletClient:
+        """Open a new connection and resume this client's session with its token."""
+        if self.token is None or self.name is None:
+            raise RuntimeError("nothing to resume: join first")
+        new = await HamletClient.connect(self.url)
+        await new.join(self.name, token=self.token, timeout=timeout)
+        await self.close()
+        return new
+
+    async def move(self, to: tuple[int, int] | None = None, *, dir: str | None = None,
+                   place: str | None = None, stop: bool | None = None, wait: bool = True) -> None:
+        fields = {"to": list(to) if to is not None else None, "dir": dir, "place": place, "stop": stop}
+        if wait:
+            await self.request("move", **fields)
+        else:
+            await self._send("move", **fields)
+
+    async def say(self, text: str, to: int | None = None, wait: bool = True) -> int | None:
+        """Say something; returns the stored chat id once the server has
+        committed it (when `wait`)."""
+        if not wait:
+            await self._send("say", text=text, to=to)
+            return None
+        msg = await self.request("say", text=text, to=to)
+        return msg.get("chat")
+
+    async def ping(self, timeout: float = 10.0) -> float:
+        """Round-trip time in seconds."""
+        pid = next(self._seq) & 0xFFFFFFFF
+        fut = asyncio.get_running_loop().create_future()
+        self._pings[pid] = (time.perf_counter(), fut)
+        try:
+            await self._send("ping", id=pid)
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pings.pop(pid, None)
+
+    async def send_raw(self, data: bytes | str) -> None:
+        """Send an arbitrary frame (for tests and fault injection)."""
+        await self.ws.send(data)
+
+    # -- receiving -----------------------------------------------------------
+    async def messages(self) -> AsyncIterator[Message]:
+        """Every message from the server, in order, until the connection closes."""
+        while True:
+            if self.closed and self._queue.empty():
+                return
+            get = asyncio.ensure_future(self._queue.get())
+            done, _ = await asyncio.wait({get, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+            if get in done:
+                yield get.result()
+            else:
+                get.cancel()
+                while not self._queue.empty():
+                    yield self._queue.get_nowait()
+                return
+
+    def drain(self) -> list[Message]:
+        """Take every message received so far without waiting."""
+        out = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
+    async def wait_for(self, predicate, timeout: float = 10.0) -> Message:
+        """Wait for the first message (from now on) matching `predicate`."""
+        async def scan() -> Message:
+            async for msg in self.messages():
+                if predicate(msg):
+                    return msg
+            raise ConnectionError(f"connection closed ({self.close_code} {self.close_reason})")
+        return await asyncio.wait_for(scan(), timeout)
+
+    async def _read(self) -> None:
+        try:
+            async for data in self.ws:
+                self.stats.frames_in += 1
+                self.stats.bytes_in += len(data)
+                msg = decode_server(data) if isinstance(data, bytes) else None
+                if msg is None or isinstance(msg, ProtocolError):
+                    continue
+                self._on_message(msg)
+                if self._queue.qsize() >= MAX_QUEUED_MESSAGES:
+                    self._queue.get_nowait()
+                    self.stats.dropped_messages += 1
+                self._queue.put_nowait(msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            code = self.ws.close_code
+            self.close_code = code if code is not None else 1006
+            self.close_reason = self.ws.close_reason or ("" if code is not None else "connection lost")
+            err = ConnectionError(f"connection closed ({self.close_code} {self.close_reason})")
+            for fut in list(self._waiting.values()) + [f for _, f in self._pings.values()]:
+                if not fut.done():
+                    fut.set_exception(err)
+
+    def _on_message(self, msg: Message) -> None:
+        t = msg.type
+        d = msg.data
+        if t == "state":
+            self.stats.state_updates += 1
+            self.tick = d["tick"]
+            ents = self.entities
+            for eid, kind, name, x, y, flags in d["enter"]:
+                ents[eid] = EntityView(eid, kind, name, x, y, flags)
+            for eid, x, y in d["move"]:
+                e = ents.get(eid)
+                if e is not None:
+                    e.x, e.y = x, y
+            for eid, flags in d["upd"]:
+                e = ents.get(eid)
+                if e is not None:
+                    e.flags = flags
+            for eid in d["leave"]:
+                ents.pop(eid, None)
+        elif t == "welcome":
+            self.entity, self.token, self.map, self.welcome = d["id"], d["token"], d["map"], d
+            self.tick = d["tick"]
+            self.entities.clear()
+            self._resolve(d.get("seq"), msg)
+        elif t == "ack":
+            self._resolve(d["seq"], msg)
+        elif t == "error":
+            self.stats.errors[d["code"]] = self.stats.errors.get(d["code"], 0) + 1
+            fut = self._waiting.get(d.get("seq")) if d.get("seq") is not None else None
+            if fut is not None and not fut.done():
+                fut.set_exception(ServerError(d["code"], d["msg"]))
+        elif t == "pong":
+            entry = self._pings.get(d["id"])
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(time.perf_counter() - entry[0])
+
+    def _resolve(self, seq: int | None, msg: Message) -> None:
+        fut = self._waiting.get(seq) if seq is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    # -- conveniences --------------------------------------------------------
+    @property
+    def me(self) -> EntityView | None:
+        return self.entities.get(self.entity) if self.entity is not None else None
+
+    def find(self, name: str) -> EntityView | None:
+        key = name.casefold()
+        return next((e for e in self.entities.values() if e.name.casefold() == key), None)
+
+    def place(self, name: str) -> dict[str, Any] | None:
+        for row in (self.map or {}).get("places", []):
+            if row[0] == name:
+                keys = ("name", "kind", "x", "y", "w", "h", "entry_x", "entry_y")
+                return dict(zip(keys, row))
+        return None

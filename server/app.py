@@ -1,0 +1,187 @@
+"""The server process: opens the database, rebuilds the world, serves
+WebSockets and HTTP on one port, and runs the tick on a drift-free schedule
+(`next = start + k * dt`). SIGINT/SIGTERM write a final snapshot, close every
+connection with 1001 and a reason, and exit."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from websockets.asyncio.server import Server, ServerConnection as WsConnection, serve
+
+from agents.personas import Persona, load_personas
+from agents.routine import RoutineWalker
+from protocol.errors import CloseCode
+from protocol.limits import SUBPROTOCOL
+from server.config import ServerConfig
+from server.game import Game
+from server.http import handle_http
+from server.metrics import ServerMetrics
+from server.net import Client
+from server.persistence import Database
+from server.restore import open_world
+from server.world.inputs import Input, Join
+from server.world.village import village
+from server.world.world import World, WorldRules
+
+log = logging.getLogger("hamlet.server")
+
+# websockets buffers a whole message before handing it to us; the protocol
+# layer refuses anything over 4 KiB with 1009, and this hard cap keeps a
+# hostile peer from making us buffer more than 64 KiB first.
+WS_MAX_SIZE = 64 * 1024
+# Frames received but not yet read by our reader task (per connection).
+WS_MAX_QUEUE = 16
+# Ticks we may fall behind before skipping ahead rather than running a burst.
+MAX_TICKS_BEHIND = 5
+
+
+class NpcSpawner:
+    """Puts each persona's NPC into the world, at home, once."""
+
+    def __init__(self, personas: list[Persona]) -> None:
+        self.personas = personas
+
+    def __call__(self, world: World) -> list[Input]:
+        out: list[Input] = []
+        for p in self.personas:
+            if world.find_by_name(p.name) is None:
+                place = world.map.places.get(p.workplace) or world.map.places.get(p.home)
+                x, y = place.entry if place else (world.map.width // 2, world.map.height // 2)
+                out.append(Join(world.allocate_entity_id(), p.name, x, y, npc=True))
+        self.personas = []  # once; later joins are persona-file edits at the next start
+        return out
+
+
+class HamletServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = ServerMetrics()
+        self.db = Database(config.db)
+        tilemap = village()
+        rules = WorldRules(ticks_per_tile=config.ticks_per_tile)
+        world = open_world(self.db, tilemap, config.seed, rules)
+        self.game = Game(config, world, self.db, self.metrics)
+        self.personas: list[Persona] = load_personas(known_places=set(tilemap.places)) if config.npcs else []
+        if self.personas:
+            self.game.agent_systems.append(NpcSpawner(self.personas))
+            self.game.agent_systems.append(RoutineWalker(self.personas, world.seed).step)
+        self.game.adopt_orphans()
+        self.connections: set[Client] = set()
+        self._per_ip: Counter[str] = Counter()
+        self._ws_server: Server | None = None
+        self._tick_task: asyncio.Task | None = None
+        self._stopping = False
+
+    @property
+    def port(self) -> int:
+        assert self._ws_server is not None
+        return self._ws_server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._ws_server = await serve(
+            self._handle, cfg.host, cfg.port,
+            process_request=lambda conn, req: handle_http(self, req),
+            subprotocols=[SUBPROTOCOL], compression=None, max_size=WS_MAX_SIZE, max_queue=WS_MAX_QUEUE,
+            ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s, close_timeout=2,
+            server_header="hamlet",
+        )
+        self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def _handle(self, ws: WsConnection) -> None:
+        client = Client(ws, self)
+        cfg = self.config
+        if self._stopping:
+            await ws.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
+        if len(self.connections) >= cfg.max_clients:
+            self.metrics.connections_refused.labels("server_full").inc()
+            await ws.close(CloseCode.TRY_AGAIN_LATER, "server full")
+            return
+        if self._per_ip[client.peer] >= cfg.max_clients_per_ip:
+            self.metrics.connections_refused.labels("per_ip").inc()
+            await ws.close(CloseCode.POLICY_VIOLATION, "too many connections from your address")
+            return
+        self.connections.add(client)
+        self._per_ip[client.peer] += 1
+        self.metrics.clients.set(len(self.connections))
+        writer = asyncio.create_task(client.writer())
+        deadline = asyncio.create_task(client.join_deadline(cfg.join_timeout_s))
+        try:
+            await client.reader()
+        except Exception:  # a bug in one connection's handling closes that connection only
+            log.exception("connection %s failed", client)
+            client.close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            client.closed = True
+            client.wakeup.set()
+            deadline.cancel()
+            self.game.disconnected(client)
+            self.connections.discard(client)
+            self._per_ip[client.peer] -= 1
+            if self._per_ip[client.peer] <= 0:
+                del self._per_ip[client.peer]
+            self.metrics.clients.set(len(self.connections))
+            try:
+                await asyncio.wait_for(writer, 1.0)
+            except (asyncio.TimeoutError, Exception):
+                writer.cancel()
+
+    async def _tick_loop(self) -> None:
+        dt = 1.0 / self.config.tick_rate
+        start = time.monotonic()
+        k = 0
+        m = self.metrics
+        while True:
+            k += 1
+            due = start + k * dt
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            began = time.monotonic()
+            lateness = began - due
+            if lateness > MAX_TICKS_BEHIND * dt:  # far behind: skip ahead, don't burst
+                skipped = int(lateness / dt)
+                k += skipped
+                m.ticks_skipped.inc(skipped)
+            m.tick_lateness.observe(max(0.0, lateness))
+            try:
+                self.game.run_tick()
+            except Exception:
+                log.exception("tick %d failed", self.game.world.tick)
+                raise
+            m.tick_duration.observe(time.monotonic() - began)
+
+    async def stop(self, reason: str = "server shutting down") -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            try:
+                await self._tick_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self.game.snapshot()
+        for client in list(self.connections):
+            client.close(CloseCode.GOING_AWAY, reason)
+        if self._ws_server is not None:
+            self._ws_server.close(close_connections=False)
+            try:
+                await asyncio.wait_for(self._ws_server.wait_closed(), 5.0)
+            except asyncio.TimeoutError:
+                log.warning("some connections did not close in time")
+        self.db.close()
+
+    async def serve_forever(self, stop: asyncio.Event) -> None:
+        await self.start()
+        done = asyncio.create_task(stop.wait())
+        await asyncio.wait({done, self._tick_task}, return_when=asyncio.FIRST_COMPLETED)
+        await self.stop()

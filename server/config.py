@@ -1,0 +1,89 @@
+"""Server configuration in one place: defaults < TOML file < environment
+(HAMLET_<FIELD>) < command-line flags."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    db: str = "hamlet-data/world.db"
+    seed: int = 1
+    tick_rate: float = 20.0
+    # Reconnecting within this many seconds resumes the same avatar.
+    grace_s: float = 60.0
+    snapshot_every_s: float = 30.0
+    # Connections beyond this are refused with close code 1013 "server full".
+    max_clients: int = 2000
+    # Connections from one address; a browser tab or bot opens one each.
+    max_clients_per_ip: int = 2000
+    # All inputs waiting for the next tick: 20 Hz * 1,000 clients sending a
+    # message every 2 ticks is ~500 per tick; 8,192 leaves a wide margin and
+    # bounds memory to a few MB.
+    max_input_queue: int = 8192
+    # Inputs one client may have waiting for the next tick.
+    max_pending_per_client: int = 16
+    # Frames (events, acks, errors) waiting to be written to one client. A
+    # crowded square produces a few events a second; 512 frames or 256 KiB is
+    # minutes of backlog, past which the client is not reading.
+    max_outbox_frames: int = 512
+    max_outbox_bytes: int = 256 * 1024
+    # A state update waiting this long for a client to read it closes the
+    # connection with 4001 (slow reader).
+    slow_reader_timeout_s: float = 10.0
+    # A connection must send hello within this time.
+    join_timeout_s: float = 10.0
+    # WebSocket keepalive; a peer that does not answer within the timeout is dropped.
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    # Walking speed in ticks per tile (4 at 20 Hz is 5 tiles/s).
+    ticks_per_tile: int = 4
+    npcs: bool = True
+    web_root: str = ""  # defaults to client_demo/web beside the package
+    log_level: str = "INFO"
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return kind(value)
+
+
+def load_config(path: str | None = None, env: dict[str, str] | None = None,
+                overrides: dict[str, Any] | None = None) -> ServerConfig:
+    cfg = ServerConfig()
+    types = {f.name: f.type for f in fields(ServerConfig)}
+    layers: list[dict[str, Any]] = []
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        section = data.get("server", data)
+        unknown = set(section) - set(types)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {', '.join(sorted(unknown))}")
+        layers.append(section)
+    env = os.environ if env is None else env
+    layers.append({name: env[f"HAMLET_{name.upper()}"] for name in types if f"HAMLET_{name.upper()}" in env})
+    layers.append({k: v for k, v in (overrides or {}).items() if v is not None})
+    for layer in layers:
+        for key, value in layer.items():
+            try:
+                setattr(cfg, key, _coerce(types[key], value))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"setting {key}={value!r}: {exc}") from exc
+    return cfg
+
+
+def as_dict(cfg: ServerConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,309 @@
+"""The game: one world, its sessions, replication and persistence, and the
+tick as ordered, named systems (after esper, but the world is an object).
+
+    inputs -> agents -> simulate -> replicate -> persist
+
+Connections hand messages to `submit()`; nothing touches the world outside
+the tick. A failure while handling one client's input closes that client
+and leaves the world as it was.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from protocol.codec import Message, encode
+from protocol.errors import CloseCode, ErrorCode
+from protocol.limits import PROTOCOL_VERSION, DEFAULT_LIMITS
+from server.config import ServerConfig
+from server.metrics import ServerMetrics
+from server.persistence import Database
+from server.replication import Replicator
+from server.sessions import Sessions
+from server.world.inputs import Input, Join, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
+from server.world.world import FLAG_AWAY, Rejection, World
+
+log = logging.getLogger("hamlet.game")
+
+AgentSystem = Callable[[World], list[Input]]
+
+
+class Game:
+    def __init__(self, config: ServerConfig, world: World, db: Database, metrics: ServerMetrics) -> None:
+        self.config = config
+        self.world = world
+        self.db = db
+        self.metrics = metrics
+        self.sessions = Sessions(db, config.grace_s)
+        self.replicator = Replicator(world)
+        self.inbox: deque[tuple[Any, Message]] = deque()
+        self.clients: dict[int, Any] = {}  # entity -> welcomed client
+        self.agent_systems: list[AgentSystem] = []
+        self.systems: list[tuple[str, Callable[[float], None]]] = [
+            ("inputs", self.sys_inputs),
+            ("agents", self.sys_agents),
+            ("simulate", self.sys_simulate),
+            ("replicate", self.sys_replicate),
+            ("persist", self.sys_persist),
+        ]
+        self._log: list[tuple[str, dict]] = []  # inputs applied this tick
+        self._after_commit: list[Callable[[], None]] = []
+        self._spawn_rng = random.Random()  # spawn spots are logged in Join, so need not be seeded
+        self._last_snapshot = time.monotonic()
+        self.on_tick: list[Callable[[World], None]] = []  # observers (sim, tests)
+
+    # -- entry point from connections ----------------------------------------
+    def submit(self, client: Any, msg: Message) -> ErrorCode | None:
+        if len(self.inbox) >= self.config.max_input_queue:
+            return ErrorCode.OVERLOADED
+        if client.pending >= self.config.max_pending_per_client:
+            return ErrorCode.RATE_LIMITED
+        client.pending += 1
+        self.inbox.append((client, msg))
+        return None
+
+    def disconnected(self, client: Any) -> None:
+        """Called by the network layer when a joined connection ends."""
+        eid = client.entity
+        if eid is None or self.clients.get(eid) is not client:
+            return
+        del self.clients[eid]
+        self.sessions.detach(eid, time.monotonic())
+        e = self.world.entities.get(eid)
+        if e is not None:
+            self.inbox.append((None, Message("_away", {"entity": eid})))
+
+    # -- the tick ------------------------------------------------------------
+    def run_tick(self) -> None:
+        self.world.begin_tick()
+        for name, system in self.systems:
+            t0 = time.perf_counter()
+            system(time.monotonic())
+            self.metrics.system_duration.labels(name).observe(time.perf_counter() - t0)
+
+    def apply(self, inp: Input) -> Rejection | int | None:
+        """Apply an input to the world and, if accepted, log it."""
+        result = self.world.apply(inp)
+        if not isinstance(result, Rejection):
+            self._log.append(to_record(inp))
+        return result
+
+    def sys_inputs(self, now: float) -> None:
+        for session in self.sessions.expired(now):
+            self._end_session(session.account.entity)
+        inbox = self.inbox
+        self.metrics.input_queue.set(len(inbox))
+        for _ in range(len(inbox)):
+            client, msg = inbox.popleft()
+            if client is None:
+                self._internal(msg)
+                continue
+            client.pending -= 1
+            if client.closed:
+                continue
+            try:
+                self._handle(client, msg)
+            except Exception:  # one client's bad luck must not stop the world
+                log.exception("error handling %s from %s", msg.type, client)
+                client.send(encode("error", code=str(ErrorCode.INTERNAL), msg="internal error", seq=msg.seq))
+                client.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def sys_agents(self, now: float) -> None:
+        for system in self.agent_systems:
+            for inp in system(self.world):
+                self.apply(inp)
+
+    def sys_simulate(self, now: float) -> None:
+        self.world.simulate()
+
+    def sys_replicate(self, now: float) -> None:
+        clients = list(self.clients.values())
+        limit = self.config.slow_reader_timeout_s
+        for c in clients:
+            if c.state_since is not None and now - c.state_since > limit:
+                c.close(CloseCode.SLOW_READER, f"not reading: state update waiting over {limit:g} s")
+        self.replicator.replicate(clients)
+        self.replicator.deliver_events(self.clients)
+        self.metrics.entities.set(len(self.world.entities))
+        self.metrics.players.set(len(self.clients))
+
+    def sys_persist(self, now: float) -> None:
+        world = self.world
+        chats = [ev for ev in world.events if ev["kind"] == "say"]
+        accounts = self.sessions.take_dirty()
+        moving = any(e.path for e in world.entities.values())
+        if self._log or chats or accounts or moving or world.events:
+            t0 = time.perf_counter()
+            self.db.commit_tick(world.tick, self._log, chats, accounts)
+            self.metrics.commit_duration.observe(time.perf_counter() - t0)
+        self._log = []
+        after, self._after_commit = self._after_commit, []
+        for fn in after:
+            fn()
+        for observer in self.on_tick:
+            observer(world)
+        if now - self._last_snapshot >= self.config.snapshot_every_s:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        self.db.save_snapshot(self.world.tick, self.world.snapshot())
+        self._last_snapshot = time.monotonic()
+
+    # -- handlers ------------------------------------------------------------
+    def _handle(self, client: Any, msg: Message) -> None:
+        kind = msg.type
+        if kind == "hello":
+            self._join(client, msg)
+            return
+        eid = client.entity
+        if eid is None or eid not in self.world.entities:
+            client.send(encode("error", code=str(ErrorCode.NOT_JOINED), msg="not in the world", seq=msg.seq))
+            return
+        if kind == "move":
+            inp = self._move_input(eid, msg)
+        elif kind == "say":
+            inp = Say(eid, msg.data["text"], msg.get("to"))
+        elif kind == "bye":
+            self._end_session(eid)
+            client.close(CloseCode.NORMAL, "bye")
+            return
+        else:
+            return
+        result = inp if isinstance(inp, Rejection) else self.apply(inp)
+        if isinstance(result, Rejection):
+            client.send(encode("error", code=result.code, msg=result.message, seq=msg.seq))
+            self.metrics.rejected.labels(result.code).inc()
+            return
+        self.metrics.messages_in.labels(kind).inc()
+        if msg.seq is not None:
+            ack = encode("ack", seq=msg.seq, tick=self.world.tick, chat=result if kind == "say" else None)
+            self._after_commit.append(lambda: client.send(ack))
+
+    def _move_input(self, eid: int, msg: Message) -> Input | Rejection:
+        if "to" in msg.data:
+            x, y = msg.data["to"]
+            return MoveTo(eid, x, y)
+        if "dir" in msg.data:
+            return Step(eid, msg.data["dir"])
+        if "place" in msg.data:
+            place = self.world.map.places.get(msg.data["place"])
+            if place is None:
+                return Rejection(str(ErrorCode.BAD_MOVE), f"there is no place called {msg.data['place']!r}")
+            return MoveTo(eid, *place.entry)
+        return Stop(eid)
+
+    def _join(self, client: Any, msg: Message) -> None:
+        def refuse(code: ErrorCode, why: str) -> None:
+            client.protocol.join_refused()
+            client.send(encode("error", code=str(code), msg=why, seq=msg.seq))
+            self.metrics.rejected.labels(str(code)).inc()
+
+        if msg.data["v"] != PROTOCOL_VERSION:
+            return refuse(ErrorCode.BAD_VERSION, f"this server speaks protocol version {PROTOCOL_VERSION}")
+        token = msg.get("token")
+        world = self.world
+        if token is not None:
+            account = self.sessions.find_by_token(token)
+            if account is None:
+                return refuse(ErrorCode.BAD_TOKEN, "unknown or expired session token")
+            previous = self.clients.pop(account.entity, None)
+            if previous is not None:
+                previous.close(CloseCode.SESSION_REPLACED, "session resumed on another connection")
+            e = world.entities.get(account.entity)
+            resumed = e is not None
+            if e is None:
+                x, y = (account.x, account.y) if world.map.walkable(account.x, account.y) else self._spawn_point()
+                result = self.apply(Join(account.entity, account.name, x, y))
+                if isinstance(result, Rejection):
+                    return refuse(ErrorCode(result.code), result.message)
+            elif e.flags & FLAG_AWAY:
+                self.apply(SetFlags(e.id, e.flags & ~FLAG_AWAY))
+        else:
+            name = msg.data["name"]
+            if world.find_by_name(name) is not None or self.sessions.name_is_held(name):
+                return refuse(ErrorCode.NAME_TAKEN, f"the name {name!r} is taken; pick another or resume with your token")
+            eid = world.allocate_entity_id()
+            x, y = self._spawn_point()
+            result = self.apply(Join(eid, name, x, y))
+            if isinstance(result, Rejection):
+                return refuse(ErrorCode(result.code), result.message)
+            account, token = self.sessions.create_account(name, eid, x, y)
+            resumed = False
+        self.sessions.attach(account, client)
+        client.entity = account.entity
+        welcome = encode(
+            "welcome", v=PROTOCOL_VERSION, id=account.entity, token=token, resumed=resumed,
+            tick=world.tick, tick_rate=self.config.tick_rate, grace_s=self.config.grace_s,
+            map=world.map.to_wire(), seq=msg.seq,
+            limits={"max_text": DEFAULT_LIMITS.max_text, "max_name": DEFAULT_LIMITS.max_name,
+                    "max_frame": DEFAULT_LIMITS.max_frame_in},
+        )
+
+        def deliver() -> None:
+            if client.closed:  # it went away while its join was being committed
+                self.sessions.detach(account.entity, time.monotonic())
+                self.inbox.append((None, Message("_away", {"entity": account.entity})))
+                return
+            client.protocol.join_accepted()
+            client.send(welcome)
+            client.known, client.known_cell = {}, None
+            self.clients[account.entity] = client
+
+        self._after_commit.append(deliver)
+
+    def _spawn_point(self) -> tuple[int, int]:
+        square = self.world.map.places.get("square")
+        if square is None:
+            return next((x, y) for y in range(self.world.map.height) for x in range(self.world.map.width)
+                        if self.world.map.walkable(x, y))
+        cx, cy = square.entry
+        for _ in range(50):  # near the middle, so newcomers hear each other
+            x = self._spawn_rng.randint(cx - 4, cx + 4)
+            y = self._spawn_rng.randint(cy - 3, cy + 3)
+            if self.world.map.walkable(x, y):
+                return x, y
+        return square.entry
+
+    def _end_session(self, eid: int) -> None:
+        e = self.world.entities.get(eid)
+        if e is not None:
+            self.apply(Leave(eid))
+            self.sessions.end(eid, e.x, e.y)
+        else:
+            self.sessions.by_entity.pop(eid, None)
+        client = self.clients.pop(eid, None)
+        if client is not None:
+            client.entity = None
+
+    def _internal(self, msg: Message) -> None:
+        if msg.type == "_away":
+            eid = msg.data["entity"]
+            e = self.world.entities.get(eid)
+            if e is not None and eid not in self.clients:
+                self.apply(SetFlags(eid, e.flags | FLAG_AWAY))
+
+    # -- start and stop ------------------------------------------------------
+    def adopt_orphans(self) -> None:
+        """After a restart, players in the world have no connection: give
+        each a session in its grace period, so its owner can resume."""
+        now = time.monotonic()
+        for e in list(self.world.entities.values()):
+            if e.kind != "player":
+                continue
+            row = self.db.conn.execute("SELECT id, name, token_hash, entity, x, y FROM accounts WHERE entity=?",
+                                       (e.id,)).fetchone()
+            if row is None:
+                continue
+            from server.persistence import Account
+            self.sessions.attach(Account(*row), None)
+            self.sessions.detach(e.id, now)
+            if not e.flags & FLAG_AWAY:
+                self.inbox.append((None, Message("_away", {"entity": e.id})))
+
+    def close_all(self, code: CloseCode, reason: str) -> None:
+        for client in list(self.clients.values()):
+            client.close(code, reason)

@@ -1,0 +1,64 @@
+"""Plain HTTP on the WebSocket port: /healthz, /metrics and the browser
+client's static files. websockets hands us every request before the upgrade;
+requests that are not WebSocket upgrades get their answer here."""
+from __future__ import annotations
+
+import json
+import mimetypes
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+if TYPE_CHECKING:
+    from server.app import HamletServer
+
+DEFAULT_WEB_ROOT = Path(__file__).resolve().parent.parent / "client_demo" / "web"
+
+_FALLBACK_PAGE = b"""<!doctype html><meta charset="utf-8"><title>Hamlet</title>
+<h1>Hamlet</h1><p>This server speaks the <code>hamlet.v1</code> WebSocket protocol on this port.
+The browser client is not installed here; use <code>hamlet client</code>.</p>"""
+
+
+def _response(status: int, reason: str, body: bytes, content_type: str, cache: bool = False) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "max-age=60" if cache else "no-store"),
+                       ("X-Content-Type-Options", "nosniff")])
+    return Response(status, reason, headers, body)
+
+
+def handle_http(server: HamletServer, request: Request) -> Response | None:
+    """Return a response for plain HTTP requests, None to go on with the
+    WebSocket handshake."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return None
+    path = request.path.split("?", 1)[0]
+    if path == "/healthz":
+        body = json.dumps({"status": "ok", "tick": server.game.world.tick,
+                           "clients": len(server.connections), "players": len(server.game.clients),
+                           "entities": len(server.game.world.entities)}).encode()
+        return _response(200, "OK", body, "application/json")
+    if path == "/metrics":
+        return _response(200, "OK", server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+    return _static(server, path)
+
+
+def _static(server: HamletServer, path: str) -> Response:
+    root = Path(server.config.web_root) if server.config.web_root else DEFAULT_WEB_ROOT
+    if path in ("", "/"):
+        path = "/index.html"
+    if not root.is_dir():
+        if path == "/index.html":
+            return _response(200, "OK", _FALLBACK_PAGE, "text/html; charset=utf-8")
+        return _response(404, "Not Found", b"not found\n", "text/plain")
+    root = root.resolve()
+    target = (root / path.lstrip("/")).resolve()
+    if root not in target.parents or not target.is_file():  # no escaping the web root
+        return _response(404, "Not Found", b"not found\n", "text/plain")
+    ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if target.suffix in (".js", ".mjs"):
+        ctype = "text/javascript"
+    if ctype.startswith("text/"):
+        ctype += "; charset=utf-8"
+    return _response(200, "OK", target.read_bytes(), ctype)

@@ -1,0 +1,225 @@
+"""The authoritative world: entities on a tile map, movement, speech.
+
+The world is a plain object with no I/O and no clock: `begin_tick()`,
+`apply(input)` for each input of the tick, then `simulate()`. Given the same
+snapshot and the same inputs it reaches the same state, bit for bit, which is
+what replay from the event log relies on.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgpack
+
+from server.world.grid import SpatialGrid
+from server.world.inputs import Input, Join, Leave, MoveTo, Say, SetFlags, Step, Stop
+from server.world.tilemap import DIRECTIONS, TileMap
+
+FLAG_THINKING = 1  # an NPC is preparing a reply
+FLAG_AWAY = 2  # a player's connection dropped; the avatar waits for them
+
+
+@dataclass(frozen=True, slots=True)
+class WorldRules:
+    # Walking speed: one tile per 4 ticks is 5 tiles/s at 20 Hz, a brisk walk
+    # on a map of 1 m tiles that clients can still interpolate smoothly.
+    ticks_per_tile: int = 4
+    # Speech carries this many tiles (about a shout across the square).
+    hearing_radius: int = 10
+    # The longest path a single move may ask for; the default map's diameter
+    # is about 220 tiles, so any place is one move away.
+    max_path: int = 400
+    grid_cell: int = 8
+
+
+@dataclass(slots=True)
+class Entity:
+    id: int
+    kind: str  # "player" or "npc"
+    name: str
+    x: int
+    y: int
+    flags: int = 0
+    path: list[tuple[int, int]] = field(default_factory=list)
+    cooldown: int = 0
+
+
+class Rejection(NamedTuple):
+    code: str  # a protocol ErrorCode value
+    message: str
+
+
+class World:
+    def __init__(self, tilemap: TileMap, seed: int = 0, rules: WorldRules = WorldRules()) -> None:
+        self.map = tilemap
+        self.rules = rules
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.tick = 0
+        self.entities: dict[int, Entity] = {}
+        self.by_name: dict[str, int] = {}  # casefolded name -> id
+        self.grid = SpatialGrid(rules.grid_cell)
+        self.next_entity_id = 1
+        self.next_chat_id = 1
+        self.events: list[dict[str, Any]] = []  # this tick's events
+
+    # -- the tick ------------------------------------------------------------
+    def begin_tick(self) -> None:
+        self.tick += 1
+        self.events = []
+
+    def allocate_entity_id(self) -> int:
+        eid = self.next_entity_id
+        self.next_entity_id += 1
+        return eid
+
+    def apply(self, inp: Input) -> Rejection | int | None:
+        """Apply one input. Returns a Rejection (nothing changed), the chat id
+        of a `Say`, or None."""
+        handler = _HANDLERS.get(type(inp))
+        if handler is None:
+            return Rejection("internal", f"unknown input {type(inp).__name__}")
+        if not isinstance(inp, Join) and inp.entity not in self.entities:
+            return Rejection("no_such_entity", f"entity {inp.entity} is not in the world")
+        return handler(self, inp)
+
+    def simulate(self) -> None:
+        for e in self.entities.values():
+            if not e.path:
+                continue
+            if e.cooldown > 0:
+                e.cooldown -= 1
+                continue
+            x, y = e.path.pop(0)
+            e.x, e.y = x, y
+            self.grid.move(e.id, x, y)
+            e.cooldown = self.rules.ticks_per_tile - 1
+
+    # -- input handlers ------------------------------------------------------
+    def _join(self, inp: Join) -> Rejection | None:
+        if inp.entity in self.entities:
+            return Rejection("already_joined", f"entity {inp.entity} is already in the world")
+        if inp.name.casefold() in self.by_name:
+            return Rejection("name_taken", f"{inp.name} is already here")
+        if not self.map.walkable(inp.x, inp.y):
+            return Rejection("bad_move", "cannot stand there")
+        e = Entity(inp.entity, "npc" if inp.npc else "player", inp.name, inp.x, inp.y)
+        self.entities[e.id] = e
+        self.by_name[e.name.casefold()] = e.id
+        self.grid.insert(e.id, e.x, e.y)
+        self.next_entity_id = max(self.next_entity_id, e.id + 1)
+        self.events.append({"kind": "arrive", "tick": self.tick, "from": e.id, "name": e.name,
+                            "x": e.x, "y": e.y})
+        return None
+
+    def _leave(self, inp: Leave) -> None:
+        e = self.entities.pop(inp.entity)
+        del self.by_name[e.name.casefold()]
+        self.grid.remove(e.id)
+        self.events.append({"kind": "depart", "tick": self.tick, "from": e.id, "name": e.name,
+                            "x": e.x, "y": e.y})
+
+    def _move_to(self, inp: MoveTo) -> Rejection | None:
+        e = self.entities[inp.entity]
+        if not self.map.in_bounds(inp.x, inp.y):
+            return Rejection("bad_move", f"({inp.x}, {inp.y}) is off the map")
+        if not self.map.walkable(inp.x, inp.y):
+            return Rejection("bad_move", f"({inp.x}, {inp.y}) is blocked")
+        path = self.map.find_path((e.x, e.y), (inp.x, inp.y))
+        if path is None:
+            return Rejection("bad_move", f"no way to ({inp.x}, {inp.y})")
+        if len(path) > self.rules.max_path:
+            return Rejection("bad_move", f"({inp.x}, {inp.y}) is too far for one move")
+        e.path = path
+        return None
+
+    def _step(self, inp: Step) -> Rejection | None:
+        e = self.entities[inp.entity]
+        dx, dy = DIRECTIONS.get(inp.dir, (0, 0))
+        if (dx, dy) == (0, 0):
+            return Rejection("bad_value", f"unknown direction {inp.dir!r}")
+        start = e.path[-1] if e.path else (e.x, e.y)
+        target = (start[0] + dx, start[1] + dy)
+        if not self.map.walkable(*target):
+            return Rejection("bad_move", "that way is blocked")
+        e.path = (e.path + [target])[-4:]  # queued steps stay short
+        return None
+
+    def _stop(self, inp: Stop) -> None:
+        self.entities[inp.entity].path = []
+
+    def _say(self, inp: Say) -> Rejection | int:
+        e = self.entities[inp.entity]
+        to_name = None
+        if inp.to is not None:
+            target = self.entities.get(inp.to)
+            if target is None or target.id == e.id:
+                return Rejection("no_such_entity", f"nobody with id {inp.to} is here")
+            if not self.in_hearing(e, target):
+                return Rejection("bad_value", f"{target.name} is too far away to hear you")
+            to_name = target.name
+        chat_id = self.next_chat_id
+        self.next_chat_id += 1
+        self.events.append({"kind": "say", "tick": self.tick, "from": e.id, "name": e.name,
+                            "text": inp.text, "to": inp.to, "to_name": to_name, "chat": chat_id,
+                            "x": e.x, "y": e.y})
+        return chat_id
+
+    def _flags(self, inp: SetFlags) -> None:
+        self.entities[inp.entity].flags = inp.flags
+
+    # -- queries -------------------------------------------------------------
+    def in_hearing(self, a: Entity, b: Entity) -> bool:
+        r = self.rules.hearing_radius
+        return (a.x - b.x) ** 2 + (a.y - b.y) ** 2 <= r * r
+
+    def hearers(self, x: int, y: int) -> list[Entity]:
+        r2 = self.rules.hearing_radius ** 2
+        out = []
+        for eid in self.grid.near(x, y, self.rules.hearing_radius):
+            e = self.entities[eid]
+            if (e.x - x) ** 2 + (e.y - y) ** 2 <= r2:
+                out.append(e)
+        return out
+
+    def find_by_name(self, name: str) -> Entity | None:
+        eid = self.by_name.get(name.casefold())
+        return self.entities.get(eid) if eid is not None else None
+
+    # -- snapshots -----------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        state = self.rng.getstate()
+        return {
+            "map": self.map.name, "seed": self.seed, "tick": self.tick,
+            "rng": [state[0], list(state[1]), state[2]],
+            "next_entity_id": self.next_entity_id, "next_chat_id": self.next_chat_id,
+            "entities": [[e.id, e.kind, e.name, e.x, e.y, e.flags, [list(p) for p in e.path], e.cooldown]
+                         for e in sorted(self.entities.values(), key=lambda e: e.id)],
+        }
+
+    @classmethod
+    def restore(cls, tilemap: TileMap, snap: dict[str, Any], rules: WorldRules = WorldRules()) -> World:
+        w = cls(tilemap, snap["seed"], rules)
+        v, internal, gauss = snap["rng"]
+        w.rng.setstate((v, tuple(internal), gauss))
+        w.tick = snap["tick"]
+        w.next_entity_id = snap["next_entity_id"]
+        w.next_chat_id = snap["next_chat_id"]
+        for eid, kind, name, x, y, flags, path, cooldown in snap["entities"]:
+            e = Entity(eid, kind, name, x, y, flags, [tuple(p) for p in path], cooldown)
+            w.entities[eid] = e
+            w.by_name[name.casefold()] = eid
+            w.grid.insert(eid, x, y)
+        return w
+
+    def state_hash(self) -> str:
+        return hashlib.sha256(msgpack.packb(self.snapshot(), use_bin_type=True)).hexdigest()
+
+
+_HANDLERS = {
+    Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
+    Stop: World._stop, Say: World._say, SetFlags: World._flags,
+}

@@ -1,0 +1,130 @@
+"""The codec on literal bytes: every kind of bad input gets its documented
+error code, and decoding never raises."""
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol.codec import Message, decode_client, decode_server, encode
+from protocol.errors import CloseCode, ErrorCode, ProtocolError
+from protocol.schema import CLIENT_MESSAGES, SERVER_MESSAGES
+
+
+def pack(obj) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def code_of(data) -> ErrorCode:
+    result = decode_client(data)
+    assert isinstance(result, ProtocolError), result
+    return result.code
+
+
+def test_valid_messages_decode():
+    hello = decode_client(bytes.fromhex("83a174a568656c6c6fa17601a46e616d65a3616e6e"))
+    assert isinstance(hello, Message) and hello.type == "hello"
+    assert hello.data == {"v": 1, "name": "ann"}
+    assert decode_client(pack({"t": "move", "to": [3, 4], "seq": 7})).data == {"to": [3, 4], "seq": 7}
+    assert decode_client(pack({"t": "move", "dir": "ne"})).data == {"dir": "ne"}
+    assert decode_client(pack({"t": "say", "text": "héllo ✓", "to": 12})).data["text"] == "héllo ✓"
+    assert decode_client(pack({"t": "ping", "id": 2**32 - 1})).type == "ping"
+    assert decode_client(pack({"t": "bye"})).type == "bye"
+
+
+@pytest.mark.parametrize("data, code", [
+    (b"", ErrorCode.BAD_FRAME),  # empty frame
+    (b"\xc1", ErrorCode.BAD_FRAME),  # never-used MessagePack byte
+    (b"\x82\xa1t\xa4ping", ErrorCode.BAD_FRAME),  # truncated map
+    (pack({"t": "ping", "id": 1}) + b"\x00", ErrorCode.BAD_FRAME),  # trailing bytes
+    (b"\xdd\xff\xff\xff\xff", ErrorCode.BAD_FRAME),  # array declaring 4 billion items
+    (b"\xdb\xff\xff\xff\xff" + b"a" * 10, ErrorCode.BAD_FRAME),  # string declaring 4 GiB
+    (b"\x91" * 2000 + b"\x01", ErrorCode.BAD_FRAME),  # nesting 2,000 deep
+    (b"\xc7\x01\x05a", ErrorCode.BAD_FRAME),  # extension type
+    (pack([1, 2, 3]), ErrorCode.BAD_FRAME),  # not a map
+    (pack({1: 2}), ErrorCode.BAD_FRAME),  # non-string key
+    (pack({"id": 1}), ErrorCode.UNKNOWN_TYPE),  # no type
+    (pack({"t": "teleport", "to": [1, 1]}), ErrorCode.UNKNOWN_TYPE),
+    (pack({"t": 5}), ErrorCode.UNKNOWN_TYPE),
+    (pack({"t": "hello", "name": "ann"}), ErrorCode.MISSING_FIELD),
+    (pack({"t": "say"}), ErrorCode.MISSING_FIELD),
+    (pack({"t": "hello", "v": 1, "name": "ann", "admin": True}), ErrorCode.UNKNOWN_FIELD),
+    (pack({"t": "hello", "v": "1", "name": "ann"}), ErrorCode.BAD_TYPE),
+    (pack({"t": "hello", "v": True, "name": "ann"}), ErrorCode.BAD_TYPE),  # bool is not int
+    (pack({"t": "say", "text": b"bytes"}), ErrorCode.BAD_TYPE),
+    (pack({"t": "move", "to": [1.5, 2]}), ErrorCode.BAD_TYPE),
+    (pack({"t": "move", "to": [1, 2, 3]}), ErrorCode.BAD_TYPE),
+    (pack({"t": "move", "to": [float("nan"), 2]}), ErrorCode.NOT_FINITE),
+    (pack({"t": "move", "to": [float("inf"), 2]}), ErrorCode.NOT_FINITE),
+    (pack({"t": "move", "to": [-1, 2]}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "ping", "id": -1}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "ping", "id": 2**63}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "say", "text": "x" * 281}), ErrorCode.TOO_LONG),
+    (pack({"t": "hello", "v": 1, "name": "n" * 25}), ErrorCode.TOO_LONG),
+    (pack({"t": "say", "text": ""}), ErrorCode.BAD_VALUE),
+    (pack({"t": "say", "text": "bell\x07"}), ErrorCode.BAD_VALUE),
+    (pack({"t": "hello", "v": 1, "name": "<script>"}), ErrorCode.BAD_VALUE),
+    (pack({"t": "hello", "v": 1, "name": " ann"}), ErrorCode.BAD_VALUE),
+    (pack({"t": "move", "dir": "up"}), ErrorCode.BAD_VALUE),
+    (pack({"t": "move"}), ErrorCode.BAD_VALUE),  # none of to/dir/place/stop
+    (pack({"t": "move", "to": [1, 1], "dir": "n"}), ErrorCode.BAD_VALUE),  # two of them
+    ("text frame", ErrorCode.TEXT_FRAME),
+])
+def test_bad_input_gets_its_code(data, code):
+    assert code_of(data) == code
+
+
+def test_oversized_frame_requires_close_1009():
+    result = decode_client(pack({"t": "say", "text": "x" * 100}) + b"\x00" * 5000)
+    assert isinstance(result, ProtocolError)
+    assert result.close == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_error_carries_the_seq_of_the_bad_message():
+    result = decode_client(pack({"t": "say", "text": "x" * 300, "seq": 41}))
+    assert isinstance(result, ProtocolError) and result.seq == 41
+
+
+def test_every_client_type_round_trips():
+    samples = {"hello": {"v": 1, "name": "Ann B."}, "move": {"place": "market"},
+               "say": {"text": "hi"}, "ping": {"id": 3}, "bye": {}}
+    assert set(samples) == set(CLIENT_MESSAGES)
+    for type_, fields in samples.items():
+        msg = decode_client(encode(type_, **fields))
+        assert isinstance(msg, Message) and msg.type == type_ and msg.data == fields
+
+
+def test_server_messages_decode_and_tolerate_new_fields():
+    frame = encode("pong", id=1, tick=5, future_field="x")
+    msg = decode_server(frame)
+    assert isinstance(msg, Message) and msg.data == {"id": 1, "tick": 5}
+    assert isinstance(decode_server(b"\xc1"), ProtocolError)
+    assert "state" in SERVER_MESSAGES and "welcome" in SERVER_MESSAGES
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600))
+def test_decode_never_raises_on_random_bytes(data):
+    result = decode_client(data)
+    assert isinstance(result, (Message, ProtocolError))
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**64, 2**64 - 1) | st.floats() | st.text(max_size=40)
+    | st.binary(max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(CLIENT_MESSAGES)), st.dictionaries(st.sampled_from(
+    ["v", "name", "token", "seq", "to", "dir", "place", "stop", "text", "id", "x"]), json_like, max_size=5))
+def test_decode_never_raises_on_structured_junk(type_, fields):
+    try:
+        data = pack({"t": type_, **fields})
+    except (OverflowError, ValueError):
+        return
+    result = decode_client(data)
+    assert isinstance(result, (Message, ProtocolError))
