@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import Counter
 
@@ -109,6 +110,9 @@ class HamletServer:
             self.metrics.connections_refused.labels("per_ip").inc()
             await ws.close(CloseCode.POLICY_VIOLATION, "too many connections from your address")
             return
+        sock = ws.transport.get_extra_info("socket") if ws.transport else None
+        if sock is not None and cfg.socket_sndbuf > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.socket_sndbuf)
         self.connections.add(client)
         self._per_ip[client.peer] += 1
         self.metrics.clients.set(len(self.connections))

@@ -37,6 +37,10 @@ class ServerConfig:
     # A state update waiting this long for a client to read it closes the
     # connection with 4001 (slow reader).
     slow_reader_timeout_s: float = 10.0
+    # Kernel send buffer per connection. Linux autotunes it up to 4 MiB,
+    # which for thousands of clients is gigabytes of kernel memory holding
+    # stale updates; 64 KiB is over a second of a busy client's traffic.
+    socket_sndbuf: int = 64 * 1024
     # A connection must send hello within this time.
     join_timeout_s: float = 10.0
     # WebSocket keepalive; a peer that does not answer within the timeout is dropped.

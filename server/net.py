@@ -115,31 +115,40 @@ class Client:
     async def reader(self) -> None:
         game = self.server.game
         metrics = self.server.metrics
-        async for data in self.ws:
-            metrics.bytes_in.inc(len(data))
-            event = self.protocol.receive(data, time.monotonic())
-            if isinstance(event, Accepted):
-                msg = event.message
-                if msg.type == "ping":
-                    self.send(encode("pong", id=msg.data["id"], tick=game.world.tick))
-                    metrics.messages_in.labels("ping").inc()
-                    continue
-                refused = game.submit(self, msg)
-                if refused is not None:
-                    if msg.type == "hello":
-                        self.protocol.join_refused()
-                    metrics.rejected.labels(str(refused)).inc()
-                    self.send(encode("error", code=str(refused), seq=msg.seq,
-                                     msg="server busy, try again" if refused is ErrorCode.OVERLOADED
-                                     else "too many messages waiting"))
-            elif isinstance(event, Rejected):
+        try:
+            async for data in self.ws:
+                if not self._on_frame(data, game, metrics):
+                    return
+        except ConnectionClosed:
+            return
+
+    def _on_frame(self, data: bytes | str, game, metrics) -> bool:
+        """Handle one frame; False when the connection must stop reading."""
+        metrics.bytes_in.inc(len(data))
+        event = self.protocol.receive(data, time.monotonic())
+        if isinstance(event, Accepted):
+            msg = event.message
+            if msg.type == "ping":
+                self.send(encode("pong", id=msg.data["id"], tick=game.world.tick))
+                metrics.messages_in.labels("ping").inc()
+                return True
+            refused = game.submit(self, msg)
+            if refused is not None:
+                if msg.type == "hello":
+                    self.protocol.join_refused()
+                metrics.rejected.labels(str(refused)).inc()
+                self.send(encode("error", code=str(refused), seq=msg.seq,
+                                 msg="server busy, try again" if refused is ErrorCode.OVERLOADED
+                                 else "too many messages waiting"))
+        elif isinstance(event, Rejected):
+            metrics.rejected.labels(str(event.error.code)).inc()
+            self.send(event.reply)
+        elif isinstance(event, CloseRequired):
+            if event.error is not None:
                 metrics.rejected.labels(str(event.error.code)).inc()
-                self.send(event.reply)
-            elif isinstance(event, CloseRequired):
-                if event.error is not None:
-                    metrics.rejected.labels(str(event.error.code)).inc()
-                self.close(event.code, event.reason)
-                return
+            self.close(event.code, event.reason)
+            return False
+        return True
 
     async def join_deadline(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
