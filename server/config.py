@@ -46,6 +46,9 @@ class ServerConfig:
     # WebSocket keepalive; a peer that does not answer within the timeout is dropped.
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
+    # Where new players appear: "square" (near its middle, so newcomers meet)
+    # or "anywhere" (a random walkable tile; for load tests and benchmarks).
+    spawn: str = "square"
     # Walking speed in ticks per tile (4 at 20 Hz is 5 tiles/s).
     ticks_per_tile: int = 4
     npcs: bool = True

@@ -256,6 +256,12 @@ class Game:
         self._after_commit.append(deliver)
 
     def _spawn_point(self) -> tuple[int, int]:
+        tilemap = self.world.map
+        if self.config.spawn == "anywhere":
+            for _ in range(1000):
+                x, y = self._spawn_rng.randrange(tilemap.width), self._spawn_rng.randrange(tilemap.height)
+                if tilemap.walkable(x, y):
+                    return x, y
         square = self.world.map.places.get("square")
         if square is None:
             return next((x, y) for y in range(self.world.map.height) for x in range(self.world.map.width)

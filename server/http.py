@@ -39,9 +39,39 @@ def handle_http(server: HamletServer, request: Request) -> Response | None:
                            "clients": len(server.connections), "players": len(server.game.clients),
                            "entities": len(server.game.world.entities)}).encode()
         return _response(200, "OK", body, "application/json")
+    if path == "/stats":
+        query = request.path.partition("?")[2]
+        last = 0
+        for part in query.split("&"):
+            key, _, value = part.partition("=")
+            if key == "last" and value.isdigit() and len(value) < 7:
+                last = int(value)
+        return _response(200, "OK", json.dumps(tick_summary(server, last)).encode(), "application/json")
     if path == "/metrics":
         return _response(200, "OK", server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
     return _static(server, path)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def tick_summary(server: HamletServer, last: int = 0) -> dict:
+    """Exact percentiles over the recent ticks (see HamletServer.tick_stats),
+    or over the `last` N of them."""
+    recent = list(server.tick_stats)[-last:] if last > 0 else list(server.tick_stats)
+    durations = [d for d, _ in recent]
+    lateness = [lt for _, lt in recent]
+    out = {"ticks": len(durations), "tick": server.game.world.tick, "clients": len(server.connections),
+           "players": len(server.game.clients), "entities": len(server.game.world.entities)}
+    for q in (0.5, 0.95, 0.99):
+        out[f"tick_p{int(q * 100)}_ms"] = round(_percentile(durations, q) * 1000, 3)
+        out[f"lateness_p{int(q * 100)}_ms"] = round(_percentile(lateness, q) * 1000, 3)
+    out["tick_max_ms"] = round(max(durations, default=0.0) * 1000, 3)
+    return out
 
 
 def _static(server: HamletServer, path: str) -> Response:
