@@ -46,7 +46,4 @@ class RoutineWalker:
 
 
 def game_hour(world: World) -> float:
-    """Game clock: one game minute per real second at the default 20 Hz,
-    starting at 08:00."""
-    minutes = world.tick / 20.0 + 8 * 60
-    return (minutes / 60.0) % 24
+    return (world.game_minutes / 60.0) % 24

@@ -12,8 +12,6 @@ from collections import Counter, deque
 
 from websockets.asyncio.server import Server, ServerConnection as WsConnection, serve
 
-from agents.personas import Persona, load_personas
-from agents.routine import RoutineWalker
 from protocol.errors import CloseCode
 from protocol.limits import SUBPROTOCOL
 from server.config import ServerConfig
@@ -21,11 +19,11 @@ from server.game import Game
 from server.http import handle_http
 from server.metrics import ServerMetrics
 from server.net import Client
+from server.npcs import install_npcs, load_model
 from server.persistence import Database
 from server.restore import open_world
-from server.world.inputs import Input, Join
 from server.world.village import village
-from server.world.world import World, WorldRules
+from server.world.world import WorldRules
 
 log = logging.getLogger("hamlet.server")
 
@@ -39,23 +37,6 @@ WS_MAX_QUEUE = 16
 MAX_TICKS_BEHIND = 5
 
 
-class NpcSpawner:
-    """Puts each persona's NPC into the world, at home, once."""
-
-    def __init__(self, personas: list[Persona]) -> None:
-        self.personas = personas
-
-    def __call__(self, world: World) -> list[Input]:
-        out: list[Input] = []
-        for p in self.personas:
-            if world.find_by_name(p.name) is None:
-                place = world.map.places.get(p.workplace) or world.map.places.get(p.home)
-                x, y = place.entry if place else (world.map.width // 2, world.map.height // 2)
-                out.append(Join(world.allocate_entity_id(), p.name, x, y, npc=True))
-        self.personas = []  # once; later joins are persona-file edits at the next start
-        return out
-
-
 class HamletServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -65,10 +46,11 @@ class HamletServer:
         rules = WorldRules(ticks_per_tile=config.ticks_per_tile)
         world = open_world(self.db, tilemap, config.seed, rules)
         self.game = Game(config, world, self.db, self.metrics)
-        self.personas: list[Persona] = load_personas(known_places=set(tilemap.places)) if config.npcs else []
-        if self.personas:
-            self.game.agent_systems.append(NpcSpawner(self.personas))
-            self.game.agent_systems.append(RoutineWalker(self.personas, world.seed).step)
+        self.llm = None
+        self.minds = None
+        if config.npcs:
+            self.llm = load_model(config, self.metrics.registry)
+            self.minds = install_npcs(self.game, config, self.llm)
         self.game.adopt_orphans()
         self.connections: set[Client] = set()
         self._per_ip: Counter[str] = Counter()
@@ -188,6 +170,8 @@ class HamletServer:
             except asyncio.TimeoutError:
                 log.warning("some connections did not close in time")
         self.db.close()
+        if self.llm is not None:
+            self.llm.close()
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         await self.start()

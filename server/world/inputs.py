@@ -30,6 +30,7 @@ class MoveTo:
     entity: int
     x: int
     y: int
+    job: int | None = None  # the inference job that chose this move, for NPCs
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Say:
     entity: int
     text: str
     to: int | None = None
+    job: int | None = None  # the inference job that produced an NPC's line
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,12 @@ class WorldRules:
     # is about 220 tiles, so any place is one move away.
     max_path: int = 400
     grid_cell: int = 8
+    # The game clock runs ten times faster than real time at 20 Hz (half a
+    # game second per tick): a game day lasts 2.4 real hours, so routines
+    # change while people play, and a conversation of a few real seconds
+    # takes a game minute or so.
+    game_seconds_per_tick: float = 0.5
+    start_minute: int = 8 * 60  # a new world starts at 08:00 on day 0
 
 
 @dataclass(slots=True)
@@ -172,6 +178,15 @@ class World:
         self.entities[inp.entity].flags = inp.flags
 
     # -- queries -------------------------------------------------------------
+    @property
+    def game_minutes(self) -> float:
+        """Minutes since midnight of day 0 on the game clock."""
+        return self.rules.start_minute + self.tick * self.rules.game_seconds_per_tick / 60.0
+
+    def clock(self) -> str:
+        m = int(self.game_minutes)
+        return f"day {m // 1440} {m // 60 % 24:02d}:{m % 60:02d}"
+
     def in_hearing(self, a: Entity, b: Entity) -> bool:
         r = self.rules.hearing_radius
         return (a.x - b.x) ** 2 + (a.y - b.y) ** 2 <= r * r

@@ -1,0 +1,105 @@
+"""Cleaning generated lines: no role tags, no prompt echo, no name prefix,
+no empty or garbled output. A line that cannot be cleaned is replaced by a
+graceful in-character fallback, never shown raw."""
+from __future__ import annotations
+
+import random
+import re
+
+from agents.personas import Persona
+
+# A spoken line is at most this long: a speech bubble, not a speech.
+MAX_LINE = 200
+
+_TAGS = re.compile(r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|#{2,}", re.IGNORECASE)
+_ROLE_LINE = re.compile(r"^\s*(system|assistant|user)\s*[:\n]", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_BANNED = ("as an ai", "language model", "i cannot assist", "instructions", "system prompt", "rules:")
+
+
+def clean_line(raw: str, speaker: str, others: tuple[str, ...] = (), echo_sources: tuple[str, ...] = ()) -> str | None:
+    """The speakable part of a generation, or None when nothing usable is left."""
+    text = _TAGS.sub("\n", raw)
+    lines = []
+    for ln in text.splitlines():
+        ln = ln.strip()
+        if not ln:
+            if lines:
+                break  # a blank line ends the reply
+            continue
+        if _ROLE_LINE.match(ln + "\n"):
+            if lines:
+                break
+            ln = _ROLE_LINE.sub("", ln + "\n").strip()
+            if not ln:
+                continue
+        # another speaker's turn starts: stop there
+        if lines and any(ln.lower().startswith(o.lower() + ":") for o in others):
+            break
+        lines.append(ln)
+    text = " ".join(lines)
+    # drop our own name (or "Name says") in front, and wrapping quotes
+    text = re.sub(rf"^\s*{re.escape(speaker)}\s*(says|said)?\s*[:,-]\s*", "", text, flags=re.IGNORECASE)
+    text = text.replace('"', "").replace("“", "").replace("”", "").strip().strip("'").strip()
+    if any(b in text.lower() for b in _BANNED):
+        return None
+    for src in echo_sources:
+        if _echoes(text, src):
+            return None
+    text = _shorten(text)
+    if not _looks_like_speech(text):
+        return None
+    return text
+
+
+def _shorten(text: str) -> str:
+    sentences = _SENTENCE_END.split(text)
+    out = ""
+    for s in sentences[:2]:
+        if len(out) + len(s) + 1 > MAX_LINE:
+            break
+        out = f"{out} {s}".strip()
+    if not out:
+        cut = text[:MAX_LINE].rsplit(" ", 1)[0]
+        out = cut.rstrip(",;:") + "…"
+    return out
+
+
+def _looks_like_speech(text: str) -> bool:
+    letters = sum(ch.isalpha() for ch in text)
+    if letters < 2 or letters < 0.5 * len(text):
+        return False
+    words = text.lower().split()
+    if len(words) >= 6 and len(set(words)) <= len(words) // 3:
+        return False  # "the the the the ..."
+    return True
+
+
+def _echoes(text: str, source: str, n: int = 7) -> bool:
+    """True when the text repeats any run of n words of the source."""
+    src = source.lower().split()
+    if len(src) < n:
+        return False
+    grams = {" ".join(src[i:i + n]) for i in range(len(src) - n + 1)}
+    words = text.lower().split()
+    return any(" ".join(words[i:i + n]) in grams for i in range(len(words) - n + 1))
+
+
+_FALLBACKS = {
+    "guide": ["Welcome! The market is just east of the square, and the tavern is to the west.",
+              "Ask me about any place in the village and I'll point the way."],
+    "storyteller": ["Ah, that reminds me of a tale, but let me wet my throat first.",
+                    "Stories come best after sundown, friend."],
+    "teacher": ["Good question. Let me think about how best to explain it.",
+                "Shall we try a little question? What lies north of the square?"],
+}
+_GENERIC = ["Hmm, let me think about that.", "Good day to you.", "Forgive me, my mind wandered. What was that?",
+            "Busy day in the village, isn't it?"]
+
+
+def fallback_line(p: Persona, rng: random.Random, partner: str | None = None) -> str:
+    options = _FALLBACKS.get(p.role, []) + _GENERIC
+    line = rng.choice(options)
+    if partner and line == "Good day to you.":
+        line = f"Good day to you, {partner}."
+    return line

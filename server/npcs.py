@@ -1,0 +1,62 @@
+"""Putting the village's NPCs into a game: spawn them from the persona file
+and drive them with minds over the inference engine, or, with no model,
+with their routines alone."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from agents.personas import Persona, load_personas
+from agents.routine import RoutineWalker
+from server.config import ServerConfig
+from server.game import Game
+from server.world.inputs import Input, Join
+from server.world.world import World
+
+log = logging.getLogger("hamlet.npcs")
+
+
+class NpcSpawner:
+    """Puts each persona's NPC into the world, at work, once."""
+
+    def __init__(self, personas: list[Persona]) -> None:
+        self.personas = personas
+
+    def __call__(self, world: World) -> list[Input]:
+        out: list[Input] = []
+        for p in self.personas:
+            if world.find_by_name(p.name) is None:
+                place = world.map.places.get(p.workplace) or world.map.places.get(p.home)
+                x, y = place.entry if place else (world.map.width // 2, world.map.height // 2)
+                out.append(Join(world.allocate_entity_id(), p.name, x, y, npc=True))
+        self.personas = []  # once per start
+        return out
+
+
+def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> Any:
+    """Spawn and drive the NPCs. Returns the minds system (or None when
+    the NPCs run on routines alone)."""
+    personas = load_personas(config.personas or None, known_places=set(game.world.map.places))
+    game.agent_systems.append(NpcSpawner(personas))
+    if llm is None:
+        game.agent_systems.append(RoutineWalker(personas, game.world.seed).step)
+        return None
+    from agents.memory_store import load_memories, save_memories
+    from agents.minds import MindsSystem
+
+    minds = MindsSystem(personas, llm, seed=game.world.seed)
+    loaded = load_memories(game.db.conn, minds)
+    log.info("minds for %d NPCs (%d memories restored)", len(personas), loaded)
+    game.agent_systems.append(minds)
+    game.on_tick.append(minds.observe)
+    game.on_tick.append(lambda world: save_memories(game.db.conn, minds))
+    return minds
+
+
+def load_model(config: ServerConfig, registry) -> Any:
+    """The language model the config names, or None for "none"."""
+    if config.model in ("", "none"):
+        return None
+    from agents.inference import load_llm
+
+    return load_llm(config.model, runner=config.llm_runner, registry=registry)

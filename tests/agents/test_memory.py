@@ -1,0 +1,69 @@
+"""Memory retrieval scoring and the reflection trigger, on hand-built memories."""
+from __future__ import annotations
+
+from agents.memory import REFLECTION_THRESHOLD, Memory, MemoryStream, lexical_relevance
+
+
+def stream_with(*items: tuple[float, str, float]) -> MemoryStream:
+    s = MemoryStream("Mira")
+    for minute, text, importance in items:
+        s.add(minute, "observation", text, importance)
+    return s
+
+
+def test_relevance_wins_when_recency_and_importance_are_equal():
+    s = stream_with((600, "Bram forged a new plough for Oda.", 5), (600, "The pond is frozen.", 5))
+    (best,) = s.retrieve("who made the plough?", now=600, k=1)
+    assert "plough" in best.text
+
+
+def test_recency_decays_per_game_hour():
+    s = stream_with((0, "Sanne sold rye bread.", 5), (24 * 60, "Sanne sold rye bread.", 5))
+    old, new = s.memories
+    now = 24 * 60
+    assert s.score(new, now, set(), None) > s.score(old, now, set(), None)
+    (best,) = s.retrieve("bread", now=now, k=1)
+    assert best is new
+
+
+def test_importance_breaks_ties():
+    s = stream_with((600, "A cat crossed the road.", 1), (600, "A wolf crossed the road.", 9))
+    (best,) = s.retrieve("crossed the road", now=600, k=1)
+    assert "wolf" in best.text
+
+
+def test_retrieval_marks_memories_accessed():
+    s = stream_with((0, "The market opens at eight.", 5))
+    s.retrieve("market", now=300, k=1)
+    assert s.memories[0].last_access == 300
+
+
+def test_lexical_relevance_bounds():
+    assert lexical_relevance({"plough"}, "Bram forged a plough") == 1.0
+    assert lexical_relevance({"plough"}, "nothing here") == 0.0
+    assert lexical_relevance(set(), "anything") == 0.0
+
+
+def test_reflection_triggers_at_threshold_and_resets():
+    s = MemoryStream("Mira")
+    total = 0.0
+    while total + 5 < REFLECTION_THRESHOLD:
+        s.add(0, "observation", "something", 5)
+        total += 5
+        assert not s.reflection_due()
+    s.add(0, "observation", "one more", 5)
+    assert s.reflection_due()
+    s.add(0, "reflection", "an insight", 8)  # reflections do not count toward the next one
+    s.reflected()
+    assert not s.reflection_due()
+
+
+def test_embedder_is_used_when_available():
+    def embed(texts):
+        return [[1.0, 0.0] if "bread" in t or "loaf" in t else [0.0, 1.0] for t in texts]
+    s = MemoryStream("Mira", embedder=embed)
+    s.add(600, "observation", "Sanne baked a loaf.", 5)
+    s.add(600, "observation", "The chapel bell rang.", 5)
+    (best,) = s.retrieve("bread", now=600, k=1)  # no shared word, but close in embedding space
+    assert "loaf" in best.text
+    assert isinstance(best, Memory) and best.embedding == [1.0, 0.0]
