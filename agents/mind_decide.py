@@ -76,7 +76,7 @@ def decide(system: MindsSystem, world: World, mind: Mind, out: list[Input]) -> N
             mind.next_initiative_at = clock_now + b.npc_min_interval_s
             turns = prompts.reflection_turns(mind.persona, mind.memory.recent(12))
             system.submit_generation(world, mind, "reflect", turns, Priority.REFLECTION, b.reflect_tokens,
-                                     60.0, {"partner": -1}, out)
+                                     b.line_deadline_s, {"partner": -1}, out)
             return
         other = _chat_partner(system, world, mind)
         if other is not None and system.tokens.can_spend(b.line_tokens * 2):

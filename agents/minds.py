@@ -56,8 +56,10 @@ class MindBudget:
     reply_tokens: int = 48
     line_tokens: int = 40
     reflect_tokens: int = 48
-    reply_deadline_s: float = 30.0
-    line_deadline_s: float = 30.0
+    # Wall-clock deadlines: a reply later than this is worse than the
+    # fallback line. None (the headless sim's lockstep mode) waits for it.
+    reply_deadline_s: float | None = 30.0
+    line_deadline_s: float | None = 30.0
 
 
 class TokenBucket:
@@ -256,7 +258,7 @@ class MindsSystem:
                 decide(self, world, mind, out)
 
     def submit_generation(self, world: World, mind: Mind, kind: str, turns, priority: Priority,
-                          max_tokens: int, deadline_s: float, context: dict, out: list[Input]) -> None:
+                          max_tokens: int, deadline_s: float | None, context: dict, out: list[Input]) -> None:
         system = prompts.system_prompt(mind.persona)
         prompt = self.llm.chat_prompt(system, turns)
         prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
@@ -273,7 +275,7 @@ class MindsSystem:
     def submit_choice(self, world: World, mind: Mind, situation: str, actions: list[tuple], labels: list[str]) -> None:
         prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity, situation)
         handle = self.llm.score(prompt, [" " + label for label in labels], priority=Priority.PLANNING,
-                                deadline_s=10.0)
+                                deadline_s=self.budget.line_deadline_s)
         mind.job = PendingJob(handle, "choose", {"actions": actions, "priority": int(Priority.PLANNING)})
 
     def follow_routine(self, world: World, mind: Mind, out: list[Input]) -> None:

@@ -17,7 +17,8 @@ log = logging.getLogger("hamlet.npcs")
 
 
 class NpcSpawner:
-    """Puts each persona's NPC into the world, at work, once."""
+    """Puts each persona's NPC into the world, once, where its routine
+    says it is at the current game hour."""
 
     def __init__(self, personas: list[Persona]) -> None:
         self.personas = personas
@@ -26,7 +27,8 @@ class NpcSpawner:
         out: list[Input] = []
         for p in self.personas:
             if world.find_by_name(p.name) is None:
-                place = world.map.places.get(p.workplace) or world.map.places.get(p.home)
+                now = p.activity_at(world.game_minutes / 60.0 % 24).place
+                place = world.map.places.get(now) or world.map.places.get(p.workplace)
                 x, y = place.entry if place else (world.map.width // 2, world.map.height // 2)
                 out.append(Join(world.allocate_entity_id(), p.name, x, y, npc=True))
         self.personas = []  # once per start

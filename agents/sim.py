@@ -1,0 +1,199 @@
+"""Headless simulation: the same world, game and minds as the server, with
+no network. In the default (fast) mode the engine runs inline and the sim
+drains it after every tick, so the world advances as fast as the engine
+allows and a model's latency costs one tick of game time; `realtime` runs
+ticks at the configured rate with the engine in a worker, like the server.
+Everything random is seeded; the event log in DIR/world.db replays the run
+without the model (`hamlet replay DIR`)."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from agents.memory_store import load_memories, save_memories
+from agents.minds import MindBudget, MindsSystem
+from agents.personas import load_personas
+from server.config import ServerConfig
+from server.game import Game
+from server.metrics import ServerMetrics
+from server.npcs import NpcSpawner
+from server.persistence import Database
+from server.restore import open_world
+from server.world.village import village
+
+
+@dataclass
+class SimOptions:
+    out: Path
+    npcs: int = 8
+    minutes: float = 30.0  # game minutes
+    seed: int = 1
+    model: str = "embedded"
+    realtime: bool = False
+    personas: str | None = None
+    progress: bool = True
+    budget: MindBudget = field(default_factory=MindBudget)
+
+
+@dataclass
+class SimRecord:
+    """What the sim measured, tick by tick and job by job."""
+    tick_s: list[float] = field(default_factory=list)
+    minute: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)  # tokens completed in each tick
+    queue: list[int] = field(default_factory=list)  # jobs in flight after each tick
+    wall_s: float = 0.0
+
+
+def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
+    """Run a simulation into `opts.out`; returns the summary (also written
+    to summary.json)."""
+    from agents.sim_report import write_outputs
+
+    opts.out.mkdir(parents=True, exist_ok=True)
+    db_path = opts.out / "world.db"
+    if db_path.exists():
+        raise FileExistsError(f"{db_path} exists: choose an empty --out directory")
+    config = ServerConfig(db=str(db_path), seed=opts.seed, npcs=True)
+    db = Database(config.db)
+    tilemap = village()
+    world = open_world(db, tilemap, opts.seed)
+    game = Game(config, world, db, ServerMetrics())
+    personas = load_personas(opts.personas, known_places=set(tilemap.places))
+    if opts.npcs > len(personas):
+        raise ValueError(f"the persona file has {len(personas)} NPCs; --npcs {opts.npcs} asks for more")
+    personas = personas[: opts.npcs]
+    own_llm = llm is None
+    if own_llm:
+        from agents.inference import load_llm
+        llm = load_llm(None if opts.model == "embedded" else opts.model,
+                       runner="process" if opts.realtime else "inline")
+    tick_rate = config.tick_rate
+    clock = (time.monotonic if opts.realtime else (lambda: world.tick / tick_rate))
+    budget = opts.budget if opts.realtime else replace(opts.budget, reply_deadline_s=None, line_deadline_s=None)
+    minds = MindsSystem(personas, llm, seed=opts.seed, budget=budget, clock=clock)
+    load_memories(db.conn, minds)
+    game.agent_systems += [NpcSpawner(personas), minds]
+    game.on_tick += [minds.observe, lambda w: save_memories(db.conn, minds)]
+    record = SimRecord()
+    ticks = int(opts.minutes * 60 / world.rules.game_seconds_per_tick)
+    started = time.monotonic()
+    try:
+        if opts.realtime:
+            asyncio.run(_realtime(game, minds, record, ticks, tick_rate, opts.progress))
+        else:
+            _fast(game, minds, llm, record, ticks, opts.progress)
+    finally:
+        record.wall_s = time.monotonic() - started
+        game.snapshot()
+        if own_llm:
+            llm.close()
+    final_hash = world.state_hash()
+    db.set_meta_now("final_hash", final_hash)
+    db.set_meta_now("final_tick", world.tick)
+    summary = write_outputs(opts, world, db, minds, record, final_hash, llm_info=_info(llm))
+    db.close()
+    return summary
+
+
+def _info(llm: Any) -> dict:
+    try:
+        return {k: v for k, v in llm.info().items() if isinstance(v, (str, int, float, bool))}
+    except Exception:
+        return {}
+
+
+def _tokens_done(minds: MindsSystem, seen: int) -> tuple[int, int]:
+    done = minds.completed[seen:]
+    return sum(len(getattr(r, "token_ids", []) or []) for _, _, r in done), len(minds.completed)
+
+
+def _in_flight(minds: MindsSystem) -> int:
+    return sum(1 for m in minds.minds.values() if m.job is not None)
+
+
+def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: int, progress: bool) -> None:
+    seen = 0
+    for _ in range(ticks):
+        t0 = time.perf_counter()
+        game.run_tick()
+        record.tick_s.append(time.perf_counter() - t0)
+        while llm.step():  # lockstep: the engine finishes what the tick started
+            pass
+        tokens, seen = _tokens_done(minds, seen)
+        _record(game, minds, record, tokens, progress, ticks)
+
+
+async def _realtime(game: Game, minds: MindsSystem, record: SimRecord, ticks: int, rate: float,
+                    progress: bool) -> None:
+    seen = 0
+    start = time.monotonic()
+    for k in range(1, ticks + 1):
+        delay = start + k / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t0 = time.perf_counter()
+        game.run_tick()
+        record.tick_s.append(time.perf_counter() - t0)
+        tokens, seen = _tokens_done(minds, seen)
+        _record(game, minds, record, tokens, progress, ticks)
+
+
+def _record(game: Game, minds: MindsSystem, record: SimRecord, tokens: int, progress: bool, ticks: int) -> None:
+    world = game.world
+    record.minute.append(world.game_minutes)
+    record.tokens.append(tokens)
+    record.queue.append(_in_flight(minds))
+    if progress and (world.tick % 20 == 0 or world.tick == ticks):
+        _progress(world, record, ticks)
+
+
+def _progress(world, record: SimRecord, ticks: int) -> None:
+    n = len(record.tick_s)
+    elapsed = max(1e-9, sum(record.tick_s[-200:]))
+    window = record.tokens[-200:]
+    wall = time.monotonic()
+    prev = getattr(_progress, "_last", None)
+    _progress._last = (wall, n, sum(record.tokens))
+    if prev:
+        dt = max(1e-9, wall - prev[0])
+        tps, tok_s = (n - prev[1]) / dt, (sum(record.tokens) - prev[2]) / dt
+    else:
+        tps, tok_s = len(window) / elapsed, 0.0
+    width = 30
+    done = int(width * n / max(1, ticks))
+    line = (f"\r[{'#' * done}{'.' * (width - done)}] {world.clock()}  tick {n}/{ticks}  "
+            f"{tps:7.1f} ticks/s  {tok_s:6.1f} tok/s  in flight {record.queue[-1]}")
+    stream = sys.stderr
+    stream.write(line)
+    if n == ticks:
+        stream.write("\n")
+    stream.flush()
+
+
+def replay(out: Path) -> tuple[bool, str, str]:
+    """Re-run the world from the event log, from tick 0, without a model.
+    Returns (ok, recorded hash, replayed hash)."""
+    from server.restore import replay_into
+    from server.world.world import World
+
+    db_path = out / "world.db"
+    if not db_path.exists():
+        raise FileNotFoundError(f"no world database in {out}")
+    db = Database(str(db_path))
+    try:
+        recorded = db.get_meta("final_hash")
+        final_tick = db.get_meta("final_tick")
+        if recorded is None or final_tick is None:
+            raise ValueError(f"{db_path} has no recorded final state (did the run finish?)")
+        world = World(village(), db.get_meta("seed"))
+        replay_into(world, db, int(final_tick), from_tick=0)
+        got = world.state_hash()
+        return got == recorded, recorded, got
+    finally:
+        db.close()
+

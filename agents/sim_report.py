@@ -1,0 +1,121 @@
+"""What a simulation leaves in its output directory: a readable transcript
+(transcript.md), the figures (summary.json) and plots (PNG)."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.minds import MindsSystem
+    from agents.sim import SimOptions, SimRecord
+    from server.persistence import Database
+    from server.world.world import World
+
+PRIORITY_NAMES = {0: "human_reply", 1: "conversation", 2: "planning", 3: "reflection"}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    v = sorted(values)
+
+    def q(p: float) -> float:
+        return v[min(len(v) - 1, int(p * len(v)))]
+    return {"count": len(v), "p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": v[-1]}
+
+
+def _clock(minute: float) -> str:
+    m = int(minute)
+    return f"day {m // 1440} {m // 60 % 24:02d}:{m % 60:02d}"
+
+
+def write_transcript(path: Path, minds: MindsSystem, world: World) -> int:
+    logs = [c for c in minds.transcripts if c.lines]
+    out = [f"# Hamlet simulation transcript\n\nSeed {world.seed}; {len(logs)} conversations; "
+           f"ended {_clock(world.game_minutes)}.\n"]
+    for c in logs:
+        kind = "with a person" if c.with_player else "between NPCs"
+        out.append(f"\n## {_clock(c.started)}: {' and '.join(c.participants)} ({kind})\n")
+        for minute, who, text in c.lines:
+            out.append(f"- **{who}** ({_clock(minute)[-5:]}): {text}")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return len(logs)
+
+
+def write_outputs(opts: SimOptions, world: World, db: Database, minds: MindsSystem, record: SimRecord,
+                  final_hash: str, llm_info: dict[str, Any]) -> dict[str, Any]:
+    out = opts.out
+    conversations = write_transcript(out / "transcript.md", minds, world)
+    npc_ids = {m.entity for m in minds.minds.values()}
+    lines = db.conn.execute("SELECT speaker, to_id FROM chat").fetchall()
+    npc_lines = [(s, t) for s, t in lines if s in npc_ids]
+    latency: dict[str, list[float]] = {}
+    statuses: Counter[str] = Counter()
+    for priority, kind, result in minds.completed:
+        statuses[f"{kind}:{getattr(result, 'status', '?')}"] += 1
+        if getattr(result, "latency_s", None) is not None and getattr(result, "status", "") == "ok":
+            latency.setdefault(PRIORITY_NAMES.get(priority, str(priority)), []).append(result.latency_s * 1000)
+    summary = {
+        "seed": opts.seed, "npcs": opts.npcs, "minutes": opts.minutes, "mode": "realtime" if opts.realtime else "fast",
+        "model": llm_info, "ticks": world.tick, "game_clock_end": world.clock(), "wall_s": round(record.wall_s, 2),
+        "conversations": conversations,
+        "npc_conversations": sum(1 for c in minds.transcripts if c.lines and not c.with_player and len(c.lines) >= 2),
+        "lines_spoken": len(npc_lines), "tokens": sum(record.tokens),
+        "jobs": dict(statuses),
+        "latency_ms_by_priority": {k: {q: round(x, 1) for q, x in percentiles(v).items()} for k, v in latency.items()},
+        "tick_ms": {q: round(x * 1000 if q != "count" else x, 3) for q, x in percentiles(record.tick_s).items()},
+        "final_state_hash": final_hash,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    summary["plots"] = write_plots(out, record, minds, world)
+    return summary
+
+
+def write_plots(out: Path, record: SimRecord, minds: MindsSystem, world: World) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    minutes = record.minute
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    axes[0].plot(minutes, [t * 1000 for t in record.tick_s], lw=0.6)
+    axes[0].set_ylabel("tick time (ms)")
+    per_minute: dict[int, int] = {}
+    for m, n in zip(minutes, record.tokens):
+        per_minute[int(m)] = per_minute.get(int(m), 0) + n
+    xs = sorted(per_minute)
+    axes[1].bar(xs, [per_minute[x] for x in xs], width=0.9)
+    axes[1].set_ylabel("tokens per game minute")
+    axes[2].plot(minutes, record.queue, lw=0.8, drawstyle="steps-post")
+    axes[2].set_ylabel("jobs in flight")
+    axes[2].set_xlabel("game time (minutes since midnight)")
+    fig.suptitle("Hamlet simulation: tick time, tokens and queue depth over game time")
+    fig.tight_layout()
+    fig.savefig(out / "timeline.png", dpi=90)
+    plt.close(fig)
+    written.append("timeline.png")
+
+    pairs: Counter[tuple[str, str]] = Counter()
+    for c in minds.transcripts:
+        if len(c.participants) == 2 and c.lines:
+            pairs[tuple(sorted(c.participants))] += len(c.lines)
+    names = sorted({m.name for m in minds.minds.values()} | {n for p in pairs for n in p})
+    fig, ax = plt.subplots(figsize=(7, 6))
+    grid = [[pairs.get(tuple(sorted((a, b))), 0) if a != b else 0 for b in names] for a in names]
+    im = ax.imshow(grid, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label="lines exchanged")
+    ax.set_title("Who talked to whom")
+    fig.tight_layout()
+    fig.savefig(out / "conversations.png", dpi=90)
+    plt.close(fig)
+    written.append("conversations.png")
+    return written

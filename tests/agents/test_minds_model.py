@@ -1,0 +1,75 @@
+"""NPC minds with the REAL embedded model: scored action choice, a person's
+greeting answered over a real socket, and a short headless simulation that
+replays to the same final state."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agents import prompts
+from agents.minds import _best_normalised
+from agents.personas import load_personas
+from client_demo.client import HamletClient
+
+pytestmark = pytest.mark.model
+
+MIRA = next(p for p in load_personas() if p.name == "Mira")
+
+
+@pytest.fixture(scope="module")
+def llm():
+    from agents.inference import load_llm
+    model = load_llm(None, runner="thread")
+    yield model
+    model.close()
+
+
+async def test_scored_choice_prefers_the_sensible_action(llm):
+    prompt = prompts.choice_prompt(MIRA, "day 0 09:00", "welcoming visitors",
+                                   "A lost traveller asks Mira the way to the market.")
+    handle = llm.score(prompt, [" show the traveller the way to the market.",
+                                " eat a rock and bark at the moon."])
+    result = await asyncio.wait_for(handle, 120)
+    assert result.ok
+    assert _best_normalised(result) == 0
+
+
+async def test_a_person_greets_an_npc_and_gets_a_clean_reply(start_server):
+    server = await start_server(npcs=True, model="embedded", llm_runner="thread", tick_rate=20.0,
+                                ticks_per_tile=4)
+    c = await HamletClient.connect(server.url)
+    await c.join("Ann")
+    mira = None
+    for _ in range(100):
+        mira = c.find("Mira")
+        if mira is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert mira is not None, "Mira should be at the square"
+    await c.say("Hello Mira! Where can I buy bread?", to=mira.id)
+    reply = await c.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"
+                             and m.data["from"] == mira.id, timeout=120)
+    text = reply.data["text"]
+    assert text.strip() and text == text.strip()
+    assert "<|" not in text and "\n" not in text
+    assert not text.lower().startswith("mira:")
+    assert reply.data["to"] == c.entity
+    await c.close()
+
+
+def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path):
+    from agents.sim import SimOptions, replay, run_sim
+
+    out = tmp_path / "run"
+    summary = run_sim(SimOptions(out=out, npcs=8, minutes=2, seed=1, progress=False))
+    assert summary["npc_conversations"] >= 1, summary
+    transcript = (out / "transcript.md").read_text()
+    assert "between NPCs" in transcript
+    assert (out / "timeline.png").stat().st_size > 1000
+    assert (out / "conversations.png").stat().st_size > 1000
+    recorded = json.loads((out / "summary.json").read_text())
+    assert recorded["ticks"] == 240 and recorded["lines_spoken"] >= 2
+    ok, want, got = replay(out)
+    assert ok and got == recorded["final_state_hash"]
