@@ -49,6 +49,10 @@ class ServerConfig:
     # Where new players appear: "square" (near its middle, so newcomers meet)
     # or "anywhere" (a random walkable tile; for load tests and benchmarks).
     spawn: str = "square"
+    # State updates go out every N ticks. An avatar changes tile at most
+    # once per `ticks_per_tile` ticks, so 2 (10 updates/s at 20 Hz) loses no
+    # position and halves the frames (and system calls) per client.
+    state_every_ticks: int = 2
     # Walking speed in ticks per tile (4 at 20 Hz is 5 tiles/s).
     ticks_per_tile: int = 4
     npcs: bool = True

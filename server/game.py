@@ -39,7 +39,10 @@ class Game:
         self.db = db
         self.metrics = metrics
         self.sessions = Sessions(db, config.grace_s)
-        self.replicator = Replicator(world)
+        # One replicator per phase of the state cadence: clients are split by
+        # entity id, so each tick serves 1/N of them and the work is spread
+        # evenly instead of landing on every Nth tick.
+        self.replicators = [Replicator(world) for _ in range(max(1, config.state_every_ticks))]
         self.inbox: deque[tuple[Any, Message]] = deque()
         self.clients: dict[int, Any] = {}  # entity -> welcomed client
         self.agent_systems: list[AgentSystem] = []
@@ -126,8 +129,10 @@ class Game:
         for c in clients:
             if c.state_since is not None and now - c.state_since > limit:
                 c.close(CloseCode.SLOW_READER, f"not reading: state update waiting over {limit:g} s")
-        self.replicator.replicate(clients)
-        self.replicator.deliver_events(self.clients)
+        n = len(self.replicators)
+        phase = self.world.tick % n
+        self.replicators[phase].replicate([c for c in clients if c.entity % n == phase] if n > 1 else clients)
+        self.replicators[0].deliver_events(self.clients)
         self.metrics.entities.set(len(self.world.entities))
         self.metrics.players.set(len(self.clients))
 

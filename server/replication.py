@@ -43,15 +43,34 @@ class Replicator:
         self.view_cells = view_cells
         self._views: dict[tuple[int, int], View] = {}
         self._prev_views: dict[tuple[int, int], View] = {}
+        self._since = -1
+        self._last_run = -1
         self.frames_shared = 0
         self.frames_individual = 0
 
     def begin(self) -> None:
         self._prev_views, self._views = self._views, {}
+        self._since, self._last_run = self._last_run, self.world.tick
+
+    def _unchanged(self, cell: tuple[int, int]) -> bool:
+        """True when nothing in the cell's view changed since the last run."""
+        changed = self.world.changed_cells
+        since = self._since
+        cx, cy = cell
+        r = self.view_cells
+        for gy in range(cy - r, cy + r + 1):
+            for gx in range(cx - r, cx + r + 1):
+                if changed.get((gx, gy), -1) > since:
+                    return False
+        return True
 
     def view(self, cell: tuple[int, int]) -> View:
         v = self._views.get(cell)
         if v is None:
+            prev = self._prev_views.get(cell)
+            if prev is not None and self._unchanged(cell):
+                self._views[cell] = prev  # nothing in view changed: the same object
+                return prev
             ents = self.world.entities
             v = {}
             for eid in self.world.grid.around(cell, self.view_cells):
@@ -92,6 +111,8 @@ class Replicator:
             now = self.view(cell)
             prev = self._prev_views.get(cell)
             if client.known_cell == cell and prev is not None and client.known is prev:
+                if now is prev:
+                    continue  # nothing changed in view
                 if cell not in shared:
                     shared[cell] = self.delta_frame(prev, now)
                 frame = shared[cell]

@@ -71,6 +71,10 @@ class World:
         self.next_entity_id = 1
         self.next_chat_id = 1
         self.events: list[dict[str, Any]] = []  # this tick's events
+        # The tick at which something visible last changed in each grid cell,
+        # so replication can reuse views of unchanged neighbourhoods. At most
+        # one entry per cell of the map.
+        self.changed_cells: dict[tuple[int, int], int] = {}
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
@@ -100,8 +104,10 @@ class World:
                 e.cooldown -= 1
                 continue
             x, y = e.path.pop(0)
+            self.changed_cells[self.grid.cell_of(e.x, e.y)] = self.tick
             e.x, e.y = x, y
             self.grid.move(e.id, x, y)
+            self.changed_cells[self.grid.where[e.id]] = self.tick
             e.cooldown = self.rules.ticks_per_tile - 1
 
     # -- input handlers ------------------------------------------------------
@@ -116,6 +122,7 @@ class World:
         self.entities[e.id] = e
         self.by_name[e.name.casefold()] = e.id
         self.grid.insert(e.id, e.x, e.y)
+        self.changed_cells[self.grid.where[e.id]] = self.tick
         self.next_entity_id = max(self.next_entity_id, e.id + 1)
         self.events.append({"kind": "arrive", "tick": self.tick, "from": e.id, "name": e.name,
                             "x": e.x, "y": e.y})
@@ -124,6 +131,7 @@ class World:
     def _leave(self, inp: Leave) -> None:
         e = self.entities.pop(inp.entity)
         del self.by_name[e.name.casefold()]
+        self.changed_cells[self.grid.where[e.id]] = self.tick
         self.grid.remove(e.id)
         self.events.append({"kind": "depart", "tick": self.tick, "from": e.id, "name": e.name,
                             "x": e.x, "y": e.y})
@@ -176,6 +184,7 @@ class World:
 
     def _flags(self, inp: SetFlags) -> None:
         self.entities[inp.entity].flags = inp.flags
+        self.changed_cells[self.grid.where[inp.entity]] = self.tick
 
     # -- queries -------------------------------------------------------------
     @property

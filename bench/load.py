@@ -1,0 +1,89 @@
+"""Load benchmark: a server with its NPCs (routines only: the language model
+is measured in bench/inference.py and bench/npc.py) and bots at 250, 500 and
+1,000, 30 s each, bots in their own processes. Prints one JSON object as
+its last line:
+
+    {"runs": {"250": {...}, "500": {...}, "1000": {...}}, "max_bots_held": N}
+
+where each run has tick_p99_ms, action_rtt_p99_ms, bytes_per_bot_s and
+connected, and max_bots_held is the largest count whose bots all connected
+with tick p99 <= 25 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK_P99_GOAL_MS = 25.0
+
+
+def start_server(db: str) -> tuple[subprocess.Popen, int]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", HAMLET_MODEL="none")
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", db,
+                             "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+        if m:
+            return proc, int(m.group(1))
+    raise RuntimeError("server did not start")
+
+
+def stats(port: int, last: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats?last={last}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_server(str(Path(tmp) / "load.db"))
+        try:
+            out = Path(tmp) / "report.json"
+            cmd = [sys.executable, "-m", "server.cli", "bots", "--url", f"ws://127.0.0.1:{port}", "--count",
+                   str(count), "--ramp", str(ramp), "--duration", str(duration), "--behaviour", behaviour,
+                   "--procs", str(procs), "--json", str(out), "--quiet"]
+            subprocess.run(cmd, cwd=ROOT, check=False, timeout=ramp + duration + 300,
+                           stdout=subprocess.DEVNULL)
+            report = json.loads(out.read_text())
+            s = stats(port, int(duration * 20))  # the steady part: the last `duration` seconds of ticks
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    return {
+        "tick_p99_ms": s["tick_p99_ms"], "tick_p50_ms": s["tick_p50_ms"], "lateness_p99_ms": s["lateness_p99_ms"],
+        "action_rtt_p99_ms": report["action_rtt_ms"].get("p99"), "ping_rtt_p99_ms": report["ping_rtt_ms"].get("p99"),
+        "bytes_per_bot_s": report["bytes_in_per_bot_s"], "connected": report["connects"]["succeeded"],
+        "attempted": report["connects"]["attempted"], "closes": report["closes_by_code"],
+        "server_tick_p99_ms_histogram": report.get("server", {}).get("tick_ms", {}).get("p99"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--counts", default="250,500,1000")
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--ramp", type=float, default=15.0)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--behaviour", default="mixed")
+    args = ap.parse_args()
+    runs = {}
+    held = 0
+    for count in (int(c) for c in args.counts.split(",")):
+        r = one_run(count, args.duration, args.ramp, args.procs, args.behaviour)
+        runs[str(count)] = r
+        print(f"{count:5d} bots: {r}", flush=True)
+        if r["connected"] == count and r["tick_p99_ms"] <= TICK_P99_GOAL_MS:
+            held = max(held, count)
+    print(json.dumps({"runs": runs, "max_bots_held": held}))
+
+
+if __name__ == "__main__":
+    main()
