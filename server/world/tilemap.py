@@ -48,6 +48,7 @@ class TileMap:
         self.height = height
         self.tiles = bytes(tiles)
         self.places = {p.name: p for p in places}
+        self._walk = bytes(1 if t in WALKABLE else 0 for t in self.tiles)
 
     def terrain(self, x: int, y: int) -> int:
         return self.tiles[y * self.width + x]
@@ -66,37 +67,43 @@ class TileMap:
 
     def find_path(self, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]] | None:
         """Shortest 4-connected path from start (excluded) to goal (included),
-        or None when the goal is blocked or unreachable."""
+        or None when the goal is blocked or unreachable. A* over flat tile
+        indices: this runs for every move of every client, so it is kept lean."""
         if not self.walkable(*goal):
             return None
         if start == goal:
             return []
+        w = self.width
+        walk = self._walk
         gx, gy = goal
-        came: dict[tuple[int, int], tuple[int, int] | None] = {start: None}
-        cost = {start: 0}
-        frontier = [(abs(start[0] - gx) + abs(start[1] - gy), 0, start)]
+        s_idx, g_idx = start[1] * w + start[0], gy * w + gx
+        came = {s_idx: -1}
+        cost = {s_idx: 0}
+        frontier = [(abs(start[0] - gx) + abs(start[1] - gy), 0, s_idx)]
+        pop, push = heapq.heappop, heapq.heappush
         expanded = 0
         while frontier:
-            _, g, node = heapq.heappop(frontier)
-            if node == goal:
+            _, g, idx = pop(frontier)
+            if idx == g_idx:
                 path = []
-                while node != start:
-                    path.append(node)
-                    node = came[node]
+                while idx != s_idx:
+                    path.append((idx % w, idx // w))
+                    idx = came[idx]
                 path.reverse()
                 return path
-            if g > cost[node]:
+            if g > cost[idx]:
                 continue
             expanded += 1
             if expanded > MAX_PATH_EXPANSION:
                 return None
-            x, y = node
-            for dx, dy in _NEIGHBOURS:
-                nxt = (x + dx, y + dy)
-                if (nxt not in cost or g + 1 < cost[nxt]) and self.walkable(*nxt):
-                    cost[nxt] = g + 1
-                    came[nxt] = node
-                    heapq.heappush(frontier, (g + 1 + abs(nxt[0] - gx) + abs(nxt[1] - gy), g + 1, nxt))
+            x = idx % w
+            g1 = g + 1
+            for nxt, ok in ((idx + 1, x + 1 < w), (idx - 1, x > 0), (idx + w, True), (idx - w, True)):
+                if ok and 0 <= nxt < len(walk) and walk[nxt] and g1 < cost.get(nxt, 1 << 30):
+                    cost[nxt] = g1
+                    came[nxt] = idx
+                    nx, ny = nxt % w, nxt // w
+                    push(frontier, (g1 + abs(nx - gx) + abs(ny - gy), g1, nxt))
         return None
 
     def to_wire(self) -> dict:
