@@ -26,7 +26,8 @@ TICK_P99_GOAL_MS = 25.0
 
 
 def start_server(db: str) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", HAMLET_MODEL="none")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", HAMLET_MODEL="none",
+               HAMLET_MAX_CLIENTS_PER_IP="100000")
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", db,
                              "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

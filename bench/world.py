@@ -30,7 +30,8 @@ from protocol.codec import encode  # noqa: E402
 
 
 def start_server(db: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", **extra_env)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", HAMLET_MAX_CLIENTS_PER_IP="100000",
+               **extra_env)
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", db,
                              "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

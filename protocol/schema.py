@@ -70,6 +70,13 @@ CLIENT_MESSAGES: dict[str, MessageSpec] = {
             Field("id", INT, True, 0, L.max_seq, doc="echoed in the `pong`"),
         ), doc="Liveness and round-trip measurement; allowed at any time."),
         MessageSpec("bye", (), doc="Leave now (the avatar leaves at once, no grace period)."),
+        MessageSpec("admin", (
+            Field("token", STR, True, 1, L.max_token, doc="the server's admin token"),
+            Field("action", STR, True, choices=("kick", "broadcast", "snapshot"), doc="what to do"),
+            Field("target", INT, False, 1, 2**53, doc="entity to kick"),
+            Field("text", STR, False, 1, L.max_text, doc="broadcast text"),
+            _seq(),
+        ), doc="Operator actions; refused with `forbidden` unless the server has an admin token and it matches."),
     )
 }
 
@@ -96,7 +103,7 @@ SERVER_MESSAGES: dict[str, MessageSpec] = {
             Field("upd", ANY, doc="known entities whose flags changed: `[id, flags]` each"),
         ), doc="Area-of-interest delta against what this connection was sent before."),
         MessageSpec("event", (
-            Field("kind", STR, choices=("say", "arrive", "depart")),
+            Field("kind", STR, choices=("say", "arrive", "depart", "broadcast")),
             Field("tick", INT),
             Field("from", INT, doc="speaker (say) or the entity arriving/departing"),
             Field("name", STR, doc="that entity's name"),

@@ -109,6 +109,11 @@ class HamletServer:
             log.exception("connection %s failed", client)
             client.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
+            if client.closing is not None:  # finish our close (code and reason) before returning
+                try:
+                    await asyncio.wait_for(asyncio.shield(client.closing), 5.0)
+                except (asyncio.TimeoutError, Exception):
+                    pass
             client.closed = True
             client.wakeup.set()
             deadline.cancel()

@@ -19,6 +19,7 @@ from typing import Any
 from protocol.codec import Message, encode
 from protocol.errors import CloseCode, ErrorCode
 from protocol.limits import PROTOCOL_VERSION, DEFAULT_LIMITS
+from server.admin import handle_admin
 from server.config import ServerConfig
 from server.metrics import ServerMetrics
 from server.persistence import Database
@@ -97,7 +98,7 @@ class Game:
 
     def sys_inputs(self, now: float) -> None:
         for session in self.sessions.expired(now):
-            self._end_session(session.account.entity)
+            self.end_session(session.account.entity)
         inbox = self.inbox
         self.metrics.input_queue.set(len(inbox))
         for _ in range(len(inbox)):
@@ -164,6 +165,9 @@ class Game:
         if kind == "hello":
             self._join(client, msg)
             return
+        if kind == "admin":
+            handle_admin(self, client, msg)
+            return
         eid = client.entity
         if eid is None or eid not in self.world.entities:
             client.send(encode("error", code=str(ErrorCode.NOT_JOINED), msg="not in the world", seq=msg.seq))
@@ -173,7 +177,7 @@ class Game:
         elif kind == "say":
             inp = Say(eid, msg.data["text"], msg.get("to"))
         elif kind == "bye":
-            self._end_session(eid)
+            self.end_session(eid)
             client.close(CloseCode.NORMAL, "bye")
             return
         else:
@@ -279,7 +283,7 @@ class Game:
                 return x, y
         return square.entry
 
-    def _end_session(self, eid: int) -> None:
+    def end_session(self, eid: int) -> None:
         e = self.world.entities.get(eid)
         if e is not None:
             self.apply(Leave(eid))

@@ -40,6 +40,7 @@ class Client:
         self.pending = 0  # inputs in the game's inbox
         self.closed = False
         self.close_code: int | None = None
+        self.closing: asyncio.Task | None = None  # the close handshake under way
         self.state_frame: bytes | None = None
         self.state_since: float | None = None
         self.outbox: deque[bytes] = deque()
@@ -81,13 +82,26 @@ class Client:
         self.protocol.close()
         self.server.metrics.closes.labels(str(int(code))).inc()
         self.wakeup.set()
-        asyncio.get_running_loop().create_task(self._close(code, reason))
+        self.closing = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: CloseCode, reason: str) -> None:
+        # Frames already queued (the errors that explain this close) go out
+        # first, for at most a second: a peer that does not read gets none.
+        try:
+            await asyncio.wait_for(self._flush(), 1.0)
+        except Exception:
+            pass
         try:
             await self.ws.close(int(code), reason[:120])
         except Exception:  # the peer may be gone already
             pass
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the writer notice `closed` and stop
+        while self.outbox:
+            frame = self.outbox.popleft()
+            self.outbox_bytes -= len(frame)
+            await self.ws.send(frame)
 
     # -- tasks ---------------------------------------------------------------
     async def writer(self) -> None:

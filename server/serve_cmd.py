@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="embedded (default), a local model folder, an http(s):// OpenAI-compatible URL, or none")
     p.add_argument("--llm-runner", dest="llm_runner", help="auto, process, thread or cuda (default auto)")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
+    p.add_argument("--max-clients-per-ip", type=int, dest="max_clients_per_ip",
+                   help="connections from one address (default 64)")
     p.add_argument("--no-npcs", action="store_const", const=False, dest="npcs", help="start without NPCs")
     p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING (default INFO)")
     p.set_defaults(func=run)

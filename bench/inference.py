@@ -1,0 +1,215 @@
+"""Benchmark of Hamlet's inference engine on the embedded model (CPU or GPU).
+
+Prints a few progress lines, then as its LAST line one JSON object, all
+figures from this run:
+  vs_seed_pipeline       engine tok/s over a one-prompt-at-a-time
+                         pipeline('text-generation') loop (the pipeline is
+                         timed on a subset of the prompts: `pipeline_prompts`)
+  vs_static_batch        engine over transformers' batched generate on a
+                         staggered workload (arrivals over time, 8-64 new tokens)
+  high_priority_p95_ms   24-token HUMAN_REPLY requests while 64 low-priority
+                         ones run (priority scheduling) and ..._fifo (FIFO)
+  tick_lateness_p99_ms   a 20 Hz asyncio loop while the CPU runner (worker
+                         process) generates; ..._inline with steps run inline
+Usage: .venv/bin/python bench/inference.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from agents.inference import Priority, client_for, load_llm  # noqa: E402
+from agents.inference.model import load_model  # noqa: E402
+
+WORLD = ("You are a character in Hamlet, a small village in a green valley. The village has a square with a "
+         "well, a tavern called the Crooked Mug run by Old Tom, a smithy, a bakery, a school house, a mill by "
+         "the river and a chapel on the hill. It is late spring; the harvest fair is in three days and "
+         "everyone is busy preparing. Speak in one or two short sentences, in character. ")
+TRADES = ["baker", "smith", "miller", "teacher", "guard", "farmer", "weaver", "fisher", "herbalist", "carpenter",
+          "innkeeper", "shepherd", "potter", "priest", "tailor", "storyteller"]
+MOODS = ["cheerful", "grumpy", "shy", "curious"]
+LINES = ["Good morning! What are you working on today?", "Have you heard any news about the fair?",
+         "Where can I find the mill?", "What do you think of Old Tom?"]
+
+
+def npc_prompts(n: int) -> tuple[str, list[str]]:
+    prefix = "<|im_start|>system\n" + WORLD
+    prompts = []
+    for i in range(n):
+        persona = (f"Your name is Villager{i}, the {MOODS[i % 4]} {TRADES[i % 16]} of Hamlet, "
+                   f"{20 + i % 50} years old.")
+        prompts.append(prefix + persona + "<|im_end|>\n<|im_start|>user\n" + LINES[(i // 16) % 4]
+                       + "<|im_end|>\n<|im_start|>assistant\n")
+    return prefix, prompts
+
+
+def run_inline(llm, handles) -> None:
+    while not all(h.done() for h in handles):
+        llm.step()
+
+
+def bench_throughput(loaded, prompts, prefix, new_tokens) -> float:
+    llm = client_for(loaded, runner="inline", max_batch=len(prompts), max_queue=len(prompts))
+    warm = [llm.generate(prompts[0], max_new_tokens=2, prefix=prefix)]
+    run_inline(llm, warm)
+    t0 = time.perf_counter()
+    handles = [llm.generate(p, max_new_tokens=new_tokens, prefix=prefix) for p in prompts]
+    run_inline(llm, handles)
+    wall = time.perf_counter() - t0
+    llm.close()
+    tokens = sum(len(h.result().token_ids) for h in handles)
+    return tokens / wall
+
+
+def bench_pipeline(loaded, prompts, new_tokens) -> float:
+    from transformers import pipeline
+    pipe = pipeline("text-generation", model=loaded.model, tokenizer=loaded.tokenizer)
+    pipe(prompts[0], max_new_tokens=2, do_sample=False)
+    tokens, t0 = 0, time.perf_counter()
+    for p in prompts:
+        out = pipe(p, max_new_tokens=new_tokens, do_sample=False, return_full_text=False)
+        tokens += len(loaded.tokenizer(out[0]["generated_text"], add_special_tokens=False)["input_ids"])
+    return tokens / (time.perf_counter() - t0)
+
+
+def staggered(prompts, seed=1):
+    rng = random.Random(seed)
+    t, jobs = 0.0, []
+    for p in prompts:
+        t += rng.expovariate(1 / 0.04)                  # ~25 arrivals per second
+        jobs.append((t, p, rng.randint(8, 64)))
+    return jobs
+
+
+def bench_engine_staggered(loaded, jobs, prefix, max_batch) -> float:
+    llm = client_for(loaded, runner="inline", max_batch=max_batch, max_queue=len(jobs))
+    handles, i, start = [], 0, time.perf_counter()
+    while i < len(jobs) or not all(h.done() for h in handles):
+        now = time.perf_counter() - start
+        while i < len(jobs) and jobs[i][0] <= now:
+            handles.append(llm.generate(jobs[i][1], max_new_tokens=jobs[i][2], prefix=prefix))
+            i += 1
+        if not llm.step() and i < len(jobs):
+            time.sleep(max(0.0, jobs[i][0] - (time.perf_counter() - start)))
+    wall = time.perf_counter() - start
+    llm.close()
+    return sum(len(h.result().token_ids) for h in handles) / wall
+
+
+@torch.inference_mode()
+def bench_static_staggered(loaded, jobs, max_batch) -> float:
+    """A static batcher: take everything that has arrived, generate to the longest request, repeat."""
+    tok, model = loaded.tokenizer, loaded.model
+    tok.padding_side = "left"
+    eos = tok.eos_token_id
+    done, tokens, start = 0, 0, time.perf_counter()
+    while done < len(jobs):
+        now = time.perf_counter() - start
+        if jobs[done][0] > now:
+            time.sleep(jobs[done][0] - now)
+            now = jobs[done][0]
+        batch = [j for j in jobs[done:done + max_batch] if j[0] <= now]
+        enc = tok([p for _, p, _ in batch], return_tensors="pt", padding=True)
+        out = model.generate(**enc, max_new_tokens=max(n for _, _, n in batch), do_sample=False,
+                             pad_token_id=eos)
+        for row, (_, _, n) in zip(out[:, enc["input_ids"].shape[1]:].tolist(), batch):
+            row = row[:n]
+            tokens += row.index(eos) if eos in row else len(row)
+        done += len(batch)
+    return tokens / (time.perf_counter() - start)
+
+
+def bench_priority(loaded, prompts, prefix, policy, n_high=8) -> float:
+    llm = client_for(loaded, runner="inline", max_batch=32, max_queue=len(prompts) + n_high, policy=policy)
+    low = [llm.generate(p, max_new_tokens=32, prefix=prefix, priority=Priority.REFLECTION) for p in prompts]
+    high, next_at, start = [], 0.5, time.perf_counter()
+    while not all(h.done() for h in low + high):
+        if len(high) < n_high and time.perf_counter() - start >= next_at:
+            p = prompts[len(high)].replace("<|im_start|>user\n", "<|im_start|>user\nA traveller asks: ")
+            high.append(llm.generate(p, max_new_tokens=24, prefix=prefix, priority=Priority.HUMAN_REPLY))
+            next_at += 0.4
+        llm.step()
+    llm.close()
+    lat = [h.result().latency_s * 1000 for h in high]
+    return statistics.quantiles(lat, n=20)[18] if len(lat) > 1 else lat[0]
+
+
+async def tick_lateness(llm, prompts, prefix, inline: bool) -> float:
+    handles = [llm.generate(p, max_new_tokens=32, prefix=prefix) for p in prompts]
+    period, late, k, start = 0.05, [], 0, time.monotonic()
+    while not all(h.done() for h in handles):
+        k += 1
+        target = start + k * period
+        await asyncio.sleep(max(0.0, target - time.monotonic()))
+        late.append(max(0.0, time.monotonic() - target))
+        if inline:
+            llm.step()                                  # inference inline in the tick
+    return statistics.quantiles(late, n=100)[98] * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer prompts (a smoke run)")
+    ap.add_argument("--pipeline-prompts", type=int, default=8)
+    ap.add_argument("--dtype", default="auto")
+    args = ap.parse_args()
+    n = 16 if args.quick else 64
+    loaded = load_model(dtype=args.dtype)
+    prefix, prompts = npc_prompts(n)
+    info = {"model": loaded.info()["name"], "device": loaded.device, "dtype": loaded.dtype,
+            "threads": torch.get_num_threads(), "prompts": n}
+    print("loaded", info, flush=True)
+
+    engine_tps = bench_throughput(loaded, prompts, prefix, 32)
+    print(f"engine: {engine_tps:.1f} tok/s", flush=True)
+    pipe_tps = bench_pipeline(loaded, prompts[: args.pipeline_prompts], 32)
+    print(f"pipeline (one at a time, {args.pipeline_prompts} prompts): {pipe_tps:.1f} tok/s", flush=True)
+
+    jobs = staggered(prompts)
+    eng_st = bench_engine_staggered(loaded, jobs, prefix, 32)
+    static_st = bench_static_staggered(loaded, jobs, 32)
+    print(f"staggered: engine {eng_st:.1f} tok/s, static batch {static_st:.1f} tok/s", flush=True)
+
+    p95 = bench_priority(loaded, prompts, prefix, "priority")
+    p95_fifo = bench_priority(loaded, prompts, prefix, "fifo")
+    print(f"high priority p95: {p95:.0f} ms (fifo {p95_fifo:.0f} ms)", flush=True)
+
+    inline = client_for(loaded, runner="inline", max_batch=32, max_queue=n)
+    late_inline = asyncio.run(tick_lateness(inline, prompts, prefix, inline=True))
+    inline.close()
+    del loaded
+    worker = load_llm(runner="process", dtype=args.dtype, max_batch=32, max_queue=n)
+    asyncio.run(tick_lateness(worker, prompts[:2], prefix, inline=False))       # warm the worker
+    late_proc = asyncio.run(tick_lateness(worker, prompts, prefix, inline=False))
+    worker.close()
+    print(f"tick lateness p99: process runner {late_proc:.1f} ms, inline {late_inline:.1f} ms", flush=True)
+
+    print(json.dumps({
+        "vs_seed_pipeline": round(engine_tps / pipe_tps, 2),
+        "vs_static_batch": round(eng_st / static_st, 2),
+        "high_priority_p95_ms": round(p95, 1),
+        "high_priority_p95_ms_fifo": round(p95_fifo, 1),
+        "tick_lateness_p99_ms": round(late_proc, 2),
+        "tick_lateness_p99_ms_inline": round(late_inline, 2),
+        "engine_tok_s": round(engine_tps, 1), "pipeline_tok_s": round(pipe_tps, 1),
+        "pipeline_prompts": args.pipeline_prompts,
+        "staggered_engine_tok_s": round(eng_st, 1), "staggered_static_tok_s": round(static_st, 1),
+        "runner": "process", **info,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Shared helpers for reliability tests: a real `hamlet serve` process that
+can be killed, and small waits."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+class ServerProcess:
+    """`hamlet serve` in its own process, on 127.0.0.1 with an OS-chosen port."""
+
+    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.extra = extra
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_MODEL="none", **(env or {}))
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.port = 0
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", str(self.db), "--no-npcs",
+             "--log-level", "WARNING", *self.extra],
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.url, self.port = m.group(0), int(m.group(1))
+                return self
+        self.proc.kill()
+        raise AssertionError("server did not start:\n" + "".join(lines))
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return -9
+        return self.proc.returncode if self.proc else 0
+
+
+async def until(predicate, timeout: float = 10.0, step: float = 0.02) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(step)
