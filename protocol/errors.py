@@ -50,7 +50,6 @@ class CloseCode(enum.IntEnum):
     KICKED = 4003
     JOIN_TIMEOUT = 4004  # no hello within the join deadline
     TOO_MANY_ERRORS = 4005  # too many rejected frames in a short time
-    IDLE_TIMEOUT = 4006  # the peer stopped answering pings
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ class Game:
                 self._internal(msg)
                 continue
             client.pending -= 1
-            if client.closed:
+            if client.closed and msg.type != "bye":  # a bye then a close still means: leave now
                 continue
             try:
                 self._handle(client, msg)

@@ -50,7 +50,7 @@ class Replicator:
 
     def begin(self) -> None:
         self._prev_views, self._views = self._views, {}
-        self._since, self._last_run = self._last_run, self.world.tick
+        self._since, self._last_run = self._last_run, self.world.change_count
 
     def _unchanged(self, cell: tuple[int, int]) -> bool:
         """True when nothing in the cell's view changed since the last run."""

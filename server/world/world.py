@@ -71,10 +71,12 @@ class World:
         self.next_entity_id = 1
         self.next_chat_id = 1
         self.events: list[dict[str, Any]] = []  # this tick's events
-        # The tick at which something visible last changed in each grid cell,
-        # so replication can reuse views of unchanged neighbourhoods. At most
-        # one entry per cell of the map.
+        # For each grid cell, the change counter when something visible last
+        # changed there, so replication can reuse views of unchanged
+        # neighbourhoods (a counter, not the tick: changes made between
+        # ticks count too). At most one entry per cell of the map.
         self.changed_cells: dict[tuple[int, int], int] = {}
+        self.change_count = 0
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
@@ -104,11 +106,15 @@ class World:
                 e.cooldown -= 1
                 continue
             x, y = e.path.pop(0)
-            self.changed_cells[self.grid.cell_of(e.x, e.y)] = self.tick
+            self._changed(self.grid.cell_of(e.x, e.y))
             e.x, e.y = x, y
             self.grid.move(e.id, x, y)
-            self.changed_cells[self.grid.where[e.id]] = self.tick
+            self._changed(self.grid.where[e.id])
             e.cooldown = self.rules.ticks_per_tile - 1
+
+    def _changed(self, cell: tuple[int, int]) -> None:
+        self.change_count += 1
+        self.changed_cells[cell] = self.change_count
 
     # -- input handlers ------------------------------------------------------
     def _join(self, inp: Join) -> Rejection | None:
@@ -122,7 +128,7 @@ class World:
         self.entities[e.id] = e
         self.by_name[e.name.casefold()] = e.id
         self.grid.insert(e.id, e.x, e.y)
-        self.changed_cells[self.grid.where[e.id]] = self.tick
+        self._changed(self.grid.where[e.id])
         self.next_entity_id = max(self.next_entity_id, e.id + 1)
         self.events.append({"kind": "arrive", "tick": self.tick, "from": e.id, "name": e.name,
                             "x": e.x, "y": e.y})
@@ -131,7 +137,7 @@ class World:
     def _leave(self, inp: Leave) -> None:
         e = self.entities.pop(inp.entity)
         del self.by_name[e.name.casefold()]
-        self.changed_cells[self.grid.where[e.id]] = self.tick
+        self._changed(self.grid.where[e.id])
         self.grid.remove(e.id)
         self.events.append({"kind": "depart", "tick": self.tick, "from": e.id, "name": e.name,
                             "x": e.x, "y": e.y})
@@ -184,7 +190,7 @@ class World:
 
     def _flags(self, inp: SetFlags) -> None:
         self.entities[inp.entity].flags = inp.flags
-        self.changed_cells[self.grid.where[inp.entity]] = self.tick
+        self._changed(self.grid.where[inp.entity])
 
     # -- queries -------------------------------------------------------------
     @property

@@ -88,7 +88,8 @@ def test_error_carries_the_seq_of_the_bad_message():
 
 def test_every_client_type_round_trips():
     samples = {"hello": {"v": 1, "name": "Ann B."}, "move": {"place": "market"},
-               "say": {"text": "hi"}, "ping": {"id": 3}, "bye": {}}
+               "say": {"text": "hi"}, "ping": {"id": 3}, "bye": {},
+               "admin": {"token": "t", "action": "broadcast", "text": "hello all"}}
     assert set(samples) == set(CLIENT_MESSAGES)
     for type_, fields in samples.items():
         msg = decode_client(encode(type_, **fields))

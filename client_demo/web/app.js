@@ -1,0 +1,241 @@
+// The browser client's page: joining, the connection badge, the map's
+// mouse and keyboard controls, the chat box, error messages, and the loop
+// that draws. The pieces live in their own modules: net.js (connection),
+// world.js (what we know), render.js (canvas), chat.js, people.js.
+import { ChatLog, describeError } from "./chat.js";
+import { Connection } from "./net.js";
+import { PeoplePanel } from "./people.js";
+import { Renderer } from "./render.js";
+import { World } from "./world.js";
+
+const $ = (id) => document.getElementById(id);
+// Arrow keys and WASD; a held key steps at most this often (the server
+// walks 5 tiles/s and queues up to 4 steps, and allows 20 messages/s).
+const KEY_DIRS = {
+  ArrowUp: "n", ArrowDown: "s", ArrowLeft: "w", ArrowRight: "e", w: "n", s: "s", a: "w", d: "e",
+};
+const STEP_REPEAT_MS = 150;
+// The "Nearby" panel refreshes at most this often.
+const PANEL_EVERY_MS = 250;
+// How long an error notice stays on the map.
+const TOAST_MS = 7000;
+const STATUS_WORDS = {
+  idle: "Not connected",
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  lost: "Connection lost",
+};
+
+const world = new World();
+const chat = new ChatLog($("chat-log"));
+const renderer = new Renderer($("map"), world);
+const people = new PeoplePanel($("people"), $("chat-to"), {
+  onTalk: (e) => { people.choose(e); $("chat-text").focus(); },
+  onWalk: (e) => walkTo(e.x, e.y),
+});
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
+const conn = new Connection(wsUrl, {
+  onStatus: showStatus,
+  onWelcome: (msg) => {
+    world.welcome(msg);
+    fillPlaces();
+    $("join").hidden = true;
+    document.body.classList.add("joined");
+    chat.system(msg.resumed ? `Welcome back, ${conn.name}.` : `You arrive in the village as ${conn.name}.`);
+    renderer.resize();
+    schedulePanel();
+    $("map").focus();
+  },
+  onMessage,
+  onRefused: (err, request) => showError(describeError(err, request)),
+  onJoinFailed: (err) => {
+    showJoin(describeError(err, { type: "hello" }));
+  },
+});
+
+function onMessage(msg) {
+  const now = performance.now();
+  if (msg.t === "state") {
+    world.applyState(msg, now);
+    schedulePanel();
+  }
+  else if (msg.t === "event") {
+    const who = world.entities.get(msg.from);
+    if (msg.kind === "say") {
+      world.speak(msg, now);
+      chat.add(msg.from === world.selfId ? "self" : "say",
+               { name: msg.name, to: msg.to_name, text: msg.text, npc: who?.kind === "npc" });
+    } else if (msg.kind === "arrive" && msg.from !== world.selfId) {
+      chat.system(`${msg.name} arrived.`);
+    } else if (msg.kind === "depart") {
+      chat.system(`${msg.name} left.`);
+    }
+  }
+}
+
+// -- connection state -------------------------------------------------------
+// The last few connection states, for the console and the tests.
+const statusLog = [];
+const STATUS_LOG_MAX = 20;
+
+function showStatus(state, detail, attempts) {
+  statusLog.push(state);
+  if (statusLog.length > STATUS_LOG_MAX) statusLog.shift();
+  const el = $("status");
+  el.dataset.state = state;
+  let words = STATUS_WORDS[state] || state;
+  if (state === "reconnecting" && attempts > 1) words = `Reconnecting… (attempt ${attempts})`;
+  if (state === "lost" && detail) words = `Connection lost: ${detail}`;
+  $("status-text").textContent = words;
+  $("retry").hidden = state !== "lost";
+  $("leave").hidden = state === "idle" || state === "lost";
+  document.body.dataset.connection = state;
+  if (state === "reconnecting" && world.selfId !== null && attempts === 1) chat.system("Connection dropped; reconnecting…");
+}
+
+function showJoin(error = "") {
+  $("join").hidden = false;
+  document.body.classList.remove("joined");
+  $("join-error").textContent = error;
+  $("join-name").value = $("join-name").value || conn.name || "";
+  $("join-name").focus();
+}
+
+let toastTimer = null;
+function showError(text) {
+  chat.error(text);
+  const toast = $("toast");
+  toast.textContent = text;
+  toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { toast.hidden = true; }, TOAST_MS);
+}
+
+// -- actions ----------------------------------------------------------------
+function walkTo(x, y) {
+  if (conn.send("move", { to: [x, y] }) !== null) renderer.target = { x, y, until: performance.now() + 1500 };
+}
+
+function fillPlaces() {
+  const select = $("place");
+  const names = [...new Set(world.map.places.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
+  select.replaceChildren(new Option("choose a place…", ""), ...names.map((n) => new Option(n, n)));
+}
+
+$("join-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const name = $("join-name").value.trim();
+  if (!name) {
+    $("join-error").textContent = "Please pick a name.";
+    return;
+  }
+  $("join-error").textContent = "";
+  conn.start(name);
+});
+
+$("chat-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = $("chat-text");
+  const text = input.value.trim();
+  if (!text) return;
+  const to = $("chat-to").value;
+  if (conn.send("say", to ? { text, to: Number(to) } : { text }) === null) {
+    showError("Not connected: your message was not sent.");
+    return;
+  }
+  input.value = "";
+  updateCount();
+});
+
+function updateCount() {
+  const n = [...$("chat-text").value].length; // code points, as the server counts
+  const count = $("chat-count");
+  count.textContent = n > 200 ? `${n}/280` : "";
+  count.classList.toggle("over", n > 280);
+}
+$("chat-text").addEventListener("input", updateCount);
+$("chat-text").addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape") $("map").focus();
+});
+
+$("goto-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if ($("place").value) conn.send("move", { place: $("place").value });
+});
+
+$("retry").addEventListener("click", () => conn.start());
+$("leave").addEventListener("click", () => {
+  conn.leave();
+  world.selfId = null;
+  world.entities.clear();
+  showJoin("");
+});
+
+// -- map controls -----------------------------------------------------------
+const canvas = $("map");
+canvas.addEventListener("click", (ev) => {
+  if (!world.map) return;
+  const { x, y } = renderer.tileAt(ev.clientX, ev.clientY);
+  const who = world.entityAt(x, y);
+  if (who) people.choose(who);
+  walkTo(x, y);
+});
+
+let lastStep = 0;
+function onKey(ev) {
+  const dir = KEY_DIRS[ev.key] || KEY_DIRS[ev.key.toLowerCase?.()];
+  if (dir && !ev.altKey && !ev.ctrlKey && !ev.metaKey) {
+    ev.preventDefault();
+    const now = performance.now();
+    if (ev.repeat && now - lastStep < STEP_REPEAT_MS) return;
+    lastStep = now;
+    conn.send("move", { dir });
+  } else if (ev.key === "Enter" || ev.key === "t") {
+    ev.preventDefault();
+    $("chat-text").focus();
+  }
+}
+canvas.addEventListener("keydown", onKey);
+// Arrow keys also walk when nothing in particular has the focus.
+document.addEventListener("keydown", (ev) => {
+  if (document.activeElement === document.body && document.body.classList.contains("joined")) onKey(ev);
+});
+
+// -- drawing ----------------------------------------------------------------
+function frame(now) {
+  renderer.draw(now);
+  requestAnimationFrame(frame);
+}
+
+// The panel follows state updates, on a timer rather than the animation
+// frame, which browsers pause for hidden tabs.
+let panelTimer = null;
+function schedulePanel() {
+  if (panelTimer !== null) return;
+  panelTimer = setTimeout(() => {
+    panelTimer = null;
+    if (world.map) people.update(world);
+  }, PANEL_EVERY_MS);
+}
+new ResizeObserver(() => renderer.resize()).observe(canvas);
+renderer.resize();
+requestAnimationFrame(frame);
+
+// Reloading the tab resumes the same avatar; otherwise ask for a name.
+if (conn.canResume) conn.start();
+else showJoin();
+
+// For the browser console and the tests: read-only views of the state.
+window.hamlet = {
+  world,
+  conn,
+  renderer,
+  statusLog,
+  me: () => { const e = world.me; return e ? { id: e.id, name: e.name, x: e.x, y: e.y } : null; },
+  entity: (name) => {
+    for (const e of world.entities.values()) if (e.name === name) return { id: e.id, x: e.x, y: e.y, flags: e.flags };
+    return null;
+  },
+  bubbles: () => world.activeBubbles(performance.now()).map(([id, b]) => ({ id, text: b.text })),
+};
