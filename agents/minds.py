@@ -25,7 +25,7 @@ from agents.memory import MemoryStream
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.personas import Persona
 from agents.routine import game_hour
-from server.world.inputs import Input, MoveTo, Say, SetFlags, Stop
+from server.world.inputs import Input, MoveTo, Say, SetFlags
 from server.world.world import FLAG_THINKING, World
 
 log = logging.getLogger("hamlet.minds")

@@ -70,6 +70,11 @@ class ServerConfig:
     # worker process), process, thread, cuda.
     llm_runner: str = "auto"
     personas: str = ""  # persona file; defaults to agents/data/village.toml
+    # Tokens per minute NPCs may spend on their own (conversations,
+    # reflection); replies to people are never refused. See MindBudget.
+    npc_tokens_per_minute: float = 4000.0
+    # The engine's scheduling: "priority" (replies to people first) or "fifo".
+    llm_policy: str = "priority"
     web_root: str = ""  # defaults to client_demo/web beside the package
     log_level: str = "INFO"
 

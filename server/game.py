@@ -309,12 +309,10 @@ class Game:
         for e in list(self.world.entities.values()):
             if e.kind != "player":
                 continue
-            row = self.db.conn.execute("SELECT id, name, token_hash, entity, x, y FROM accounts WHERE entity=?",
-                                       (e.id,)).fetchone()
-            if row is None:
+            account = self.db.account_by_entity(e.id)
+            if account is None:
                 continue
-            from server.persistence import Account
-            self.sessions.attach(Account(*row), None)
+            self.sessions.attach(account, None)
             self.sessions.detach(e.id, now)
             if not e.flags & FLAG_AWAY:
                 self.inbox.append((None, Message("_away", {"entity": e.id})))

@@ -44,9 +44,10 @@ def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> Any:
         game.agent_systems.append(RoutineWalker(personas, game.world.seed).step)
         return None
     from agents.memory_store import load_memories, save_memories
-    from agents.minds import MindsSystem
+    from agents.minds import MindBudget, MindsSystem
 
-    minds = MindsSystem(personas, llm, seed=game.world.seed)
+    budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
+    minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget)
     loaded = load_memories(game.db.conn, minds)
     log.info("minds for %d NPCs (%d memories restored)", len(personas), loaded)
     game.agent_systems.append(minds)
@@ -61,4 +62,5 @@ def load_model(config: ServerConfig, registry) -> Any:
         return None
     from agents.inference import load_llm
 
-    return load_llm(config.model, runner=config.llm_runner, registry=registry)
+    model = None if config.model == "embedded" else config.model
+    return load_llm(model, runner=config.llm_runner, registry=registry, policy=config.llm_policy)

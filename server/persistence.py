@@ -152,6 +152,11 @@ class Database:
                                 (name.casefold(),)).fetchone()
         return Account(*row) if row else None
 
+    def account_by_entity(self, entity: int) -> Account | None:
+        row = self.conn.execute("SELECT id, name, token_hash, entity, x, y FROM accounts WHERE entity=?",
+                                (entity,)).fetchone()
+        return Account(*row) if row else None
+
     def next_account_id(self) -> int:
         row = self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM accounts").fetchone()
         return int(row[0])
