@@ -18,7 +18,7 @@ from server.config import ServerConfig
 from server.game import Game
 from server.http import handle_http
 from server.metrics import ServerMetrics
-from server.net import Client
+from server.net import Client, ws_frame
 from server.npcs import install_npcs, load_model
 from server.persistence import Database
 from server.restore import open_world
@@ -60,6 +60,21 @@ class HamletServer:
         # Recent (duration, lateness) per tick for /stats: exact percentiles
         # over the last ~3 minutes at 20 Hz, in a few hundred KB.
         self.tick_stats: deque[tuple[float, float]] = deque(maxlen=4096)
+        # payload id -> (payload, frame) for this tick; holding the payload
+        # keeps its id from being reused while the entry lives.
+        self._framed: dict[int, tuple[bytes, bytes]] = {}
+
+    def framed(self, payload: bytes) -> bytes:
+        """The WebSocket frame of a payload, framed once per tick however many
+        clients it goes to (shared state updates)."""
+        hit = self._framed.get(id(payload))
+        if hit is not None and hit[0] is payload:
+            return hit[1]
+        wire = ws_frame(payload)
+        if len(self._framed) > 4096:  # a safety bound; cleared every tick anyway
+            self._framed.clear()
+        self._framed[id(payload)] = (payload, wire)
+        return wire
 
     @property
     def port(self) -> int:
@@ -101,7 +116,6 @@ class HamletServer:
         self.connections.add(client)
         self._per_ip[client.peer] += 1
         self.metrics.clients.set(len(self.connections))
-        writer = asyncio.create_task(client.writer())
         deadline = asyncio.create_task(client.join_deadline(cfg.join_timeout_s))
         try:
             await client.reader()
@@ -115,7 +129,6 @@ class HamletServer:
                 except (asyncio.TimeoutError, Exception):
                     pass
             client.closed = True
-            client.wakeup.set()
             deadline.cancel()
             self.game.disconnected(client)
             self.connections.discard(client)
@@ -123,10 +136,6 @@ class HamletServer:
             if self._per_ip[client.peer] <= 0:
                 del self._per_ip[client.peer]
             self.metrics.clients.set(len(self.connections))
-            try:
-                await asyncio.wait_for(writer, 1.0)
-            except (asyncio.TimeoutError, Exception):
-                writer.cancel()
 
     async def _tick_loop(self) -> None:
         dt = 1.0 / self.config.tick_rate
@@ -146,6 +155,7 @@ class HamletServer:
                 k += skipped
                 m.ticks_skipped.inc(skipped)
             m.tick_lateness.observe(max(0.0, lateness))
+            self._framed.clear()
             try:
                 self.game.run_tick()
             except Exception:

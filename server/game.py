@@ -128,8 +128,10 @@ class Game:
         clients = list(self.clients.values())
         limit = self.config.slow_reader_timeout_s
         for c in clients:
-            if c.state_since is not None and now - c.state_since > limit:
-                c.close(CloseCode.SLOW_READER, f"not reading: state update waiting over {limit:g} s")
+            if c.backlogged:
+                c.flush()
+                if c.state_since is not None and now - c.state_since > limit:
+                    c.close(CloseCode.SLOW_READER, f"not reading: state update waiting over {limit:g} s")
         n = len(self.replicators)
         phase = self.world.tick % n
         self.replicators[phase].replicate([c for c in clients if c.entity % n == phase] if n > 1 else clients)

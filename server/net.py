@@ -1,20 +1,26 @@
 """The network layer: WebSocket connections and HTTP on one port.
 
-It only moves bytes: frames from the socket go through the sans-I/O
-`protocol.connection.ServerConnection`, accepted messages go to the game's
-inbox, and frames the game produces go out through a per-client writer task
-with a bounded outbox and a latest-state-wins slot.
+It only moves bytes. Frames from the socket go through the sans-I/O
+`protocol.connection.ServerConnection`; accepted messages go to the game's
+inbox. Frames the game produces are written straight to the transport as
+complete WebSocket frames, framed once per payload (a state update shared
+by a whole cell is framed once for all its clients), from the event loop's
+thread, so they interleave safely with websockets' own control frames.
+When a client's transport buffer is above its bound, frames wait in a
+bounded outbox and a latest-state-wins slot, flushed each tick.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import deque
 from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import ServerConnection as WsConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State as WsState
 
 from protocol.codec import encode
 from protocol.connection import Accepted, CloseRequired, Rejected, ServerConnection
@@ -24,6 +30,21 @@ if TYPE_CHECKING:
     from server.app import HamletServer
 
 log = logging.getLogger("hamlet.net")
+
+# Bytes we let sit in a client's transport buffer before holding frames
+# back: a few ticks of a busy view. Past it the client is reading slower
+# than we write, and newer states replace older ones instead of queueing.
+TRANSPORT_HIGH_WATER = 64 * 1024
+
+
+def ws_frame(payload: bytes) -> bytes:
+    """A complete, unmasked, unfragmented binary WebSocket frame (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x82, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x82, 126, n) + payload
+    return struct.pack("!BBQ", 0x82, 127, n) + payload
 
 
 class Client:
@@ -41,38 +62,69 @@ class Client:
         self.closed = False
         self.close_code: int | None = None
         self.closing: asyncio.Task | None = None  # the close handshake under way
-        self.state_frame: bytes | None = None
+        self.state_frame: bytes | None = None  # framed, waiting for the transport
         self.state_since: float | None = None
-        self.outbox: deque[bytes] = deque()
+        self.outbox: deque[bytes] = deque()  # framed, waiting for the transport
         self.outbox_bytes = 0
         self.max_frames = cfg.max_outbox_frames
         self.max_bytes = cfg.max_outbox_bytes
-        self.wakeup = asyncio.Event()
         self.peer = ws.remote_address[0] if ws.remote_address else "?"
 
     def __repr__(self) -> str:
         return f"<Client {self.peer} entity={self.entity}>"
 
+    @property
+    def backlogged(self) -> bool:
+        return bool(self.outbox) or self.state_frame is not None
+
     # -- called by the game, never blocks ------------------------------------
-    def send(self, frame: bytes) -> None:
+    def _write(self, wire: bytes) -> bool:
+        """Write a framed message now if the transport has room."""
+        t = self.ws.transport
+        if t is None or t.is_closing() or self.ws.protocol.state is not WsState.OPEN:
+            return False
+        if t.get_write_buffer_size() > TRANSPORT_HIGH_WATER:
+            return False
+        t.write(wire)
+        self.server.metrics.bytes_out.inc(len(wire))
+        return True
+
+    def send(self, payload: bytes) -> None:
+        self.send_wire(ws_frame(payload))
+
+    def send_wire(self, wire: bytes) -> None:
         if self.closed:
             return
-        if len(self.outbox) >= self.max_frames or self.outbox_bytes + len(frame) > self.max_bytes:
+        if not self.outbox and self.state_frame is None and self._write(wire):
+            return
+        if len(self.outbox) >= self.max_frames or self.outbox_bytes + len(wire) > self.max_bytes:
             self.close(CloseCode.SLOW_READER, "not reading: outbox full")
             return
-        self.outbox.append(frame)
-        self.outbox_bytes += len(frame)
-        self.wakeup.set()
+        self.outbox.append(wire)
+        self.outbox_bytes += len(wire)
 
     def state_slot_free(self) -> bool:
         return self.state_frame is None
 
-    def put_state(self, frame: bytes) -> None:
+    def put_state(self, payload: bytes) -> None:
         if self.closed:
             return
-        self.state_frame = frame
+        wire = self.server.framed(payload)
+        if not self.outbox and self._write(wire):
+            return
+        self.state_frame = wire
         self.state_since = time.monotonic()
-        self.wakeup.set()
+
+    def flush(self) -> None:
+        """Write what waits, in order, while the transport has room."""
+        while self.outbox and not self.closed:
+            if not self._write(self.outbox[0]):
+                return
+            wire = self.outbox.popleft()
+            self.outbox_bytes -= len(wire)
+        if self.state_frame is not None and not self.closed and self._write(self.state_frame):
+            self.state_frame = None
+            self.state_since = None
 
     def close(self, code: CloseCode, reason: str) -> None:
         if self.closed:
@@ -81,51 +133,23 @@ class Client:
         self.close_code = int(code)
         self.protocol.close()
         self.server.metrics.closes.labels(str(int(code))).inc()
-        self.wakeup.set()
         self.closing = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         # Frames already queued (the errors that explain this close) go out
         # first, for at most a second: a peer that does not read gets none.
-        try:
-            await asyncio.wait_for(self._flush(), 1.0)
-        except Exception:
-            pass
+        deadline = time.monotonic() + 1.0
+        while self.outbox and time.monotonic() < deadline:
+            if self._write(self.outbox[0]):
+                self.outbox_bytes -= len(self.outbox.popleft())
+            else:
+                await asyncio.sleep(0.02)
         try:
             await self.ws.close(int(code), reason[:120])
         except Exception:  # the peer may be gone already
             pass
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the writer notice `closed` and stop
-        while self.outbox:
-            frame = self.outbox.popleft()
-            self.outbox_bytes -= len(frame)
-            await self.ws.send(frame)
-
-    # -- tasks ---------------------------------------------------------------
-    async def writer(self) -> None:
-        ws = self.ws
-        metrics = self.server.metrics
-        try:
-            while not self.closed:
-                await self.wakeup.wait()
-                self.wakeup.clear()
-                # The outbox first: a `welcome` must precede the first state.
-                while not self.closed and (self.state_frame is not None or self.outbox):
-                    if self.outbox:
-                        frame = self.outbox.popleft()
-                        self.outbox_bytes -= len(frame)
-                        await ws.send(frame)
-                    else:
-                        frame = self.state_frame
-                        await ws.send(frame)
-                        self.state_frame = None
-                        self.state_since = None
-                    metrics.bytes_out.inc(len(frame))
-        except ConnectionClosed:
-            pass
-
+    # -- reading -------------------------------------------------------------
     async def reader(self) -> None:
         game = self.server.game
         metrics = self.server.metrics
