@@ -39,14 +39,23 @@ def clean_line(raw: str, speaker: str, others: tuple[str, ...] = (), echo_source
         lines.append(ln)
     text = " ".join(lines)
     # drop our own name (or "Name says") in front, and wrapping quotes
-    text = re.sub(rf"^\s*{re.escape(speaker)}\s*(says|said)?\s*[:,-]\s*", "", text, flags=re.IGNORECASE)
+    for name in (speaker, *others):  # "Bram:" or "Pell says:" in front
+        text = re.sub(rf"^\s*{re.escape(name)}\s*(says|said)?\s*:\s*", "", text, flags=re.IGNORECASE)
+    text = re.sub(rf"^\s*{re.escape(speaker)}\s*(says|said)?\s*[,-]\s*", "", text, flags=re.IGNORECASE)
     text = text.replace('"', "").replace("“", "").replace("”", "").strip().strip("'").strip()
-    if any(b in text.lower() for b in _BANNED):
-        return None
-    for src in echo_sources:
-        if _echoes(text, src):
-            return None
-    text = _shorten(text)
+    # sentence by sentence: drop what echoes the prompt or parrots the other
+    # speaker, and anything that talks about being a model or its rules
+    kept = []
+    for sentence in _SENTENCE_END.split(text):
+        low = sentence.lower().strip()
+        if not low or any(b in low for b in _BANNED) or low.startswith(f"you are {speaker.lower()}"):
+            continue
+        if any(_echoes(sentence, src, 6) for src in echo_sources):
+            continue
+        if kept and sentence.strip() in kept:
+            continue  # a repeated sentence
+        kept.append(sentence.strip())
+    text = _shorten(" ".join(kept))
     if not _looks_like_speech(text):
         return None
     return text
@@ -103,3 +112,11 @@ def fallback_line(p: Persona, rng: random.Random, partner: str | None = None) ->
     if partner and line == "Good day to you.":
         line = f"Good day to you, {partner}."
     return line
+
+
+_FAREWELLS = ["Well, I must get back to work. Good day!", "I should be going. Talk soon.",
+              "Ah, look at the time. Until later!", "Good talking with you. Take care."]
+
+
+def farewell_line(rng: random.Random) -> str:
+    return rng.choice(_FAREWELLS)

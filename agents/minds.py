@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents import prompts
-from agents.dialogue import clean_line, fallback_line
+from agents.dialogue import clean_line, fallback_line, farewell_line
 from agents.memory import MemoryStream
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.personas import Persona
@@ -212,18 +212,24 @@ class MindsSystem:
         ctx = job.context
         partner = world.entities.get(ctx["partner"])
         others = tuple(n for n in (ctx.get("partner_name"),) if n)
-        line = clean_line(result.text, mind.name, others, (prompts.system_prompt(mind.persona),)) \
+        conv = mind.conversation
+        heard = conv.history[-1][1] if conv is not None and conv.history else ""
+        # no prompt echo, and no parroting of the line just heard
+        line = clean_line(result.text, mind.name, others, (prompts.system_prompt(mind.persona), heard)) \
             if result.ok else None
-        if line is None and job.kind == "reply":
-            line = fallback_line(mind.persona, self.rng, ctx.get("partner_name"))  # a person always gets an answer
         if line is None:
-            self._end(world, mind)
-            return
+            if job.kind == "reply":  # a person always gets an answer
+                line = fallback_line(mind.persona, self.rng, ctx.get("partner_name"))
+            elif job.kind in ("line", "farewell") and conv is not None:
+                line = farewell_line(self.rng)  # end an NPC chat gracefully rather than oddly
+                job = PendingJob(job.handle, "farewell", ctx)
+            else:
+                self._end(world, mind)
+                return
         me = world.entities[mind.entity]
         to = partner.id if partner is not None and world.in_hearing(me, partner) else None
         out.append(Say(mind.entity, line, to, job=job.handle.job_id))
         mind.memory.add(world.game_minutes, "dialogue", f"I said {prompts.quote(line)} to {ctx.get('partner_name')}.", 3)
-        conv = mind.conversation
         if conv is not None and conv.partner == ctx["partner"]:
             conv.log.lines.append((world.game_minutes, mind.name, line))
             conv.my_turn = False

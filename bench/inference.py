@@ -62,7 +62,8 @@ def run_inline(llm, handles) -> None:
 
 
 def bench_throughput(loaded, prompts, prefix, new_tokens) -> float:
-    llm = client_for(loaded, runner="inline", max_batch=len(prompts), max_queue=len(prompts))
+    # The batch holds all prompts beside the rows the engine keeps for HUMAN_REPLY.
+    llm = client_for(loaded, runner="inline", max_batch=len(prompts) + 4, max_queue=len(prompts))
     warm = [llm.generate(prompts[0], max_new_tokens=2, prefix=prefix)]
     run_inline(llm, warm)
     t0 = time.perf_counter()

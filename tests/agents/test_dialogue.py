@@ -52,6 +52,17 @@ def test_garbage_is_refused(raw):
     assert clean_line(raw, "Mira") is None
 
 
+def test_echoing_sentences_are_dropped_and_the_rest_kept():
+    sp = system_prompt(MIRA)
+    raw = "The bakery is south of the square. " + " ".join(sp.split()[10:30])
+    assert clean_line(raw, "Mira", echo_sources=(sp,)) == "The bakery is south of the square."
+    heard = "Pell, it is a pleasure to meet you here today."
+    parrot = "Pell, it is a pleasure to meet you here today. I have news from the smithy."
+    assert clean_line(parrot, "Bram", echo_sources=(heard,)) == "I have news from the smithy."
+    assert clean_line("You are Mira, 34, the village guide. Welcome!", "Mira") == "Welcome!"
+    assert clean_line("You're welcome!", "Mira") == "You're welcome!"
+
+
 def test_prompt_echo_is_refused():
     sp = system_prompt(MIRA)
     echoed = " ".join(sp.split()[10:30])

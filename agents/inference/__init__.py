@@ -1,0 +1,80 @@
+"""Hamlet's inference engine: a continuous batcher over a transformers LM.
+
+Import is light (no torch); `load_llm` imports torch when called. See
+api.py for the interface (`LLM`, `Priority`, results), engine.py for the
+batcher, runners.py / cuda.py for where it runs, remote.py for the
+OpenAI-compatible HTTP backend and serve.py for `hamlet llm-serve`.
+"""
+from __future__ import annotations
+
+from .api import LLM, GenerationResult, Priority, ScoreResult, Status
+
+__all__ = ["LLM", "GenerationResult", "Priority", "ScoreResult", "Status", "load_llm"]
+
+# Defaults of the engine's bounds; see Engine.__init__ for the reasons.
+DEFAULT_LIMITS = {"max_batch": 32, "max_queue": 256}
+
+
+def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "auto", runner: str = "auto",
+             registry=None, threads: int | None = None, **limits) -> LLM:
+    """Load a model and start the engine.
+
+    model: None or "embedded" (SmolLM2-135M-Instruct), a local Hugging Face
+      folder, or a hub id (needs network). A URL (http://...) returns a
+      `RemoteLLM` for an OpenAI-compatible server instead.
+    runner: "auto" (cuda on a GPU, else "process"), "process", "thread",
+      "inline" (the caller calls `llm.step()`), or "cuda".
+    limits: max_batch, max_queue, max_seq_len, prefill_tokens, prefix_entries,
+      policy ("priority" or "fifo"), urgent_reserve.
+    """
+    from .metrics import EngineMetrics
+    if model and model.startswith(("http://", "https://")):
+        from .remote import RemoteLLM
+        return RemoteLLM(model, registry=registry)
+    from .client import EngineClient
+    from .model import ensure_embedded_converted, load_model, pick_device
+
+    limits = {**DEFAULT_LIMITS, **limits}
+    outstanding = limits["max_queue"] + limits["max_batch"]
+    metrics = EngineMetrics(registry)
+    dev = pick_device(device)
+    if runner == "auto":
+        runner = "cuda" if dev.startswith("cuda") else "process"
+    if runner == "process":
+        from transformers import AutoTokenizer
+
+        from .runners import ProcessBackend
+        source = str(ensure_embedded_converted()) if model in (None, "embedded") else model
+        backend = ProcessBackend(model, dev, dtype, limits, inbox_size=outstanding + 64, threads=threads)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        return EngineClient(backend, tokenizer, backend.info, max_outstanding=outstanding, metrics=metrics)
+
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    loaded = load_model(model, device=dev, dtype=dtype)
+    return client_for(loaded, runner=runner, metrics=metrics, **limits)
+
+
+def client_for(loaded, *, runner: str = "thread", metrics=None, registry=None, **limits):
+    """An `LLM` over an already loaded model (tests and benchmarks share one load)."""
+    from .client import EngineClient
+    from .engine import Engine
+    from .metrics import EngineMetrics
+
+    limits = {**DEFAULT_LIMITS, **limits}
+    outstanding = limits["max_queue"] + limits["max_batch"]
+    engine = Engine(loaded, **limits)
+    if runner == "inline":
+        from .runners import InlineBackend
+        backend = InlineBackend(engine)
+    elif runner == "thread":
+        from .runners import ThreadBackend
+        backend = ThreadBackend(engine, inbox_size=outstanding + 64)
+    elif runner == "cuda":
+        from .cuda import CudaBackend
+        backend = CudaBackend(engine)
+    else:
+        raise ValueError(f"unknown runner {runner!r}")
+    return EngineClient(backend, loaded.tokenizer, loaded.info(), max_outstanding=outstanding,
+                        metrics=metrics or EngineMetrics(registry))

@@ -1,0 +1,93 @@
+"""The model calls: a few small functions over a transformers causal LM.
+
+Owns: building masks and positions, and running the decoder for
+  - `decode`:  one new token for each of n running rows of a `SlotKV`;
+  - `prefill`: the prompt tails of n newly admitted rows (right-padded);
+  - `dense`:   a one-off batch over an optional shared past (prefix, score).
+Every function returns final hidden states; `logits()` applies the head
+only where it is needed (the last real token), never over the whole padded
+batch ([n, q, vocab] floats would dominate memory).
+"""
+from __future__ import annotations
+
+import torch
+
+from .kv import DenseKV, SlotKV
+
+
+class Forward:
+    def __init__(self, model, device: str):
+        self.model = model
+        self.base = model.base_model                 # the decoder stack
+        self.head = model.get_output_embeddings()    # hidden -> vocab
+        self.device = device
+        self.bool_mask = model.config._attn_implementation in ("sdpa", "flash_attention_2")
+        cfg = model.config
+        self.layers = cfg.num_hidden_layers
+        self.kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.dtype = next(model.parameters()).dtype
+
+    def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        # allowed: [n, 1, q, kv] bool, True = may attend.
+        if self.bool_mask:
+            return allowed
+        m = torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device)
+        return m.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+
+    def _run(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache) -> torch.Tensor:
+        out = self.base(input_ids=ids, position_ids=pos, attention_mask=self._mask(allowed),
+                        cache=cache, use_cache=True)
+        return out.last_hidden_state                 # [n, q, hidden]
+
+    @torch.inference_mode()
+    def decode(self, kv: SlotKV, tokens: list[int], lengths: list[int]) -> torch.Tensor:
+        """Rows 0..n-1 each feed one token at position lengths[i]. -> [n, hidden]"""
+        n, dev = len(tokens), self.device
+        ids = torch.tensor(tokens, device=dev)[:, None]                      # [n, 1]
+        pos = torch.tensor(lengths, device=dev)[:, None]                     # [n, 1]
+        kv_len = max(lengths) + 1
+        kv.ensure_capacity(kv_len)
+        keys = torch.arange(kv_len, device=dev)                              # [kv]
+        allowed = (keys[None, :] <= pos)[:, None, None, :]                   # [n, 1, 1, kv]
+        kv.prepare(0, n, pos, kv_len)
+        return self._run(ids, pos, allowed, kv)[:, -1]                       # [n, hidden]
+
+    @torch.inference_mode()
+    def prefill(self, kv: SlotKV, first_row: int, tails: list[list[int]], starts: list[int]) -> torch.Tensor:
+        """Row first_row+i gets tokens tails[i] at positions starts[i]... -> last hidden [n, hidden]"""
+        n, dev = len(tails), self.device
+        q = max(len(t) for t in tails)
+        ids = torch.zeros(n, q, dtype=torch.long, device=dev)                # [n, q], right-padded
+        for i, t in enumerate(tails):
+            ids[i, : len(t)] = torch.tensor(t, device=dev)
+        start = torch.tensor(starts, device=dev)[:, None]                    # [n, 1]
+        pos = start + torch.arange(q, device=dev)[None, :]                   # [n, q]
+        kv_len = max(starts) + q
+        kv.ensure_capacity(kv_len)
+        keys = torch.arange(kv_len, device=dev)
+        allowed = (keys[None, None, :] <= pos[:, :, None])[:, None]          # [n, 1, q, kv]
+        kv.prepare(first_row, n, pos, kv_len)
+        hidden = self._run(ids, pos, allowed, kv)                            # [n, q, hidden]
+        last = torch.tensor([len(t) - 1 for t in tails], device=dev)
+        return hidden[torch.arange(n, device=dev), last]                     # [n, hidden]
+
+    @torch.inference_mode()
+    def dense(self, rows: list[list[int]], past: tuple[torch.Tensor, torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, DenseKV]:
+        """Rows of tokens (right-padded) after an optional shared past [L, H, Tp, D]. -> [n, q, hidden]"""
+        n, dev = len(rows), self.device
+        q = max(len(r) for r in rows)
+        tp = 0 if past is None else past[0].shape[2]
+        ids = torch.zeros(n, q, dtype=torch.long, device=dev)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, device=dev)
+        pos = (tp + torch.arange(q, device=dev))[None, :].expand(n, q)       # [n, q]
+        keys = torch.arange(tp + q, device=dev)
+        allowed = (keys[None, None, :] <= pos[:, :, None])[:, None]          # [n, 1, q, tp+q]
+        cache = DenseKV(*(past or (None, None)), batch=n)
+        return self._run(ids, pos, allowed, cache), cache
+
+    @torch.inference_mode()
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head(hidden).float()                                     # [..., vocab]

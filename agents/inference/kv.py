@@ -1,0 +1,143 @@
+"""Key/value caches the engine hands to the transformers model.
+
+Owns three layouts, all duck-typed to the one method the attention layers
+call (`update(k, v, layer_idx, **kw) -> (keys, values)`):
+
+- `SlotKV`: one preallocated buffer for the running batch. Row i belongs to
+  one sequence; each row has its own length, so a finished sequence frees
+  its row at once and a new one takes it without touching the others.
+- `DenseKV`: past + new, concatenated; for one-off forwards (prefixes, scores).
+- `PrefixCache`: a bounded LRU of computed prompt prefixes (world text,
+  persona) whose keys/values are copied into a slot instead of recomputed.
+
+Shapes: L layers, S slots, H kv heads, T positions, D head dim.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+
+class SlotKV:
+    def __init__(self, layers: int, slots: int, heads: int, head_dim: int, max_len: int,
+                 dtype: torch.dtype, device: str, initial_len: int = 256):
+        self.shape = (layers, slots, heads, head_dim)
+        self.max_len = max_len
+        self.dtype, self.device = dtype, device
+        cap = min(initial_len, max_len)
+        # k, v: [L, S, H, T_cap, D]
+        self.k = torch.zeros(layers, slots, heads, cap, head_dim, dtype=dtype, device=device)
+        self.v = torch.zeros_like(self.k)
+        # Set by the engine before each forward:
+        self.rows = slice(0, 0)      # contiguous rows taking part
+        self.write_rows: torch.Tensor | None = None   # [n, 1] absolute row index
+        self.write_pos: torch.Tensor | None = None    # [n, q] position of each new token
+        self.kv_len = 0              # keys returned: [:, :, :kv_len]
+
+    @property
+    def capacity(self) -> int:
+        return self.k.shape[3]
+
+    @torch.inference_mode()  # the buffers may be inference tensors: touch them only in that mode
+    def ensure_capacity(self, length: int) -> None:
+        if length <= self.capacity:
+            return
+        if length > self.max_len:
+            raise ValueError(f"sequence of {length} tokens exceeds the limit of {self.max_len}")
+        new = min(self.max_len, max(length, 2 * self.capacity))
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            grown = old.new_zeros(*old.shape[:3], new, old.shape[4])
+            grown[:, :, :, : old.shape[3]] = old
+            setattr(self, name, grown)
+
+    def prepare(self, first_row: int, n: int, positions: torch.Tensor, kv_len: int) -> None:
+        """Next forward touches rows [first_row, first_row+n); writes at positions [n, q]."""
+        self.rows = slice(first_row, first_row + n)
+        self.write_rows = torch.arange(first_row, first_row + n, device=self.device)[:, None]
+        self.write_pos = positions
+        self.kv_len = kv_len
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        # key, value: [n, H, q, D] -> stored at [row, :, pos, :]
+        kl, vl = self.k[layer_idx], self.v[layer_idx]           # [S, H, T, D]
+        kl[self.write_rows, :, self.write_pos] = key.transpose(1, 2).to(kl.dtype)
+        vl[self.write_rows, :, self.write_pos] = value.transpose(1, 2).to(vl.dtype)
+        return kl[self.rows, :, : self.kv_len], vl[self.rows, :, : self.kv_len]   # [n, H, kv_len, D]
+
+    @torch.inference_mode()
+    def load_prefix(self, row: int, k: torch.Tensor, v: torch.Tensor, n: int) -> None:
+        # k, v: [L, H, Tp, D]; copy the first n positions into the row.
+        self.k[:, row, :, :n] = k[:, :, :n]
+        self.v[:, row, :, :n] = v[:, :, :n]
+
+    @torch.inference_mode()
+    def move_row(self, src: int, dst: int, length: int) -> None:
+        self.k[:, dst, :, :length] = self.k[:, src, :, :length]
+        self.v[:, dst, :, :length] = self.v[:, src, :, :length]
+
+
+class DenseKV:
+    """Past keys/values (possibly an expanded shared prefix) plus new ones."""
+
+    def __init__(self, past_k: torch.Tensor | None = None, past_v: torch.Tensor | None = None,
+                 batch: int = 1):
+        # past_k, past_v: [L, H, Tp, D], shared by all `batch` rows.
+        self.past_k, self.past_v, self.batch = past_k, past_v, batch
+        self.new_k: dict[int, torch.Tensor] = {}
+        self.new_v: dict[int, torch.Tensor] = {}
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        # key, value: [B, H, q, D]
+        self.new_k[layer_idx], self.new_v[layer_idx] = key, value
+        if self.past_k is None:
+            return key, value
+        pk = self.past_k[layer_idx].to(key.dtype).unsqueeze(0).expand(self.batch, -1, -1, -1)
+        pv = self.past_v[layer_idx].to(value.dtype).unsqueeze(0).expand(self.batch, -1, -1, -1)
+        return torch.cat([pk, key], dim=2), torch.cat([pv, value], dim=2)
+
+    def stacked_new(self, row: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """New keys/values of one row, stacked over layers: [L, H, q, D]."""
+        layers = sorted(self.new_k)
+        return (torch.stack([self.new_k[i][row] for i in layers]),
+                torch.stack([self.new_v[i][row] for i in layers]))
+
+
+@dataclass
+class PrefixEntry:
+    ids: list[int]
+    k: torch.Tensor   # [L, H, Tp, D]
+    v: torch.Tensor
+
+
+class PrefixCache:
+    # 64 entries covers a village (world text x a few dozen personas) while
+    # bounding memory: 64 x 512 tokens x 23 KB/token (bf16, 135M) ~ 750 MB worst case.
+    def __init__(self, max_entries: int = 64):
+        self.max_entries = max_entries
+        self.entries: OrderedDict[str, PrefixEntry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, text: str) -> PrefixEntry | None:
+        entry = self.entries.get(text)
+        if entry is not None:
+            self.entries.move_to_end(text)
+        return entry
+
+    def put(self, text: str, entry: PrefixEntry) -> None:
+        self.entries[text] = entry
+        self.entries.move_to_end(text)
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+
+
+def common_prefix_len(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

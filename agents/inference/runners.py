@@ -1,0 +1,211 @@
+"""Where the engine steps on CPU: inline, in a thread, or in a worker process.
+
+Owns the backends behind `EngineClient`. Each has `attach(deliver)`,
+`submit(req) -> bool` (never blocks; False if its inbox is full),
+`cancel(job_id)`, `step()` and `close()`.
+
+- `InlineBackend`: the caller's loop calls `step()`; simple and exact, but a
+  step runs on the loop (the benchmark's "inline" baseline).
+- `ThreadBackend`: a thread steps the engine; cheap to start, but the model's
+  Python code competes with the loop for the GIL.
+- `ProcessBackend`: a spawned worker process loads the model and steps it;
+  the loop only moves small messages. The CPU default.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+import traceback
+
+
+class InlineBackend:
+    name = "inline"
+
+    def __init__(self, engine):
+        self.engine = engine
+        self._deliver = None
+
+    def attach(self, deliver, on_dead=None) -> None:
+        self._deliver = deliver
+
+    def submit(self, req) -> bool:
+        refused = self.engine.submit(req)
+        if refused:
+            self._deliver(refused)
+        return True
+
+    def cancel(self, job_id: int) -> None:
+        self.engine.cancel(job_id)
+
+    def step(self) -> bool:
+        if self.engine.has_work():
+            self._deliver(self.engine.step(), self.engine.stats())
+        return self.engine.has_work()
+
+    def close(self) -> None:
+        pass
+
+
+def _serve_inbox(engine, inbox, send, stop: threading.Event | None = None) -> None:
+    """The loop a thread or worker runs: take messages, step while there is work."""
+    while stop is None or not stop.is_set():
+        block = not engine.has_work()
+        try:
+            msg = inbox.get(timeout=0.2) if block else inbox.get_nowait()
+        except queue.Empty:
+            msg = None
+        while msg is not None:
+            if msg[0] == "close":
+                return
+            if msg[0] == "submit":
+                refused = engine.submit(msg[1])
+                if refused:
+                    send(refused, None)
+            elif msg[0] == "cancel":
+                engine.cancel(msg[1])
+            try:
+                msg = inbox.get_nowait()
+            except queue.Empty:
+                msg = None
+        if engine.has_work():
+            send(engine.step(), engine.stats())
+
+
+class ThreadBackend:
+    name = "thread"
+
+    def __init__(self, engine, inbox_size: int):
+        self.engine = engine
+        # Bounded by the client's outstanding-job limit plus room for cancels.
+        self.inbox: queue.Queue = queue.Queue(maxsize=inbox_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def attach(self, deliver, on_dead=None) -> None:
+        self._thread = threading.Thread(target=self._run, args=(deliver,), name="hamlet-llm", daemon=True)
+        self._thread.start()
+
+    def _run(self, deliver) -> None:
+        _serve_inbox(self.engine, self.inbox, deliver, self._stop)
+
+    def submit(self, req) -> bool:
+        try:
+            self.inbox.put_nowait(("submit", req))
+            return True
+        except queue.Full:
+            return False
+
+    def cancel(self, job_id: int) -> None:
+        try:
+            self.inbox.put_nowait(("cancel", job_id))
+        except queue.Full:
+            self.engine.cancel(job_id)   # a set.add; safe enough from another thread
+
+    def step(self) -> bool:
+        return self.engine.has_work()
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.inbox.put_nowait(("close",))
+        except queue.Full:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def _worker_main(model, device, dtype, limits, threads, nice, inbox, outbox) -> None:
+    try:
+        if nice:
+            os.nice(nice)      # the world's tick loop wins the CPU whenever it needs it
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        from .engine import Engine
+        from .model import load_model
+        loaded = load_model(model, device=device, dtype=dtype)
+        engine = Engine(loaded, **limits)
+        outbox.put(("ready", loaded.info()))
+    except BaseException:
+        outbox.put(("failed", traceback.format_exc()))
+        return
+    _serve_inbox(engine, inbox, lambda events, stats: outbox.put(("events", events, stats)))
+    outbox.put(("closed",))
+
+
+class ProcessBackend:
+    name = "process"
+
+    def __init__(self, model, device, dtype, limits: dict, inbox_size: int, threads: int | None = None,
+                 nice: int = 5, start_timeout: float = 300.0):
+        ctx = mp.get_context("spawn")       # fork would copy torch's thread pools mid-flight
+        # Bounded: the client never has more than its outstanding-job limit in flight.
+        self.inbox = ctx.Queue(maxsize=inbox_size)
+        self.outbox = ctx.Queue()            # bounded in practice: one message per engine step or job
+        self.proc = ctx.Process(target=_worker_main, name="hamlet-llm-worker", daemon=True,
+                                args=(model, device, dtype, limits, threads, nice, self.inbox, self.outbox))
+        self.proc.start()
+        try:
+            msg = self.outbox.get(timeout=start_timeout)
+        except queue.Empty:
+            self.proc.kill()
+            raise RuntimeError("the inference worker did not start in time") from None
+        if msg[0] != "ready":
+            self.proc.join(timeout=5)
+            raise RuntimeError(f"the inference worker failed to start:\n{msg[1]}")
+        self.info = msg[1]
+        self._receiver: threading.Thread | None = None
+        self._closing = False
+
+    def attach(self, deliver, on_dead=None) -> None:
+        self._receiver = threading.Thread(target=self._receive, args=(deliver, on_dead),
+                                          name="hamlet-llm-receiver", daemon=True)
+        self._receiver.start()
+
+    def _receive(self, deliver, on_dead) -> None:
+        while True:
+            try:
+                msg = self.outbox.get(timeout=0.5)
+            except queue.Empty:
+                if not self.proc.is_alive():
+                    if on_dead and not self._closing:
+                        on_dead(f"inference worker exited with code {self.proc.exitcode}")
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            if msg[0] == "events":
+                deliver(msg[1], msg[2])
+            elif msg[0] == "closed":
+                return
+
+    def submit(self, req) -> bool:
+        try:
+            self.inbox.put_nowait(("submit", req))
+            return True
+        except queue.Full:
+            return False
+
+    def cancel(self, job_id: int) -> None:
+        try:
+            self.inbox.put_nowait(("cancel", job_id))
+        except queue.Full:
+            pass   # the job will finish or time out on its own
+
+    def step(self) -> bool:
+        return self.proc.is_alive()
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            self.inbox.put(("close",), timeout=1)
+        except (queue.Full, ValueError, OSError):
+            pass
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        if self._receiver is not None:
+            self._receiver.join(timeout=2)

@@ -1,0 +1,162 @@
+"""The continuous batcher on the real embedded model (inline runner)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from agents.inference import Priority, client_for
+from agents.inference.scoring import split_tokens
+
+pytestmark = pytest.mark.model
+
+WORLD = ("The village of Hamlet lies in a green valley. It has a tavern, a smithy, "
+         "a market square, a school and a mill by the river. ")
+
+
+@pytest.fixture
+def llm(loaded):
+    client = client_for(loaded, runner="inline", max_batch=4, max_queue=32)
+    yield client
+    client.close()
+
+
+def test_greedy_matches_transformers_generate(llm, loaded, drain, reference_greedy):
+    prompts = ["The capital of France is", WORLD + "The smith says:"]
+    handles = [llm.generate(prompts[0], max_new_tokens=16),
+               llm.generate(prompts[1], max_new_tokens=16, prefix=WORLD)]
+    drain(llm, handles)
+    for prompt, h in zip(prompts, handles):
+        r = h.result()
+        assert r.status == "ok" and r.finish_reason == "length"
+        assert r.token_ids == reference_greedy(loaded, prompt, 16)
+        assert r.text == loaded.tokenizer.decode(r.token_ids, skip_special_tokens=True)
+    # The second request with the same prefix hits the prefix cache and still matches.
+    again = llm.generate(WORLD + "The smith says:", max_new_tokens=16, prefix=WORLD)
+    drain(llm, [again])
+    assert again.result().token_ids == handles[1].result().token_ids
+    assert llm.backend.engine.prefixes.hits >= 1
+
+
+def test_mixed_lengths_each_finish_correctly(llm, loaded, reference_greedy):
+    jobs = [("Hello", 4), ("Once upon a time, in a small village by the sea, there lived", 20),
+            ("List three colours:", 10)]
+    handles = [llm.generate(p, max_new_tokens=n) for p, n in jobs]
+    finished_at: dict[int, int] = {}
+    for step in range(200):
+        llm.step()
+        for h in handles:
+            if h.done() and h.job_id not in finished_at:
+                finished_at[h.job_id] = step
+        if len(finished_at) == len(handles):
+            break
+    for (prompt, n), h in zip(jobs, handles):
+        r = h.result()
+        assert r.status == "ok"
+        assert r.token_ids == reference_greedy(loaded, prompt, n)[: len(r.token_ids)]
+        assert len(r.token_ids) == n or r.finish_reason == "stop"
+    # The short request did not wait for the longest one in its batch.
+    assert finished_at[handles[0].job_id] < finished_at[handles[1].job_id] - 10
+    assert llm.backend.engine.running == []
+
+
+def _reference_score(loaded, prompt: str, cand: str) -> float:
+    ids, first, _ = split_tokens(loaded.tokenizer, prompt, cand)
+    with torch.inference_mode():
+        logits = loaded.model(torch.tensor([ids])).logits[0].float()
+    lp = torch.log_softmax(logits, dim=-1)
+    return sum(lp[t - 1, ids[t]].item() for t in range(max(first, 1), len(ids)))
+
+
+def test_score_ranks_and_matches_one_at_a_time(llm, loaded, drain):
+    prompt = WORLD + "Question: What is the color of the sky on a clear day?\nAnswer: The sky is"
+    cands = [" blue.", " made of cheese and pickles.", " green."]
+    h = llm.score(prompt, cands)
+    hp = llm.score(prompt, cands, prefix=WORLD)
+    drain(llm, [h, hp])
+    for r in (h.result(), hp.result()):
+        assert r.status == "ok" and len(r.logprobs) == 3
+        assert r.logprobs[0] > r.logprobs[1] and r.best() == 0
+        for got, cand in zip(r.logprobs, cands):
+            assert got == pytest.approx(_reference_score(loaded, prompt, cand), abs=2e-3)
+
+
+def _low_done_when_high_done(loaded, policy: str) -> int:
+    llm = client_for(loaded, runner="inline", max_batch=4, max_queue=64, policy=policy)
+    low = [llm.generate(f"Villager {i} thinks about the harvest and", max_new_tokens=10,
+                        priority=Priority.REFLECTION) for i in range(12)]
+    high = llm.generate("A traveller asks the guide: where is the inn?", max_new_tokens=10,
+                        priority=Priority.HUMAN_REPLY)
+    while not high.done():
+        llm.step()
+    assert high.result().status == "ok"
+    count = sum(h.done() for h in low)
+    llm.close()
+    return count
+
+
+def test_high_priority_finishes_before_queued_low_priority(loaded):
+    # Submitted behind 12 low-priority requests, it overtakes them; under FIFO it waits.
+    assert _low_done_when_high_done(loaded, "priority") <= 1     # (one may hit EOS at once)
+    assert _low_done_when_high_done(loaded, "fifo") >= 8
+
+
+def test_deadline_and_cancellation(llm, drain):
+    expired = llm.generate("Tell me a story.", max_new_tokens=8, deadline_s=0.0)
+    running = llm.generate("Once upon a time, in a small village,", max_new_tokens=30, deadline_s=60)
+    short_deadline = llm.generate("The miller said that the river", max_new_tokens=60, deadline_s=0.3)
+    waiting = llm.generate("The smith told the baker that", max_new_tokens=30, priority=Priority.REFLECTION)
+    llm.step()
+    llm.step()
+    assert expired.done() and expired.result().status == "deadline"
+    waiting.cancel()
+    drain(llm, [waiting, short_deadline, running])
+    assert waiting.result().status == "cancelled"
+    assert short_deadline.result().status == "deadline"
+    assert running.result().status == "ok" and len(running.result().token_ids) == 30
+    t0 = time.monotonic()
+    running2 = llm.generate("Once upon a time, in a small village,", max_new_tokens=40)
+    llm.step()
+    llm.step()
+    running2.cancel()
+    drain(llm, [running2])
+    r = running2.result()
+    assert r.status == "cancelled" and 0 < len(r.token_ids) < 40 and time.monotonic() - t0 < 10
+    assert llm.backend.engine.running == []
+
+
+def test_queue_bound_overloads_without_raising(loaded, drain):
+    llm = client_for(loaded, runner="inline", max_batch=1, max_queue=2)
+    handles = [llm.generate("Hi", max_new_tokens=2) for _ in range(6)]
+    refused = [h for h in handles if h.done()]
+    # Bound: the queue (2) plus the batch (1); nothing has stepped, so only the queue holds.
+    assert 3 <= len(refused) <= 4 and all(h.result().status == "overloaded" for h in refused)
+    assert "queue" in refused[-1].result().error or "outstanding" in refused[-1].result().error
+    drain(llm, handles)
+    assert sum(h.result().status == "ok" for h in handles) == 6 - len(refused)
+    llm.close()
+
+
+async def test_stream_stop_strings_and_seeded_sampling(llm, drain):
+    h = llm.generate("Count: one, two, three,", max_new_tokens=24, stop=[" six"])
+    pieces = []
+
+    async def consume():
+        async for piece in h.stream():
+            pieces.append(piece)
+
+    import asyncio
+    task = asyncio.ensure_future(consume())
+    while not h.done():
+        llm.step()
+        await asyncio.sleep(0)
+    result = await h
+    await task
+    assert result.finish_reason == "stop" and " six" not in result.text and "five" in result.text
+    assert "".join(pieces) == result.text
+    a, b, c = (llm.generate("My favourite animal is", max_new_tokens=12, temperature=1.0, top_p=0.9, seed=s)
+               for s in (7, 7, 8))
+    drain(llm, [a, b, c])
+    assert a.result().text == b.result().text
+    assert a.result().token_ids != c.result().token_ids
