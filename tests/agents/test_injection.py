@@ -34,7 +34,7 @@ def llm():
 def test_attacks_change_nothing_but_the_npcs_own_words(llm):
     # a token budget too small for NPC small talk: only replies to people run
     h = Harness(names=("Mira", "Tomas"), llm=llm, budget=MindBudget(tokens_per_minute=1.0),
-                positions={"Mira": (60, 48), "Tomas": (70, 60)})
+                positions={"Mira": (60, 48), "Tomas": (64, 70)})
     h.tick(Join(1, "Eve", 61, 48))
     mira = h.npc("Mira")
     secret = system_prompt(PERSONAS["Mira"])
