@@ -14,7 +14,8 @@ MAX_LINE = 200
 _TAGS = re.compile(r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|#{2,}", re.IGNORECASE)
 _ROLE_LINE = re.compile(r"^\s*(system|assistant|user)\s*[:\n]", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
-_BANNED = ("as an ai", "language model", "i cannot assist", "instructions", "system prompt", "rules:")
+_BANNED = ("as an ai", "language model", "i cannot assist", "instructions", "system prompt", "rules:",
+           "the rules", "not a character", "as a character", "my character", "in character")
 
 
 def clean_line(raw: str, speaker: str, others: tuple[str, ...] = (), echo_sources: tuple[str, ...] = ()) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import queue
 import threading
 import traceback
@@ -117,6 +118,9 @@ class ThreadBackend:
 
 
 def _worker_main(model, device, dtype, limits, threads, nice, inbox, outbox) -> None:
+    # Ctrl-C reaches the whole process group: the parent shuts the worker
+    # down through its inbox, so the worker ignores the signal itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         if nice:
             os.nice(nice)      # the world's tick loop wins the CPU whenever it needs it
