@@ -23,7 +23,7 @@ from server.admin import handle_admin
 from server.config import ServerConfig
 from server.metrics import ServerMetrics
 from server.persistence import Database
-from server.replication import Replicator
+from server.replication import EMPTY_VIEW, CellCache, Replicator
 from server.sessions import Sessions
 from server.world.inputs import Input, Join, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
 from server.world.world import FLAG_AWAY, Rejection, World
@@ -43,7 +43,8 @@ class Game:
         # One replicator per phase of the state cadence: clients are split by
         # entity id, so each tick serves 1/N of them and the work is spread
         # evenly instead of landing on every Nth tick.
-        self.replicators = [Replicator(world) for _ in range(max(1, config.state_every_ticks))]
+        cells = CellCache(world)
+        self.replicators = [Replicator(world, cells=cells) for _ in range(max(1, config.state_every_ticks))]
         self.inbox: deque[tuple[Any, Message]] = deque()
         self.clients: dict[int, Any] = {}  # entity -> welcomed client
         self.agent_systems: list[AgentSystem] = []
@@ -261,7 +262,7 @@ class Game:
                 return
             client.protocol.join_accepted()
             client.send(welcome)
-            client.known, client.known_cell = {}, None
+            client.known, client.known_cell = EMPTY_VIEW, None
             self.clients[account.entity] = client
 
         self._after_commit.append(deliver)

@@ -56,7 +56,7 @@ class Client:
         cfg = server.config
         self.protocol = ServerConnection(now=time.monotonic())
         self.entity: int | None = None
-        self.known: dict = {}
+        self.known: tuple = ()  # the view last sent (see server/replication.py)
         self.known_cell: tuple[int, int] | None = None
         self.pending = 0  # inputs in the game's inbox
         self.closed = False
