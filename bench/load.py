@@ -50,7 +50,9 @@ def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str
             out = Path(tmp) / "report.json"
             cmd = [sys.executable, "-m", "server.cli", "bots", "--url", f"ws://127.0.0.1:{port}", "--count",
                    str(count), "--ramp", str(ramp), "--duration", str(duration), "--behaviour", behaviour,
-                   "--procs", str(procs), "--json", str(out), "--quiet"]
+                   "--procs", str(procs), "--json", str(out), "--quiet",
+                   # the load generator shares this machine: it must not take the server's CPU
+                   "--nice", "10"]
             subprocess.run(cmd, cwd=ROOT, check=False, timeout=ramp + duration + 300,
                            stdout=subprocess.DEVNULL)
             report = json.loads(out.read_text())

@@ -77,7 +77,7 @@ class Bot:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            self.client = await HamletClient.connect(self.url, open_timeout=15)
+            self.client = await HamletClient.connect(self.url, open_timeout=15, keep_messages=False)
             await self.client.join(self.name, timeout=30)
         except Exception as exc:
             self.stats.connect_error = _reason(exc)
@@ -208,7 +208,7 @@ class Bot:
         self._absorb(old)
         await old.ws.close()  # drop without bye: the avatar waits in its grace period
         try:
-            new = await HamletClient.connect(self.url, open_timeout=15)
+            new = await HamletClient.connect(self.url, open_timeout=15, keep_messages=False)
             welcome = await new.join(self.name, token=old.token, timeout=30)
         except Exception:
             self.stats.resumes_failed += 1

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="FILE", help="write the report as JSON here")
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not on this machine")
     p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.add_argument("--nice", type=int, default=0, metavar="N",
+                   help="lower the bots' CPU priority (on one machine, leave the server its share)")
     p.add_argument("--part", help=argparse.SUPPRESS)  # internal: "I/K" for a child process
     p.set_defaults(func=run)
 
@@ -75,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"hamlet bots: {problem}", file=sys.stderr)
         return 2
+    if args.nice:
+        os.nice(args.nice)
     if args.part:
         return _run_part(args)
     from client_demo import bots_report as rep
@@ -127,7 +131,7 @@ def _run_children(args: argparse.Namespace) -> list[dict]:
         cmd = [sys.executable, "-m", "server.cli", "bots", "--url", args.url, "--count", str(args.count),
                "--ramp", str(args.ramp), "--duration", str(args.duration), "--behaviour", args.behaviour,
                "--seed", str(args.seed), "--slow-readers", str(args.slow_readers), "--garbage", str(args.garbage),
-               "--part", f"{i}/{args.procs}", "--json", out] + (["--churn"] if args.churn else []) \
+               "--part", f"{i}/{args.procs}", "--json", out, "--nice", "0"] + (["--churn"] if args.churn else []) \
             + (["--allow-remote"] if args.allow_remote else [])
         procs.append((subprocess.Popen(cmd), out))
     limit = time.monotonic() + args.ramp + args.duration + 120

@@ -15,7 +15,7 @@ from client_demo.bots import _run_bots, check_args, is_loopback
 
 def args_for(url: str, **kw) -> argparse.Namespace:
     base = dict(url=url, count=50, ramp=1.0, duration=4.0, behaviour="mixed", seed=3, procs=1, churn=False,
-                slow_readers=0, garbage=0, json=None, allow_remote=False, quiet=True, part=None)
+                slow_readers=0, garbage=0, json=None, allow_remote=False, quiet=True, part=None, nice=0)
     base.update(kw)
     return argparse.Namespace(**base)
 
