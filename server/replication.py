@@ -60,14 +60,15 @@ class CellCache:
 
 
 class Replicator:
-    def __init__(self, world: World, view_cells: int = 2, cells: CellCache | None = None) -> None:
+    def __init__(self, world: World, view_cells: int = 1, cells: CellCache | None = None) -> None:
         self.world = world
-        # 2 cells of 8 tiles each side: a 40 x 40 tile window, a little more
-        # than a 1280 x 720 browser view at 32 px per tile.
+        # The cells around the avatar's cell that are in view (1: a 3 x 3
+        # square, see WorldRules.grid_cell).
         self.view_cells = view_cells
         self.cells = cells or CellCache(world)
         self._views: dict[Cell, View] = {}
         self._prev_views: dict[Cell, View] = {}
+        self._diffs: dict[Cell, tuple[CellView, CellView, tuple]] = {}  # this round's per-cell diffs
         self.frames_shared = 0
         self.frames_individual = 0
 
@@ -117,8 +118,45 @@ class Replicator:
             return None
         return encode("state", tick=self.world.tick, enter=enter, move=move, leave=leave, upd=upd)
 
+    def _piece_diff(self, cell: Cell, a: CellView, b: CellView) -> tuple[CellView, CellView, dict]:
+        """(entered, left, changed) between two versions of one cell's piece,
+        computed once per round however many views contain the cell.
+        `changed` maps id -> (old, new) for entities in the cell both times."""
+        hit = self._diffs.get(cell)
+        if hit is not None and hit[0] is a and hit[1] is b:
+            return hit[2]
+        entered = {eid: cur for eid, cur in b.items() if eid not in a}
+        left = {eid: old for eid, old in a.items() if eid not in b}
+        changed = {eid: (a[eid], cur) for eid, cur in b.items() if eid in a and a[eid] != cur}
+        diff = (entered, left, changed)
+        self._diffs[cell] = (a, b, diff)
+        return diff
+
+    def shared_delta_frame(self, prev: View, now: View) -> bytes | None:
+        """The delta between two views of the same cell, from per-cell diffs:
+        its cost follows what changed, not how many entities are in view."""
+        entered: CellView = {}
+        left: CellView = {}
+        changed: dict[int, tuple] = {}
+        for (cell, a), (_, b) in zip(prev, now):
+            if a is not b:
+                e, lft, c = self._piece_diff(cell, a, b)
+                entered.update(e)
+                left.update(lft)
+                changed.update(c)
+        for eid in [eid for eid in entered if eid in left]:  # crossed between two cells in view
+            changed[eid] = (left.pop(eid), entered.pop(eid))
+        if not (entered or left or changed):
+            return None
+        ents = self.world.entities
+        enter = [[eid, ents[eid].kind, ents[eid].name, cur[0], cur[1], cur[2]] for eid, cur in entered.items()]
+        move = [[eid, new[0], new[1]] for eid, (old, new) in changed.items() if old[:2] != new[:2]]
+        upd = [[eid, new[2]] for eid, (old, new) in changed.items() if old[2] != new[2]]
+        return encode("state", tick=self.world.tick, enter=enter, move=move, leave=list(left), upd=upd)
+
     def replicate(self, clients: list[ReplicaClient]) -> None:
         self._prev_views, self._views = self._views, {}
+        self._diffs = {}
         world = self.world
         shared: dict[Cell, bytes | None] = {}
         for client in clients:
@@ -132,7 +170,7 @@ class Replicator:
                 if now is prev:
                     continue  # nothing changed in view
                 if cell not in shared:
-                    shared[cell] = self.delta_frame(prev, now)
+                    shared[cell] = self.shared_delta_frame(prev, now)
                 frame = shared[cell]
                 self.frames_shared += frame is not None
             else:

@@ -32,7 +32,10 @@ class WorldRules:
     # The longest path a single move may ask for; the default map's diameter
     # is about 220 tiles, so any place is one move away.
     max_path: int = 400
-    grid_cell: int = 8
+    # Grid cells of 16 x 16 tiles; a client sees its cell and the 8 around
+    # it: at least 16 tiles in every direction (a 1280 x 720 browser view at
+    # 32 px per tile shows 20 x 11 each side), with few cells to visit.
+    grid_cell: int = 16
     # The game clock runs ten times faster than real time at 20 Hz (half a
     # game second per tick): a game day lasts 2.4 real hours, so routines
     # change while people play, and a conversation of a few real seconds

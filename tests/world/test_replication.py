@@ -42,7 +42,7 @@ class MirrorClient:
         pass
 
 
-def expected(world: World, entity: int, view_cells: int = 2) -> dict[int, tuple[int, int, int]]:
+def expected(world: World, entity: int, view_cells: int = 1) -> dict[int, tuple[int, int, int]]:
     cx, cy = world.grid.where[entity]
     out = {}
     for e in world.entities.values():
