@@ -32,6 +32,10 @@ log = logging.getLogger("hamlet.game")
 
 AgentSystem = Callable[[World], list[Input]]
 
+# Ticks between two changes of the state cadence (5 s at 20 Hz): long
+# enough to see the effect of the last change before making another.
+CADENCE_DWELL_TICKS = 100
+
 
 class Game:
     def __init__(self, config: ServerConfig, world: World, db: Database, metrics: ServerMetrics) -> None:
@@ -45,6 +49,9 @@ class Game:
         # evenly instead of landing on every Nth tick.
         cells = CellCache(world)
         self.replicators = [Replicator(world, cells=cells) for _ in range(max(1, config.state_every_ticks))]
+        self._tick_ema = 0.0
+        self._cadence_changed = 0
+        metrics.state_every_ticks.set(len(self.replicators))
         self.inbox: deque[tuple[Any, Message]] = deque()
         self.clients: dict[int, Any] = {}  # entity -> welcomed client
         self.agent_systems: list[AgentSystem] = []
@@ -85,10 +92,34 @@ class Game:
     # -- the tick ------------------------------------------------------------
     def run_tick(self) -> None:
         self.world.begin_tick()
+        began = time.perf_counter()
         for name, system in self.systems:
             t0 = time.perf_counter()
             system(time.monotonic())
             self.metrics.system_duration.labels(name).observe(time.perf_counter() - t0)
+        self._adapt_cadence(time.perf_counter() - began)
+
+    def _adapt_cadence(self, took: float) -> None:
+        """Graceful degradation: when ticks take over 40% of their budget on
+        average, state updates go out half as often (at most every
+        `max_state_every_ticks` ticks); below 15% they come back. Changes
+        are at least `CADENCE_DWELL_TICKS` apart."""
+        self._tick_ema = 0.95 * self._tick_ema + 0.05 * took
+        if self.world.tick - self._cadence_changed < CADENCE_DWELL_TICKS:
+            return
+        budget = 1.0 / self.config.tick_rate
+        n = len(self.replicators)
+        if self._tick_ema > 0.4 * budget and n < self.config.max_state_every_ticks:
+            self._set_cadence(n * 2)
+        elif self._tick_ema < 0.15 * budget and n > self.config.state_every_ticks:
+            self._set_cadence(max(self.config.state_every_ticks, n // 2))
+
+    def _set_cadence(self, n: int) -> None:
+        log.info("state updates every %d ticks (tick time %.1f ms on average)", n, self._tick_ema * 1000)
+        cells = self.replicators[0].cells
+        self.replicators = [Replicator(self.world, cells=cells) for _ in range(n)]
+        self._cadence_changed = self.world.tick
+        self.metrics.state_every_ticks.set(n)
 
     def apply(self, inp: Input) -> Rejection | int | None:
         """Apply an input to the world and, if accepted, log it."""

@@ -34,6 +34,8 @@ class ServerMetrics:
                                            "Connections refused at the handshake", ["reason"], registry=r)
         self.commit_duration = Histogram("hamlet_commit_duration_seconds", "Per-tick database commit",
                                          buckets=_TICK_BUCKETS, registry=r)
+        self.state_every_ticks = Gauge("hamlet_state_every_ticks",
+                                       "Ticks between state updates to a client (raised under load)", registry=r)
         self.input_queue = Gauge("hamlet_input_queue_depth", "Inputs waiting for the next tick", registry=r)
 
     def render(self) -> bytes:
