@@ -5,6 +5,7 @@ connection with 1001 and a reason, and exit."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -63,6 +64,10 @@ class HamletServer:
         # payload id -> (payload, frame) for this tick; holding the payload
         # keeps its id from being reused while the entry lives.
         self._framed: dict[int, tuple[bytes, bytes]] = {}
+        # While a tick runs, frames for a client are gathered and written in
+        # one system call at the end of the tick (see Client.write_batch).
+        self.batching = False
+        self.batched: list[Client] = []
 
     def framed(self, payload: bytes) -> bytes:
         """The WebSocket frame of a payload, framed once per tick however many
@@ -87,6 +92,12 @@ class HamletServer:
 
     async def start(self) -> None:
         cfg = self.config
+        # The world, map and model structures live for the whole run: move
+        # them out of the collector's sight, and collect young objects less
+        # often, so a full collection does not land in the middle of a tick.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)
         self._ws_server = await serve(
             self._handle, cfg.host, cfg.port,
             process_request=lambda conn, req: handle_http(self, req),
@@ -156,11 +167,17 @@ class HamletServer:
                 m.ticks_skipped.inc(skipped)
             m.tick_lateness.observe(max(0.0, lateness))
             self._framed.clear()
+            self.batching = True
             try:
                 self.game.run_tick()
             except Exception:
                 log.exception("tick %d failed", self.game.world.tick)
                 raise
+            finally:
+                self.batching = False
+                batched, self.batched = self.batched, []
+                for client in batched:
+                    client.write_batch()
             took = time.monotonic() - began
             m.tick_duration.observe(took)
             self.tick_stats.append((took, max(0.0, lateness)))

@@ -58,7 +58,7 @@ class ServerConfig:
     # once per `ticks_per_tile` ticks, so 2 (10 updates/s at 20 Hz) loses no
     # position and halves the frames (and system calls) per client.
     state_every_ticks: int = 2
-    # Under load (ticks over 40% of their budget) the cadence doubles up to
+    # Under load (ticks over 25% of their budget) the cadence doubles up to
     # this: every 4 ticks still skips no tile at the default walking speed.
     max_state_every_ticks: int = 4
     # Walking speed in ticks per tile (4 at 20 Hz is 5 tiles/s).

@@ -66,6 +66,8 @@ class Client:
         self.state_since: float | None = None
         self.outbox: deque[bytes] = deque()  # framed, waiting for the transport
         self.outbox_bytes = 0
+        self._batch: list[bytes] = []  # this tick's frames, written together at its end
+        self._batch_state: bytes | None = None
         self.max_frames = cfg.max_outbox_frames
         self.max_bytes = cfg.max_outbox_bytes
         self.peer = ws.remote_address[0] if ws.remote_address else "?"
@@ -95,8 +97,17 @@ class Client:
     def send_wire(self, wire: bytes) -> None:
         if self.closed:
             return
-        if not self.outbox and self.state_frame is None and self._write(wire):
-            return
+        if not self.outbox and self.state_frame is None:
+            if self.server.batching:  # during a tick: one write per client at its end
+                if not self._batch and self._batch_state is None:
+                    self.server.batched.append(self)
+                self._batch.append(wire)
+                return
+            if self._write(wire):
+                return
+        self._queue(wire)
+
+    def _queue(self, wire: bytes) -> None:
         if len(self.outbox) >= self.max_frames or self.outbox_bytes + len(wire) > self.max_bytes:
             self.close(CloseCode.SLOW_READER, "not reading: outbox full")
             return
@@ -110,10 +121,36 @@ class Client:
         if self.closed:
             return
         wire = self.server.framed(payload)
+        if not self.outbox and self.server.batching:
+            if not self._batch and self._batch_state is None:
+                self.server.batched.append(self)
+            self._batch_state = wire
+            return
         if not self.outbox and self._write(wire):
             return
         self.state_frame = wire
         self.state_since = time.monotonic()
+
+    def write_batch(self) -> None:
+        """End of tick: this tick's frames (events, acks, then the state) in
+        one write, or, if the transport is full, into the outbox and the
+        state slot."""
+        batch, state = self._batch, self._batch_state
+        self._batch, self._batch_state = [], None
+        if self.closed:
+            return
+        t = self.ws.transport
+        if (t is not None and not t.is_closing() and self.ws.protocol.state is WsState.OPEN
+                and t.get_write_buffer_size() <= TRANSPORT_HIGH_WATER):
+            parts = batch + [state] if state is not None else batch
+            t.writelines(parts)
+            self.server.metrics.bytes_out.inc(sum(len(p) for p in parts))
+            return
+        for wire in batch:
+            self._queue(wire)
+        if state is not None:
+            self.state_frame = state
+            self.state_since = time.monotonic()
 
     def flush(self) -> None:
         """Write what waits, in order, while the transport has room."""
@@ -131,6 +168,8 @@ class Client:
             return
         self.closed = True
         self.close_code = int(code)
+        self.outbox.extend(self._batch)  # this tick's frames (say, the error that explains the close) go first
+        self._batch = []
         self.protocol.close()
         self.server.metrics.closes.labels(str(int(code))).inc()
         self.closing = asyncio.get_running_loop().create_task(self._close(code, reason))
