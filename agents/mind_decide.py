@@ -35,6 +35,11 @@ def decide(system: MindsSystem, world: World, mind: Mind, out: list[Input]) -> N
         system.submit_generation(world, mind, "reply", turns, Priority.HUMAN_REPLY, b.reply_tokens,
                                  b.reply_deadline_s, {"partner": speaker, "partner_name": name}, out)
         return
+    if system.people_waiting and not (conv is not None and conv.with_player):
+        # replies to people first: no new small talk, choices or reflection meanwhile
+        if conv is None:
+            system.follow_routine(world, mind, out)
+        return
     if conv is not None:
         if conv.with_player:
             if world.tick - conv.last_tick > b.player_idle_ticks:

@@ -53,8 +53,8 @@ class MindBudget:
     line_gap_ticks: int = 30  # pacing between lines (1.5 s at 20 Hz)
     player_idle_ticks: int = 600  # a conversation with a person ends after 30 s of silence
     chat_range: int = 6  # tiles: NPCs this close may start a conversation
-    reply_tokens: int = 48
-    line_tokens: int = 40
+    reply_tokens: int = 40
+    line_tokens: int = 32
     reflect_tokens: int = 48
     # Wall-clock deadlines: a reply later than this is worse than the
     # fallback line. None (the headless sim's lockstep mode) waits for it.
@@ -99,6 +99,7 @@ class MindsSystem:
         self._perceived: deque[dict] = deque(maxlen=512)
         self.transcripts: list[ConversationLog] = []
         self.completed: list[tuple[int, str, Any]] = []  # (priority, kind, result) for statistics
+        self.people_waiting = False  # some NPC is preparing a reply to a person
         self._seeded = False
 
     # -- hooks ---------------------------------------------------------------
@@ -259,6 +260,7 @@ class MindsSystem:
     # -- starting jobs -------------------------------------------------------
     def _decide(self, world: World, out: list[Input]) -> None:
         from agents.mind_decide import decide  # the per-NPC policy, kept apart for size
+        self.people_waiting = any(m.job is not None and m.job.kind == "reply" for m in self.by_entity.values())
         for mind in self.by_entity.values():
             if mind.entity in world.entities:
                 decide(self, world, mind, out)
@@ -273,10 +275,28 @@ class MindsSystem:
                                    priority=priority, deadline_s=deadline_s,
                                    prefix=prefix if prompt.startswith(prefix) else None)
         self.tokens.spend(max_tokens)
+        if kind == "reply" and not self.people_waiting:
+            self.preempt_for_people(world, mind, out)
         mind.job = PendingJob(handle, kind, {**context, "priority": int(priority)})
         e = world.entities[mind.entity]
         if not e.flags & FLAG_THINKING:
             out.append(SetFlags(e.id, e.flags | FLAG_THINKING))
+
+    def preempt_for_people(self, world: World, replying: Mind, out: list[Input]) -> None:
+        """A person is waiting for an NPC: NPC small talk, choices and
+        reflections in flight are cancelled (their results are dropped) so the
+        engine's whole batch serves the reply; the conversations just resume
+        afterwards, since each mind still holds whose turn it is."""
+        self.people_waiting = True
+        for mind in self.by_entity.values():
+            job = mind.job
+            if mind is replying or job is None or job.kind == "reply":
+                continue
+            job.handle.cancel()
+            mind.job = None
+            e = world.entities.get(mind.entity)
+            if e is not None and e.flags & FLAG_THINKING:
+                out.append(SetFlags(e.id, e.flags & ~FLAG_THINKING))
 
     def submit_choice(self, world: World, mind: Mind, situation: str, actions: list[tuple], labels: list[str]) -> None:
         prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity, situation)

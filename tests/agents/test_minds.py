@@ -186,3 +186,29 @@ def test_perceptions_become_memories_with_game_time():
     assert any("The smithy is on fire!" in t for t in texts)
     m = h.minds.minds["mira"].memory.memories[-1]
     assert m.minute >= h.world.rules.start_minute
+
+
+def test_a_reply_to_a_person_preempts_npc_small_talk():
+    budget = MindBudget(line_gap_ticks=1)
+    llm = FakeLLM(replies=["Chat line one.", "Chat line two.", "Chat line three.", "Hello Ann!"], ready_after=4)
+    h = Harness(names=("Mira", "Tomas", "Elena"), llm=llm, budget=budget,
+                positions={"Mira": (60, 48), "Tomas": (62, 48), "Elena": (64, 52)})
+    for _ in range(60):
+        h.tick()
+        if any(m.job and m.job.kind in ("opener", "line") for m in h.minds.minds.values()):
+            break
+    chatting = next(m for m in h.minds.minds.values() if m.job and m.job.kind in ("opener", "line"))
+    small_talk = chatting.job.handle
+    elena = h.npc("Elena")
+    h.tick(Join(1, "Ann", 64, 51))
+    h.tick(Say(1, "Elena, a question!", to=elena.id))
+    h.tick()  # Elena's reply is submitted: the small talk in flight is cancelled
+    assert small_talk.cancelled
+    assert h.minds.people_waiting
+    while h.minds.minds["elena"].job is not None:
+        others = [m.job for m in h.minds.minds.values() if m.name != "Elena"]
+        assert all(j is None for j in others)  # nothing new starts while a person waits
+        h.tick()
+    assert any(s.entity == elena.id and s.to == 1 for s in says(h.outputs))
+    h.run(30)
+    assert not h.minds.people_waiting
