@@ -53,7 +53,7 @@ class MindBudget:
     line_gap_ticks: int = 30  # pacing between lines (1.5 s at 20 Hz)
     player_idle_ticks: int = 600  # a conversation with a person ends after 30 s of silence
     chat_range: int = 6  # tiles: NPCs this close may start a conversation
-    reply_tokens: int = 40
+    reply_tokens: int = 32  # a speech bubble: one or two short sentences
     line_tokens: int = 32
     reflect_tokens: int = 48
     # Wall-clock deadlines: a reply later than this is worse than the
@@ -271,7 +271,7 @@ class MindsSystem:
         prompt = self.llm.chat_prompt(system, turns)
         prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
         handle = self.llm.generate(prompt, max_new_tokens=max_tokens, temperature=0.7, top_p=0.9,
-                                   seed=self.rng.randrange(2**31), stop=("\n\n", "<|im_end|>"),
+                                   seed=self.rng.randrange(2**31), stop=("\n", "<|im_end|>"),
                                    priority=priority, deadline_s=deadline_s,
                                    prefix=prefix if prompt.startswith(prefix) else None)
         self.tokens.spend(max_tokens)
