@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -22,20 +20,18 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.reliability.helpers import ServerProcess  # noqa: E402
 TICK_P99_GOAL_MS = 25.0
 
 
 def start_server(db: str) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", HAMLET_MODEL="none",
-               HAMLET_MAX_CLIENTS_PER_IP="100000")
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", db,
-                             "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
-        if m:
-            return proc, int(m.group(1))
-    raise RuntimeError("server did not start")
+    """The server under test, in its own process; NPCs follow their routines
+    (the language model is measured in bench/inference.py and bench/npc.py)."""
+    server = ServerProcess(Path(db), npcs=True, env={"HAMLET_SPAWN": "anywhere", "HAMLET_MODEL": "none",
+                                                     "HAMLET_MAX_CLIENTS_PER_IP": "100000"}).start()
+    return server.proc, server.port
 
 
 def stats(port: int, last: int) -> dict:

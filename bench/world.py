@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,19 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 from client_demo.client import HamletClient  # noqa: E402
 from protocol.codec import encode  # noqa: E402
+from tests.reliability.helpers import ServerProcess  # noqa: E402
 
 
-def start_server(db: str, extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_SPAWN="anywhere", HAMLET_MAX_CLIENTS_PER_IP="100000",
-               **extra_env)
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", db,
-                             "--log-level", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
-        if m:
-            return proc, int(m.group(1))
-    raise RuntimeError("server did not start")
+def start_server(db: str) -> tuple[subprocess.Popen, int]:
+    """The server under test, in its own process; NPCs follow their routines
+    (the language model is measured in bench/inference.py and bench/npc.py)."""
+    server = ServerProcess(Path(db), npcs=True, env={"HAMLET_SPAWN": "anywhere", "HAMLET_MODEL": "none",
+                                                     "HAMLET_MAX_CLIENTS_PER_IP": "100000"}).start()
+    return server.proc, server.port
 
 
 def http_json(port: int, path: str) -> dict:
@@ -77,7 +71,7 @@ def naive_full_state_bytes(n_entities: int, rng: random.Random) -> int:
 async def run(clients: int, warmup: float, measure: float, seed: int) -> dict:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_server(str(Path(tmp) / "bench.db"), {})
+        proc, port = start_server(str(Path(tmp) / "bench.db"))
         try:
             url = f"ws://127.0.0.1:{port}"
             conns: list[HamletClient] = []

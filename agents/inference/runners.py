@@ -21,6 +21,21 @@ import threading
 import traceback
 
 
+def _put(inbox, item) -> bool:
+    try:
+        inbox.put_nowait(item)
+        return True
+    except queue.Full:
+        return False
+
+
+class _InboxSubmit:
+    """Backends fed through a bounded inbox: a full inbox refuses the job."""
+
+    def submit(self, req) -> bool:
+        return _put(self.inbox, ("submit", req))
+
+
 class InlineBackend:
     name = "inline"
 
@@ -74,7 +89,7 @@ def _serve_inbox(engine, inbox, send, stop: threading.Event | None = None) -> No
             send(engine.step(), engine.stats())
 
 
-class ThreadBackend:
+class ThreadBackend(_InboxSubmit):
     name = "thread"
 
     def __init__(self, engine, inbox_size: int):
@@ -91,17 +106,8 @@ class ThreadBackend:
     def _run(self, deliver) -> None:
         _serve_inbox(self.engine, self.inbox, deliver, self._stop)
 
-    def submit(self, req) -> bool:
-        try:
-            self.inbox.put_nowait(("submit", req))
-            return True
-        except queue.Full:
-            return False
-
     def cancel(self, job_id: int) -> None:
-        try:
-            self.inbox.put_nowait(("cancel", job_id))
-        except queue.Full:
+        if not _put(self.inbox, ("cancel", job_id)):
             self.engine.cancel(job_id)   # a set.add; safe enough from another thread
 
     def step(self) -> bool:
@@ -139,7 +145,7 @@ def _worker_main(model, device, dtype, limits, threads, nice, inbox, outbox) -> 
     outbox.put(("closed",))
 
 
-class ProcessBackend:
+class ProcessBackend(_InboxSubmit):
     name = "process"
 
     def __init__(self, model, device, dtype, limits: dict, inbox_size: int, threads: int | None = None,
@@ -185,18 +191,8 @@ class ProcessBackend:
             elif msg[0] == "closed":
                 return
 
-    def submit(self, req) -> bool:
-        try:
-            self.inbox.put_nowait(("submit", req))
-            return True
-        except queue.Full:
-            return False
-
     def cancel(self, job_id: int) -> None:
-        try:
-            self.inbox.put_nowait(("cancel", job_id))
-        except queue.Full:
-            pass   # the job will finish or time out on its own
+        _put(self.inbox, ("cancel", job_id))   # if full, the job finishes or times out on its own
 
     def step(self) -> bool:
         return self.proc.is_alive()

@@ -14,11 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class ServerProcess:
-    """`hamlet serve` in its own process, on 127.0.0.1 with an OS-chosen port."""
+    """`hamlet serve` in its own process, on 127.0.0.1 with an OS-chosen port
+    (used by the reliability tests and the bench/ scripts)."""
 
-    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None, npcs: bool = False) -> None:
         self.db = db
-        self.extra = extra
+        self.extra = extra + (() if npcs else ("--no-npcs",))
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_MODEL="none", **(env or {}))
         self.proc: subprocess.Popen | None = None
         self.url = ""
@@ -26,7 +27,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", str(self.db), "--no-npcs",
+            [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", str(self.db),
              "--log-level", "WARNING", *self.extra],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
