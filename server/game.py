@@ -18,14 +18,14 @@ from typing import Any
 
 from protocol.codec import Message, encode
 from protocol.errors import CloseCode, ErrorCode
-from protocol.limits import PROTOCOL_VERSION, DEFAULT_LIMITS
 from server.admin import handle_admin
 from server.config import ServerConfig
+from server.joins import adopt_orphans, handle_join
 from server.metrics import ServerMetrics
 from server.persistence import Database
-from server.replication import EMPTY_VIEW, CellCache, Replicator
+from server.replication import CellCache, Replicator
 from server.sessions import Sessions
-from server.world.inputs import Input, Join, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
+from server.world.inputs import Input, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
 from server.world.world import FLAG_AWAY, Rejection, World
 
 log = logging.getLogger("hamlet.game")
@@ -64,7 +64,7 @@ class Game:
         ]
         self._log: list[tuple[str, dict]] = []  # inputs applied this tick
         self._after_commit: list[Callable[[], None]] = []
-        self._spawn_rng = random.Random()  # spawn spots are logged in Join, so need not be seeded
+        self.spawn_rng = random.Random()  # spawn spots are logged in Join, so need not be seeded
         self._last_snapshot = time.monotonic()
         self.on_tick: list[Callable[[World], None]] = []  # observers (sim, tests)
 
@@ -198,7 +198,7 @@ class Game:
     def _handle(self, client: Any, msg: Message) -> None:
         kind = msg.type
         if kind == "hello":
-            self._join(client, msg)
+            handle_join(self, client, msg)
             return
         if kind == "admin":
             handle_admin(self, client, msg)
@@ -240,84 +240,6 @@ class Game:
             return MoveTo(eid, *place.entry)
         return Stop(eid)
 
-    def _join(self, client: Any, msg: Message) -> None:
-        def refuse(code: ErrorCode, why: str) -> None:
-            client.protocol.join_refused()
-            client.send(encode("error", code=str(code), msg=why, seq=msg.seq))
-            self.metrics.rejected.labels(str(code)).inc()
-
-        if msg.data["v"] != PROTOCOL_VERSION:
-            return refuse(ErrorCode.BAD_VERSION, f"this server speaks protocol version {PROTOCOL_VERSION}")
-        token = msg.get("token")
-        world = self.world
-        if token is not None:
-            account = self.sessions.find_by_token(token)
-            if account is None:
-                return refuse(ErrorCode.BAD_TOKEN, "unknown or expired session token")
-            previous = self.clients.pop(account.entity, None)
-            if previous is not None:
-                previous.close(CloseCode.SESSION_REPLACED, "session resumed on another connection")
-            e = world.entities.get(account.entity)
-            resumed = e is not None
-            if e is None:
-                x, y = (account.x, account.y) if world.map.walkable(account.x, account.y) else self._spawn_point()
-                result = self.apply(Join(account.entity, account.name, x, y))
-                if isinstance(result, Rejection):
-                    return refuse(ErrorCode(result.code), result.message)
-            elif e.flags & FLAG_AWAY:
-                self.apply(SetFlags(e.id, e.flags & ~FLAG_AWAY))
-        else:
-            name = msg.data["name"]
-            if world.find_by_name(name) is not None or self.sessions.name_is_held(name):
-                return refuse(ErrorCode.NAME_TAKEN, f"the name {name!r} is taken; pick another or resume with your token")
-            eid = world.allocate_entity_id()
-            x, y = self._spawn_point()
-            result = self.apply(Join(eid, name, x, y))
-            if isinstance(result, Rejection):
-                return refuse(ErrorCode(result.code), result.message)
-            account, token = self.sessions.create_account(name, eid, x, y)
-            resumed = False
-        self.sessions.attach(account, client)
-        client.entity = account.entity
-        welcome = encode(
-            "welcome", v=PROTOCOL_VERSION, id=account.entity, token=token, resumed=resumed,
-            tick=world.tick, tick_rate=self.config.tick_rate, grace_s=self.config.grace_s,
-            map=world.map.to_wire(), seq=msg.seq,
-            limits={"max_text": DEFAULT_LIMITS.max_text, "max_name": DEFAULT_LIMITS.max_name,
-                    "max_frame": DEFAULT_LIMITS.max_frame_in},
-        )
-
-        def deliver() -> None:
-            if client.closed:  # it went away while its join was being committed
-                self.sessions.detach(account.entity, time.monotonic())
-                self.inbox.append((None, Message("_away", {"entity": account.entity})))
-                return
-            client.protocol.join_accepted()
-            client.send(welcome)
-            client.known, client.known_cell = EMPTY_VIEW, None
-            self.clients[account.entity] = client
-
-        self._after_commit.append(deliver)
-
-    def _spawn_point(self) -> tuple[int, int]:
-        tilemap = self.world.map
-        if self.config.spawn == "anywhere":
-            for _ in range(1000):
-                x, y = self._spawn_rng.randrange(tilemap.width), self._spawn_rng.randrange(tilemap.height)
-                if tilemap.walkable(x, y):
-                    return x, y
-        square = self.world.map.places.get("square")
-        if square is None:
-            return next((x, y) for y in range(self.world.map.height) for x in range(self.world.map.width)
-                        if self.world.map.walkable(x, y))
-        cx, cy = square.entry
-        for _ in range(50):  # near the middle, so newcomers hear each other
-            x = self._spawn_rng.randint(cx - 4, cx + 4)
-            y = self._spawn_rng.randint(cy - 3, cy + 3)
-            if self.world.map.walkable(x, y):
-                return x, y
-        return square.entry
-
     def end_session(self, eid: int) -> None:
         e = self.world.entities.get(eid)
         if e is not None:
@@ -338,19 +260,7 @@ class Game:
 
     # -- start and stop ------------------------------------------------------
     def adopt_orphans(self) -> None:
-        """After a restart, players in the world have no connection: give
-        each a session in its grace period, so its owner can resume."""
-        now = time.monotonic()
-        for e in list(self.world.entities.values()):
-            if e.kind != "player":
-                continue
-            account = self.db.account_by_entity(e.id)
-            if account is None:
-                continue
-            self.sessions.attach(account, None)
-            self.sessions.detach(e.id, now)
-            if not e.flags & FLAG_AWAY:
-                self.inbox.append((None, Message("_away", {"entity": e.id})))
+        adopt_orphans(self)
 
     def close_all(self, code: CloseCode, reason: str) -> None:
         for client in list(self.clients.values()):
