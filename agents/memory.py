@@ -59,8 +59,13 @@ class MemoryStream:
         self.unsaved: list[Memory] = []
 
     def add(self, minute: float, kind: str, text: str, importance: float) -> Memory:
-        emb = self.embedder([text])[0] if self.embedder else None
-        m = Memory(self.next_id, minute, kind, text, float(importance), minute, emb)
+        m = Memory(self.next_id, minute, kind, text, float(importance), minute)
+        if self.embedder is not None:
+            later = getattr(self.embedder, "later", None)
+            if later is not None:
+                later(m)  # filled in the background; scored lexically until then
+            else:
+                m.embedding = self.embedder([text])[0]
         self.next_id += 1
         self.memories.append(m)
         self.unsaved.append(m)
@@ -73,6 +78,9 @@ class MemoryStream:
     def load(self, m: Memory) -> None:
         self.memories.append(m)
         self.next_id = max(self.next_id, m.id + 1)
+        later = getattr(self.embedder, "later", None)
+        if later is not None:
+            later(m)
 
     def _forget(self) -> None:
         # drop the least important of the oldest half

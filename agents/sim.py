@@ -35,6 +35,7 @@ class SimOptions:
     model: str = "embedded"
     realtime: bool = False
     personas: str | None = None
+    embeddings: bool = True
     progress: bool = True
     budget: MindBudget = field(default_factory=MindBudget)
 
@@ -75,7 +76,9 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     tick_rate = config.tick_rate
     clock = (time.monotonic if opts.realtime else (lambda: world.tick / tick_rate))
     budget = opts.budget if opts.realtime else replace(opts.budget, reply_deadline_s=None, line_deadline_s=None)
-    minds = MindsSystem(personas, llm, seed=opts.seed, budget=budget, clock=clock)
+    from agents.embeddings import load_embedder
+    minds = MindsSystem(personas, llm, seed=opts.seed, budget=budget, clock=clock,
+                        embedder=load_embedder() if opts.embeddings else None)
     load_memories(db.conn, minds)
     game.agent_systems += [NpcSpawner(personas), minds]
     game.on_tick += [minds.observe, lambda w: save_memories(db.conn, minds)]

