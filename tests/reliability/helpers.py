@@ -20,7 +20,7 @@ class ServerProcess:
     def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None, npcs: bool = False) -> None:
         self.db = db
         self.extra = extra + (() if npcs else ("--no-npcs",))
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1", HAMLET_MODEL="none", **(env or {}))
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "HAMLET_MODEL": "none", **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.port = 0
