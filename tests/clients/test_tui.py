@@ -50,16 +50,21 @@ async def test_terminal_client_joins_walks_speaks_hears_and_reconnects(server):
         await until(pilot, lambda: s.client.me is not None and bob.entity in s.client.entities, what="bob in view")
         world = server.game.world
         x0, y0 = world.entities[ann_id].x, world.entities[ann_id].y
+        # both spawn at random near the square's middle and speech carries 10
+        # tiles: ann steps towards bob, so that they still hear each other
+        bx, by = world.entities[bob.entity].x, world.entities[bob.entity].y
+        dy = 1 if by > y0 else -1
+        dx = 1 if bx >= x0 else -1
 
         # walk with a command, then with the arrow keys on the map
-        await type_line(pilot, "/go n")
-        await until(pilot, lambda: (world.entities[ann_id].x, world.entities[ann_id].y) == (x0, y0 - 1), what="/go n")
+        await type_line(pilot, "/go s" if dy > 0 else "/go n")
+        await until(pilot, lambda: (world.entities[ann_id].x, world.entities[ann_id].y) == (x0, y0 + dy), what="/go")
         await pilot.press("escape")
         assert app.focused.id == "map"
-        await pilot.press("right")
-        await until(pilot, lambda: (world.entities[ann_id].x, world.entities[ann_id].y) == (x0 + 1, y0 - 1),
+        await pilot.press("right" if dx > 0 else "left")
+        await until(pilot, lambda: (world.entities[ann_id].x, world.entities[ann_id].y) == (x0 + dx, y0 + dy),
                     what="arrow key step")
-        await until(pilot, lambda: bob.entities[ann_id].x == x0 + 1, what="bob sees ann move")
+        await until(pilot, lambda: bob.entities[ann_id].x == x0 + dx, what="bob sees ann move")
         await pilot.press("enter")
         assert app.focused.id == "input"
 

@@ -81,12 +81,17 @@ async def test_two_people_walk_talk_see_errors_and_reconnect(chromium, server):
     await seen_at(bob, "ann", me_ann["x"], me_ann["y"])
     await seen_at(ann, "bob", me_bob["x"], me_bob["y"])
 
-    # ann walks one step north with the arrow key (the map has the focus after joining) ...
+    # Both spawn at random near the middle of the square (within 4 tiles
+    # across and 3 down of it), and speech carries 10 tiles: ann walks
+    # *towards* bob, so that they still hear each other afterwards.
+    toward_y = 1 if me_bob["y"] > me_ann["y"] else -1
+    toward_x = 1 if me_bob["x"] >= me_ann["x"] else -1
+    # ann walks one step with the arrow key (the map has the focus after joining) ...
     assert await ann.evaluate("document.activeElement.id") == "map"
-    await ann.keyboard.press("ArrowUp")
-    x, y = me_ann["x"], me_ann["y"] - 1
+    await ann.keyboard.press("ArrowDown" if toward_y > 0 else "ArrowUp")
+    x, y = me_ann["x"], me_ann["y"] + toward_y
     await seen_at(bob, "ann", x, y)
-    # ... and three tiles east with a click; bob's page sees her arrive there,
+    # ... and three tiles along with a click; bob's page sees her arrive there,
     # drawn in between tiles on the way (interpolation)
     await bob.evaluate("""id => {
         window.samples = [];
@@ -96,14 +101,17 @@ async def test_two_people_walk_talk_see_errors_and_reconnect(chromium, server):
             requestAnimationFrame(sample);
         };
         requestAnimationFrame(sample); }""", me_ann["id"])
-    await click_tile(ann, x + 3, y)
-    await seen_at(bob, "ann", x + 3, y)
-    await seen_at(ann, "ann", x + 3, y)
+    goal = x + 3 * toward_x
+    await click_tile(ann, goal, y)
+    await seen_at(bob, "ann", goal, y)
+    await seen_at(ann, "ann", goal, y)
     await bob.wait_for_timeout(500)
     samples = await bob.evaluate("window.samples")
-    assert any(x < v < x + 3 and v != int(v) for v in samples), "no position between tiles was drawn"
-    assert samples[-1] == x + 3
-    x += 3
+    assert any(min(x, goal) < v < max(x, goal) and v != int(v) for v in samples), \
+        "no position between tiles was drawn"
+    assert samples[-1] == goal
+    x = goal
+    assert (x - me_bob["x"]) ** 2 + (y - me_bob["y"]) ** 2 <= server.game.world.rules.hearing_radius ** 2
 
     # bob speaks: ann's page shows the bubble over bob and the line in the chat log
     await bob.fill("#chat-text", "Good morning, ann!")

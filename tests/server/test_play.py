@@ -28,9 +28,11 @@ async def test_two_clients_see_each_other_move_and_hear_each_other(server):
     b = await joined(server, "bob")
     await until(lambda: a.entity in b.entities and b.entity in a.entities)
     start = (b.entities[a.entity].x, b.entities[a.entity].y)
-    await a.move(dir="n")
+    # towards bob: both spawn at random near the square's middle, and speech carries 10 tiles
+    dy = 1 if a.entities[b.entity].y > start[1] else -1
+    await a.move(dir="s" if dy > 0 else "n")
     await until(lambda: (b.entities[a.entity].x, b.entities[a.entity].y) != start)
-    assert (b.entities[a.entity].x, b.entities[a.entity].y) == (start[0], start[1] - 1)
+    assert (b.entities[a.entity].x, b.entities[a.entity].y) == (start[0], start[1] + dy)
 
     heard = asyncio.ensure_future(b.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"))
     chat_id = await a.say("hello bob", to=b.entity)
