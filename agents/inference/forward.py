@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import torch
 
+from . import llama
 from .kv import DenseKV, SlotKV
 
 
 class Forward:
-    def __init__(self, model, device: str):
+    def __init__(self, model, device: str, own_decoder: bool = True):
         self.model = model
+        # Llama-family models run on our own decoder (llama.py: a few small
+        # functions, no framework overhead per step); others on transformers'.
+        self.decoder = llama.LlamaDecoder(model) if own_decoder and llama.supports(model) else None
         self.base = model.base_model                 # the decoder stack
         self.head = model.get_output_embeddings()    # hidden -> vocab
         self.device = device
@@ -36,6 +40,8 @@ class Forward:
         return m.masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
     def _run(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache) -> torch.Tensor:
+        if self.decoder is not None:
+            return self.decoder(ids, pos, allowed, cache)                    # [n, q, hidden]
         out = self.base(input_ids=ids, position_ids=pos, attention_mask=self._mask(allowed),
                         cache=cache, use_cache=True)
         return out.last_hidden_state                 # [n, q, hidden]
@@ -46,8 +52,8 @@ class Forward:
         n, dev = len(tokens), self.device
         ids = torch.tensor(tokens, device=dev)[:, None]                      # [n, 1]
         pos = torch.tensor(lengths, device=dev)[:, None]                     # [n, 1]
-        kv_len = max(lengths) + 1
-        kv.ensure_capacity(kv_len)
+        kv.ensure_capacity(max(lengths) + 1, shrink=True)  # every live row is here
+        kv_len = kv.capacity                                                 # the whole buffer (kv.py)
         keys = torch.arange(kv_len, device=dev)                              # [kv]
         allowed = (keys[None, :] <= pos)[:, None, None, :]                   # [n, 1, 1, kv]
         kv.prepare(0, n, pos, kv_len)
@@ -63,8 +69,8 @@ class Forward:
             ids[i, : len(t)] = torch.tensor(t, device=dev)
         start = torch.tensor(starts, device=dev)[:, None]                    # [n, 1]
         pos = start + torch.arange(q, device=dev)[None, :]                   # [n, q]
-        kv_len = max(starts) + q
-        kv.ensure_capacity(kv_len)
+        kv.ensure_capacity(max(starts) + q)
+        kv_len = kv.capacity
         keys = torch.arange(kv_len, device=dev)
         allowed = (keys[None, None, :] <= pos[:, :, None])[:, None]          # [n, 1, q, kv]
         kv.prepare(first_row, n, pos, kv_len)

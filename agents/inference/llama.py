@@ -1,0 +1,146 @@
+"""A Llama-family decoder as a few small functions over the model's own weights.
+
+Owns the forward pass the engine runs for Llama-architecture models (the
+embedded SmolLM2 among them): embeddings, RMSNorm, rotary positions,
+grouped-query attention and the SwiGLU MLP, written out directly so that a
+decode step is a short list of tensor ops. Measured on the 2-core CPU at a
+batch of 64 rows, a decode step takes ~112 ms here against ~142 ms through
+transformers' modules (whose attention repeats the keys and values for
+every query head and whose CPU attention kernel is slow for one query).
+
+The q/k/v and gate/up projections are fused into one matrix each; the
+model's own `nn.Linear` weights are re-pointed at slices of the fused ones,
+so nothing is stored twice and the transformers model still works (the
+benchmark's baselines and the scoring reference use it).
+
+It computes what transformers' `LlamaModel` computes (the same dtypes at the
+same points: norms and rotary tables in float32, softmax in float32); the
+engine tests compare greedy output token for token.
+
+Shapes: n rows, q new tokens, kv keys, E hidden, H query heads, Hk kv heads,
+G = H / Hk, D head dim, I MLP width.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def supports(model) -> bool:
+    """Plain Llama: no biases, SiLU, default rotary, tied or untied head."""
+    cfg = model.config
+    # transformers 5 names the rotary settings rope_parameters (rope_scaling is an alias)
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else None
+    return (cfg.model_type == "llama" and not getattr(cfg, "attention_bias", False)
+            and not getattr(cfg, "mlp_bias", False) and cfg.hidden_act == "silu"
+            and rope_type == "default" and hasattr(model, "model") and hasattr(model.model, "layers"))
+
+
+class _Layer:
+    __slots__ = ("ln1", "wqkv", "wo", "ln2", "wgu", "wd")
+
+    def __init__(self, layer):
+        attn, mlp = layer.self_attn, layer.mlp
+        self.ln1 = layer.input_layernorm.weight                              # [E]
+        self.ln2 = layer.post_attention_layernorm.weight                     # [E]
+        self.wqkv = _fuse([attn.q_proj, attn.k_proj, attn.v_proj])          # [(H+2Hk)*D, E]
+        self.wo = attn.o_proj.weight                                         # [E, H*D]
+        self.wgu = _fuse([mlp.gate_proj, mlp.up_proj])                       # [2I, E]
+        self.wd = mlp.down_proj.weight                                       # [E, I]
+
+
+def _fuse(linears) -> torch.Tensor:
+    """One weight for several projections; each Linear's weight becomes a view of it."""
+    with torch.no_grad():
+        fused = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+        at = 0
+        for lin in linears:
+            rows = lin.weight.shape[0]
+            lin.weight = torch.nn.Parameter(fused[at:at + rows], requires_grad=False)
+            at += rows
+    return fused
+
+
+class LlamaDecoder:
+    def __init__(self, model):
+        cfg = model.config
+        self.E = cfg.hidden_size
+        self.H = cfg.num_attention_heads
+        self.Hk = getattr(cfg, "num_key_value_heads", None) or self.H
+        self.D = getattr(cfg, "head_dim", None) or self.E // self.H
+        self.G = self.H // self.Hk
+        self.eps = cfg.rms_norm_eps
+        self.scale = self.D ** -0.5
+        base = model.model
+        self.embed = base.embed_tokens.weight                                # [V, E]
+        self.norm = base.norm.weight                                         # [E]
+        self.layers = [_Layer(layer) for layer in base.layers]
+        self.dtype = self.embed.dtype
+        rope = getattr(cfg, "rope_parameters", None) or {}
+        theta = rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0))
+        dev = self.embed.device
+        self.inv_freq = 1.0 / (theta ** (torch.arange(0, self.D, 2, dtype=torch.float, device=dev) / self.D))
+        self.cos = self.sin = torch.empty(0, self.D, dtype=self.dtype, device=dev)  # [T, D], grown on demand
+
+    def _rope_tables(self, length: int) -> None:
+        if length <= self.cos.shape[0]:
+            return
+        length = max(length, 2 * self.cos.shape[0], 256)
+        t = torch.arange(length, dtype=torch.float, device=self.inv_freq.device)
+        freqs = t[:, None] * self.inv_freq[None, :]                          # [T, D/2]
+        emb = torch.cat((freqs, freqs), dim=-1)                              # [T, D]
+        self.cos, self.sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)
+
+    def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return w * h.to(x.dtype)
+
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """Grouped-query attention over the cache in place: q [n, H, q, D], keys/values
+        [n, Hk, kv, D], mask [n, 1, 1, q, kv] (True = may attend) -> [n, H, q, D].
+        Measured on the CPU against scaled_dot_product_attention(enable_gqa=True):
+        one query per row (decode, 64 rows) ~1 ms a layer against 5-8 ms; a prefill
+        of 12 rows x 42 tokens ~5% faster for the whole forward."""
+        n, _, qn, D = q.shape
+        Hk, G = self.Hk, self.G
+        qg = q.reshape(n, Hk, G * qn, D)                                     # [n, Hk, G*q, D]
+        if G * qn < D:
+            # keys @ q^T, not q @ keys^T: bmm would first copy the transposed
+            # keys (the whole cache, every layer); the transposed q is smaller.
+            scores = torch.matmul(keys, qg.transpose(2, 3)).transpose(2, 3)  # [n, Hk, G*q, kv]
+        else:
+            scores = torch.matmul(qg, keys.transpose(2, 3))                  # [n, Hk, G*q, kv]
+        scores = scores.to(torch.float, memory_format=torch.contiguous_format).mul_(self.scale)
+        scores = scores.view(n, Hk, G, qn, -1).masked_fill_(~mask, float("-inf"))
+        p = torch.softmax(scores, dim=-1).to(q.dtype).view(n, Hk, G * qn, -1)
+        return torch.matmul(p, values).view(n, Hk * G, qn, D)                # [n, H, q, D]
+
+    @torch.inference_mode()
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache) -> torch.Tensor:
+        """ids, pos: [n, q]; allowed: [n, 1, q, kv] bool; cache.update(k, v, layer) -> keys, values
+        [n, Hk, kv, D]. -> final hidden states [n, q, E]"""
+        n, q = ids.shape
+        self._rope_tables(int(pos.max()) + 1)
+        cos = self.cos[pos][:, None]                                         # [n, 1, q, D]
+        sin = self.sin[pos][:, None]
+        mask = allowed[:, :, None]                                           # [n, 1, 1, q, kv]
+        x = F.embedding(ids, self.embed)                                     # [n, q, E]
+        H, Hk, G, D = self.H, self.Hk, self.G, self.D
+        for i, w in enumerate(self.layers):
+            h = self._rms(x, w.ln1)
+            qkv = F.linear(h, w.wqkv).view(n, q, H + 2 * Hk, D).transpose(1, 2)  # [n, H+2Hk, q, D]
+            qk = qkv[:, : H + Hk]
+            half = D // 2
+            rot = torch.cat((-qk[..., half:], qk[..., :half]), dim=-1)
+            qk = qk * cos + rot * sin                                        # [n, H+Hk, q, D]
+            keys, values = cache.update(qk[:, H:], qkv[:, H + Hk:], i)       # [n, Hk, kv, D]
+            out = self._attend(qk[:, :H], keys, values, mask)                # [n, H, q, D]
+            out = out.transpose(1, 2).reshape(n, q, H * D)                   # [n, q, H*D]
+            x = x + F.linear(out, w.wo)
+            h = self._rms(x, w.ln2)
+            gate, up = F.linear(h, w.wgu).chunk(2, dim=-1)                   # [n, q, I] each
+            x = x + F.linear(F.silu(gate) * up, w.wd)
+        return self._rms(x, self.norm)
