@@ -55,6 +55,11 @@ class MindBudget:
     chat_range: int = 6  # tiles: NPCs this close may start a conversation
     reply_tokens: int = 32  # a speech bubble: one or two short sentences
     line_tokens: int = 32
+    # A reply to a person ends with its first full sentence: a person is
+    # waiting, and each token costs ~35-40 ms at batch 1 on the CPU (a 32-token
+    # reply alone took ~1.2 s). NPC small talk may run to two.
+    reply_sentences: int = 1
+    line_sentences: int = 2
     reflect_tokens: int = 48
     # Wall-clock deadlines: a reply later than this is worse than the
     # fallback line. None (the headless sim's lockstep mode) waits for it.
@@ -270,10 +275,11 @@ class MindsSystem:
         system = prompts.system_prompt(mind.persona)
         prompt = self.llm.chat_prompt(system, turns)
         prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
+        sentences = {"reply": self.budget.reply_sentences, "reflect": None}.get(kind, self.budget.line_sentences)
         handle = self.llm.generate(prompt, max_new_tokens=max_tokens, temperature=0.7, top_p=0.9,
                                    seed=self.rng.randrange(2**31), stop=("\n", "<|im_end|>"),
                                    priority=priority, deadline_s=deadline_s,
-                                   prefix=prefix if prompt.startswith(prefix) else None)
+                                   prefix=prefix if prompt.startswith(prefix) else None, sentences=sentences)
         self.tokens.spend(max_tokens)
         if kind == "reply" and not self.people_waiting:
             self.preempt_for_people(world, mind, out)

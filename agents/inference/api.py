@@ -81,6 +81,7 @@ class GenerateRequest:
     prefix: str | None = None
     submitted: float = 0.0             # time.monotonic() at submit
     stream: bool = True                # send text pieces as they are produced
+    sentences: int | None = None       # stop after this many complete sentences (sampling.py)
 
 
 @dataclass

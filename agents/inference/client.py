@@ -34,11 +34,12 @@ class EngineClient:
     def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
                  priority: Priority = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None, stream: bool = True) -> Handle:
+                 prefix: str | None = None, stream: bool = True, sentences: int | None = None) -> Handle:
+        """sentences: stop once the text holds this many complete sentences."""
         now = time.monotonic()
         req = GenerateRequest(next_job_id(), prompt, int(max_new_tokens), float(temperature), float(top_p),
                               seed, tuple(stop), int(priority), None if deadline_s is None else now + deadline_s,
-                              prefix, now, stream)
+                              prefix, now, stream, None if sentences is None else int(sentences))
         return self._submit(req, "generate")
 
     def score(self, prompt: str, candidates: Sequence[str], *, priority: Priority = Priority.PLANNING,

@@ -276,7 +276,7 @@ class Engine:
                 self.kv.ensure_capacity(start + 1)
                 self.kv.load_prefix(row, entry.k, entry.v, start)
             gen = make_generator(req.seed, self.device) if req.temperature > 0 else None
-            seq = _Seq(req, len(ids), len(ids), TextState(self.tok, tuple(req.stop)), gen)
+            seq = _Seq(req, len(ids), len(ids), TextState(self.tok, tuple(req.stop), req.sentences), gen)
             self.running.append(seq)
             seqs.append(seq)
             tails.append(ids[start:])

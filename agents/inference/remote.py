@@ -23,6 +23,7 @@ import h11
 
 from .api import GenerationResult, Priority, ScoreResult, Status, next_job_id
 from .handle import Handle
+from .sampling import sentence_cut
 
 RETRY_STATUS = {429, 502, 503, 504}
 MAX_RESPONSE = 16 << 20      # 16 MiB: no sane completion is larger; protects against a broken server
@@ -67,9 +68,12 @@ class RemoteLLM:
     def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
                  priority: Priority = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None) -> Handle:
+                 prefix: str | None = None, sentences: int | None = None) -> Handle:
         body = {"prompt": prompt, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                 "stream": True, "priority": int(priority)}
+        if sentences:
+            # `hamlet llm-serve` stops there itself; other servers are cut off here
+            body["hamlet_sentences"] = int(sentences)
         if seed is not None:
             body["seed"] = seed
         if stop:
@@ -188,7 +192,9 @@ class RemoteLLM:
 
     async def _generate(self, handle, path, body, submitted) -> GenerationResult:
         text, finish, first_at = [], None, None
-        async for event in self._sse(path, body):
+        sentences = body.get("hamlet_sentences")
+        events = self._sse(path, body)
+        async for event in events:
             if "error" in event:
                 err = event["error"]
                 kind = err.get("type") if isinstance(err, dict) else None
@@ -198,11 +204,21 @@ class RemoteLLM:
             piece = choice.get("text")
             if piece is None:
                 piece = (choice.get("delta") or {}).get("content")
+            cut = None
+            if piece and sentences:
+                so_far = "".join(text)
+                cut = sentence_cut(so_far + piece, sentences)
+                if cut is not None:
+                    piece = (so_far + piece)[len(so_far):cut]
             if piece:
                 first_at = first_at or time.monotonic()
                 text.append(piece)
                 handle._push(piece)
             finish = choice.get("finish_reason") or finish
+            if cut is not None:
+                finish = "stop"
+                await events.aclose()   # closes the connection: the server cancels the rest
+                break
         now = time.monotonic()
         return GenerationResult("".join(text), [], Status.OK, finish,
                                 None if first_at is None else first_at - submitted, now - submitted)

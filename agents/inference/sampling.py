@@ -6,7 +6,30 @@ holds back text that might still become one, so streams never show it.
 """
 from __future__ import annotations
 
+import re
+
 import torch
+
+# A sentence ends at . ! ? or an ellipsis, then any closing quotes or brackets.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*")
+# A sentence this short ("Oh." "Hi!") does not count towards a sentence limit:
+# it opens a reply rather than making one.
+MIN_SENTENCE_WORDS = 3
+
+
+def sentence_cut(text: str, sentences: int) -> int | None:
+    """Where `text` is complete after `sentences` sentences (of at least
+    MIN_SENTENCE_WORDS words), or None while it is not."""
+    count, start = 0, 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.end() < len(text) and not text[m.end()].isspace():
+            continue                     # "3.5", "e.g": not an end
+        if len(text[start:m.end()].split()) >= MIN_SENTENCE_WORDS:
+            count += 1
+            if count >= sentences:
+                return m.end()
+        start = m.end()
+    return None
 
 
 def make_generator(seed: int | None, device: str) -> torch.Generator:
@@ -38,8 +61,9 @@ def sample(logits: torch.Tensor, temps: list[float], top_ps: list[float],
 class TextState:
     """Decoded text of one generation; reports new stream pieces and stops."""
 
-    def __init__(self, tokenizer, stop: tuple[str, ...]):
+    def __init__(self, tokenizer, stop: tuple[str, ...], sentences: int | None = None):
         self.tok = tokenizer
+        self.sentences = sentences if sentences and sentences > 0 else None
         self.stop = tuple(s for s in stop if s)
         self.hold = max((len(s) for s in self.stop), default=1) - 1
         self.text = ""
@@ -53,6 +77,10 @@ class TextState:
             at = text.find(s, max(0, self.emitted - len(s)))
             if at >= 0:
                 text, self.stopped = text[:at], True
+        if self.sentences and not self.stopped:
+            cut = sentence_cut(text, self.sentences)
+            if cut is not None:
+                text, self.stopped = text[:cut], True
         self.text = text
         safe = len(text) if self.stopped else len(text) - self.hold
         if not self.stopped and text.endswith("\ufffd"):

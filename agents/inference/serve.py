@@ -141,7 +141,8 @@ class LLMServer:
                   "seed": None if req.get("seed") is None else int(req["seed"]), "stop": stop[:8],
                   "priority": int(req.get("priority", Priority.CONVERSATION)),
                   "deadline_s": None if req.get("hamlet_deadline_s") is None else float(req["hamlet_deadline_s"]),
-                  "prefix": req.get("hamlet_prefix")}
+                  "prefix": req.get("hamlet_prefix"),
+                  "sentences": None if req.get("hamlet_sentences") is None else int(req["hamlet_sentences"])}
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad parameter: {exc}") from None
         if not all(isinstance(s, str) for s in kw["stop"]):

@@ -49,6 +49,7 @@ class FakeLLM:
         self.prefer = prefer
         self.ready_after = ready_after
         self.prompts: list[tuple[str, int]] = []  # (prompt, priority)
+        self.kwargs: list[dict] = []              # the other arguments of each generate()
         self.handles: list[FakeHandle] = []
         self._ids = itertools.count(1)
 
@@ -58,6 +59,7 @@ class FakeLLM:
 
     def generate(self, prompt: str, **kw) -> FakeHandle:
         self.prompts.append((prompt, int(kw.get("priority", 1))))
+        self.kwargs.append(kw)
         text = self.replies.pop(0) if self.replies else "A fine day in the village."
         h = FakeHandle(next(self._ids), FakeResult(text=text), self.ready_after)
         self.handles.append(h)

@@ -160,3 +160,17 @@ async def test_stream_stop_strings_and_seeded_sampling(llm, drain):
     drain(llm, [a, b, c])
     assert a.result().text == b.result().text
     assert a.result().token_ids != c.result().token_ids
+
+
+def test_a_sentence_limit_ends_the_generation_at_a_full_sentence(llm, drain):
+    from agents.inference.sampling import sentence_cut
+    prompt = "Here is a short story about a baker. Once upon a time, there was a baker who"
+    free = llm.generate(prompt, max_new_tokens=40)
+    one = llm.generate(prompt, max_new_tokens=40, sentences=1)
+    drain(llm, [free, one])
+    full, cut = free.result(), one.result()
+    end = sentence_cut(full.text, 1)
+    assert end is not None and end < len(full.text), full.text   # the free run goes on past a sentence
+    assert cut.status == "ok" and cut.finish_reason == "stop"
+    assert cut.text == full.text[:end]                           # greedy: the same words, cut at the end
+    assert len(cut.token_ids) < len(full.token_ids)

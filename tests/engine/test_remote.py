@@ -49,6 +49,31 @@ async def test_remote_generate_stream_chat_and_score(served):
     assert got.logprobs == pytest.approx(want.logprobs, abs=1e-2)
 
 
+async def test_remote_sentence_limit_served_and_enforced_by_the_client(served):
+    local, remote, server = served
+    prompt = "Here is a short story about a baker. Once upon a time, there was a baker who"
+    ref = await local.generate(prompt, max_new_tokens=40, sentences=1)
+    assert ref.finish_reason == "stop"
+    # llm-serve honours hamlet_sentences ...
+    h = remote.generate(prompt, max_new_tokens=40, sentences=1)
+    pieces = [p async for p in h.stream()]
+    r = await h
+    assert r.status == "ok" and r.text == ref.text and "".join(pieces) == r.text
+    # ... and a server that ignores it is cut off by the client at the same place
+    free = await remote.generate(prompt, max_new_tokens=40)
+    assert free.text.startswith(ref.text) and len(free.text) > len(ref.text)
+    own = server._gen_kwargs
+    server._gen_kwargs = lambda req: {**own(req), "sentences": None}   # a server without the extension
+    try:
+        h = remote.generate(prompt, max_new_tokens=40, sentences=1)
+        pieces = [p async for p in h.stream()]
+        cut = await h
+    finally:
+        server._gen_kwargs = own
+    assert cut.status == "ok" and cut.text == ref.text and "".join(pieces) == ref.text
+    assert cut.finish_reason == "stop"
+
+
 async def test_remote_overload_deadline_and_unreachable(served):
     _, remote, _ = served
     # The served engine holds 4 running + 8 queued; 24 at once must shed some as overloaded.
