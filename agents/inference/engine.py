@@ -5,6 +5,13 @@ Owns: the waiting queue (priority or FIFO, bounded), the running batch
 step for every running row, finishing rows and freeing them at once,
 deadlines, cancellation, the prefix cache, and scoring.
 
+Chunked prefill: a prompt longer than what is left of a step's prefill
+budget is prefilled over several steps (at most one such "filling" row at a
+time, always the last row, so the rows being decoded stay one contiguous
+block). A step therefore lasts about as long as `prefill_tokens` tokens
+take, and a person's reply arriving meanwhile waits at most that long.
+Replies to people (HUMAN_REPLY) are never chunked.
+
 `step()` is synchronous and returns events: ("piece", job_id, text) and
 ("done", job_id, result). `step_iter()` is the same step as a generator
 that yields at each point where it must read results back from the device,
@@ -26,6 +33,7 @@ from .sampling import TextState, make_generator, sample
 from .scoring import score_request
 
 MIN_PREFIX_TOKENS = 8   # shorter shared prefixes are cheaper to recompute than to copy
+MIN_CHUNK = 32          # a smaller leftover budget is not worth a chunk: the next step takes it
 
 
 @dataclass
@@ -37,18 +45,22 @@ class _Seq:
     generator: torch.Generator | None
     gen_ids: list[int] = field(default_factory=list)
     first_token_at: float | None = None
+    ids: list[int] = field(default_factory=list)   # the prompt's tokens
 
 
 class Engine:
     def __init__(self, loaded, *, max_batch: int = 32, max_queue: int = 256, max_seq_len: int = 2048,
-                 prefill_tokens: int = 512, prefix_entries: int = 64, policy: str = "priority",
+                 prefill_tokens: int = 256, prefix_entries: int = 64, policy: str = "priority",
                  urgent_reserve: int = 4):
         # max_batch 32: past ~32 rows a 135M model on CPU gains little throughput per row
         #   while every row's step gets slower; a GPU deployment raises it.
         # max_queue 256: ~8 batches of backlog; beyond that an NPC line would be
         #   stale before it starts, so callers get "overloaded" and show "thinking".
-        # prefill_tokens 512: bounds one step's prefill (tokens not found in the prefix
-        #   cache) so running rows, a person's reply among them, keep streaming.
+        # prefill_tokens 256: bounds one step's prefill (tokens not found in the prefix
+        #   cache; longer prompts are chunked), so a step takes ~0.2-0.3 s on the
+        #   CPU: running rows keep streaming and a person's reply waits at most that
+        #   long to start. (512 made 0.5-0.9 s steps; 128 cut bench/inference's
+        #   throughput by ~25%; 256 and 512 measured the same within noise.)
         # urgent_reserve 4: rows only HUMAN_REPLY may take, so a person is never
         #   queued behind a full batch of NPC small talk.
         self.loaded, self.tok = loaded, loaded.tokenizer
@@ -69,6 +81,7 @@ class Engine:
         self._heap: list[tuple] = []
         self._order = itertools.count()
         self.running: list[_Seq] = []    # row i of self.kv <-> running[i]
+        self.filling: _Seq | None = None  # running[-1] while its prompt is prefilled in chunks
         self._cancelled: set[int] = set()
         self._events: list[tuple] = []
         self.tokens_total = 0
@@ -92,6 +105,7 @@ class Engine:
 
     def stats(self) -> dict:
         return {"queue_depth": len(self.waiting), "running": len(self.running),
+                "filling": int(self.filling is not None),
                 "tokens_total": self.tokens_total, "steps": self.steps,
                 "prefix_hits": self.prefixes.hits, "prefix_misses": self.prefixes.misses}
 
@@ -109,8 +123,8 @@ class Engine:
         self.steps += 1
         now = time.monotonic()
         self._expire(now)
-        if self.running:
-            rows = self.running
+        rows = self.running[:-1] if self.filling is not None else self.running
+        if rows:
             hidden = self.fw.decode(self.kv, [s.gen_ids[-1] for s in rows], [s.length for s in rows])
             ids = self._sample(hidden, rows)
             yield from self._sync(ids)
@@ -118,11 +132,18 @@ class Engine:
                 seq.length += 1
                 self._on_token(seq, tok)
             self._free_finished()
-        admitted = self._admit()
+        budget, chunk = self.prefill_tokens, None
+        seq = self.filling
+        if seq is not None and not self._urgent_waiting():
+            n = min(budget, seq.prompt_len - seq.length)   # the filling row's next chunk comes first
+            chunk, budget = (seq, n), budget - n
+        still_filling = seq is not None and (chunk is None or chunk[1] < seq.prompt_len - seq.length)
+        admitted = [] if chunk is not None and still_filling else \
+            self._admit(budget, may_chunk=not still_filling, started=chunk is not None)
         scores = [r for r in admitted if isinstance(r, ScoreRequest)]
         gens = [r for r in admitted if isinstance(r, GenerateRequest)]
-        if gens:
-            yield from self._prefill(gens)
+        if gens or chunk is not None:
+            yield from self._prefill(gens, chunk, budget)
         for req in scores:
             self._finish_score(req)
 
@@ -175,8 +196,14 @@ class Engine:
         seq.length = -1      # marks the row free
 
     def _free_finished(self) -> None:
-        """Compact: move the last live row into each freed row (one row copy each)."""
+        """Compact: move the last live row into each freed row (one row copy
+        each); the filling row, if any, stays the last row."""
         rows = self.running
+        filling = self.filling if self.filling is not None and self.filling.length >= 0 else None
+        self.filling = filling
+        if filling is not None:
+            old_row = len(rows) - 1
+            rows.pop()
         while rows and rows[-1].length < 0:
             rows.pop()
         for i in range(len(rows)):
@@ -188,6 +215,17 @@ class Engine:
                 rows[i] = last
                 while rows and rows[-1].length < 0:
                     rows.pop()
+        if filling is not None:
+            if len(rows) != old_row:
+                self.kv.move_row(old_row, len(rows), filling.length)
+            rows.append(filling)
+
+    def _urgent_waiting(self) -> bool:
+        """A reply to a person is next in the queue (priority policy only)."""
+        while self._heap and self._heap[0][-1] not in self.waiting:
+            heapq.heappop(self._heap)
+        return (self.policy == "priority" and bool(self._heap)
+                and self.waiting[self._heap[0][-1]].priority == Priority.HUMAN_REPLY)
 
     def _expire(self, now: float) -> None:
         for job_id in list(self._cancelled):
@@ -207,8 +245,13 @@ class Engine:
         self._cancelled.intersection_update(self.waiting.keys() | {s.req.job_id for s in self.running})
         self._free_finished()
 
-    def _admit(self) -> list:
-        admitted, budget, rows = [], self.prefill_tokens, len(self.running)
+    def _admit(self, budget: int, may_chunk: bool, started: bool) -> list:
+        """Requests to start this step, in queue order, within `budget` prefill
+        tokens. The first request is taken whatever its size (unless `started`:
+        a chunk already uses part of the budget); with may_chunk, a
+        generation that does not fit what is left (at least MIN_CHUNK) starts as
+        the chunked filling row, unless it is a reply to a person."""
+        admitted, rows = [], len(self.running)
         while self._heap:
             job_id = self._heap[0][-1]
             req = self.waiting.get(job_id)
@@ -220,13 +263,17 @@ class Engine:
             if is_gen and rows >= limit:
                 break
             cost = self._prefill_cost(req)
-            if admitted and cost > budget:
+            chunked = (may_chunk and cost > budget and is_gen and req.priority != Priority.HUMAN_REPLY
+                       and (budget >= MIN_CHUNK or not (admitted or started)))
+            if cost > budget and not chunked and (admitted or started):
                 break
             heapq.heappop(self._heap)
             del self.waiting[job_id]
             budget -= cost
             rows += is_gen
             admitted.append(req)
+            if chunked:
+                break          # the filling row must be the last row
         return admitted
 
     def _prefill_cost(self, req) -> int:
@@ -260,14 +307,32 @@ class Engine:
         self.prefixes.put(prefix, entry)
         return entry
 
-    def _prefill(self, reqs: list[GenerateRequest]):
-        seqs, tails, starts = [], [], []
+    def _prefill(self, reqs: list[GenerateRequest], chunk: tuple[_Seq, int] | None, budget: int):
+        """One batched prefill over contiguous rows: the filling row's next chunk
+        (if any), then the new requests, the last of which may take only part
+        of its prompt (the rest of `budget`) and become the filling row. A
+        filling row that is not continued this step (a person's reply went
+        first) is moved past the new rows, so that it stays last."""
+        valid = []
         for req in reqs:
             ids = self._encode(req)
             if not ids or len(ids) + req.max_new_tokens > self.max_seq_len:
                 msg = f"prompt of {len(ids)} tokens + {req.max_new_tokens} new exceeds {self.max_seq_len}"
                 self._events.append(("done", req.job_id, _failed(req, Status.ERROR, msg if ids else "empty prompt")))
-                continue
+            else:
+                valid.append((req, ids))
+        parked = None
+        if self.filling is not None and chunk is None and valid:
+            parked = self.running.pop()
+            self.kv.move_row(len(self.running), len(self.running) + len(valid), parked.length)
+        seqs, tails, starts = [], [], []
+        first = len(self.running) - (1 if chunk is not None else 0)
+        if chunk is not None:
+            seq, n = chunk
+            seqs.append(seq)
+            tails.append(seq.ids[seq.length:seq.length + n])
+            starts.append(seq.length)
+        for req, ids in valid:
             row = len(self.running)
             entry = self._prefix_entry(req.prefix)
             start = 0
@@ -276,18 +341,34 @@ class Engine:
                 self.kv.ensure_capacity(start + 1)
                 self.kv.load_prefix(row, entry.k, entry.v, start)
             gen = make_generator(req.seed, self.device) if req.temperature > 0 else None
-            seq = _Seq(req, len(ids), len(ids), TextState(self.tok, tuple(req.stop), req.sentences), gen)
+            seq = _Seq(req, len(ids), start, TextState(self.tok, tuple(req.stop), req.sentences), gen, ids=ids)
+            tail = ids[start:]
+            if len(tail) > budget and parked is None and req.priority != Priority.HUMAN_REPLY \
+                    and (self.filling is None or chunk is not None):
+                tail = tail[:max(budget, 1)]
+                self.filling = seq
+            budget -= len(tail)
             self.running.append(seq)
             seqs.append(seq)
-            tails.append(ids[start:])
+            tails.append(tail)
             starts.append(start)
+        if parked is not None:
+            self.running.append(parked)
         if not seqs:
             return
-        first = len(self.running) - len(seqs)
         hidden = self.fw.prefill(self.kv, first, tails, starts)                # [n, hidden]
-        ids = self._sample(hidden, seqs)
+        for seq, tail in zip(seqs, tails):
+            seq.length += len(tail)
+        # a row still filling has no next token yet (and must not draw from its seeded generator)
+        done = [i for i, seq in enumerate(seqs) if seq.length == seq.prompt_len]
+        if not done:
+            return
+        ready = [seqs[i] for i in done]
+        ids = self._sample(hidden[done] if len(done) < len(seqs) else hidden, ready)
         yield from self._sync(ids)
-        for seq, tok in zip(seqs, ids.tolist()):
+        for seq, tok in zip(ready, ids.tolist()):
+            if seq is self.filling:
+                self.filling = None
             self._on_token(seq, tok)
         self._free_finished()
 

@@ -174,3 +174,59 @@ def test_a_sentence_limit_ends_the_generation_at_a_full_sentence(llm, drain):
     assert cut.status == "ok" and cut.finish_reason == "stop"
     assert cut.text == full.text[:end]                           # greedy: the same words, cut at the end
     assert len(cut.token_ids) < len(full.token_ids)
+
+
+LONG = ("Once upon a time, in a small village by the sea, there lived an old fisherman who went out every "
+        "morning before dawn. His wife baked bread and sold it at the market on the square. One day,")
+
+
+def test_long_prompts_are_prefilled_in_chunks_while_others_keep_decoding(loaded, drain, reference_greedy):
+    chunked = client_for(loaded, runner="inline", max_batch=8, max_queue=8, prefill_tokens=16)
+    engine = chunked.backend.engine
+    try:
+        short = chunked.generate("The capital of France is", max_new_tokens=12)
+        chunked.step()                                    # the short one is running
+        long = chunked.generate(LONG, max_new_tokens=8)
+        sampled = chunked.generate(LONG, max_new_tokens=8, temperature=0.8, seed=7)
+        filling_steps, decoded_meanwhile = 0, 0
+        while (engine.filling is not None or engine.waiting) and not short.done():
+            row = next(q for q in engine.running if q.req.job_id == short.job_id)
+            before = len(row.gen_ids)
+            chunked.step()
+            if engine.filling is not None:
+                filling_steps += 1
+                decoded_meanwhile += len(row.gen_ids) - before
+        assert filling_steps >= 3                        # ~45 tokens each, in chunks of 16
+        assert decoded_meanwhile == filling_steps        # the short one got a token every step
+        drain(chunked, [short, long, sampled])
+    finally:
+        chunked.close()
+    assert short.result().token_ids == reference_greedy(loaded, "The capital of France is", 12)
+    assert long.result().token_ids == reference_greedy(loaded, LONG, 8)
+    whole = client_for(loaded, runner="inline", max_batch=4, max_queue=8)
+    try:
+        again = whole.generate(LONG, max_new_tokens=8, temperature=0.8, seed=7)
+        drain(whole, [again])
+    finally:
+        whole.close()
+    assert sampled.result().token_ids == again.result().token_ids   # seeded: chunking changes nothing
+
+
+def test_a_reply_to_a_person_goes_ahead_of_a_filling_row(loaded, drain, reference_greedy):
+    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8, prefill_tokens=16)
+    engine = llm.backend.engine
+    try:
+        talk = llm.generate(LONG, max_new_tokens=6, priority=Priority.CONVERSATION)
+        llm.step()
+        assert engine.filling is not None                 # the long prompt is being chunked
+        prompt = "Hello there! How are you doing today, my friend? I"
+        reply = llm.generate(prompt, max_new_tokens=6, priority=Priority.HUMAN_REPLY)
+        llm.step()                                        # the reply's whole prompt goes first ...
+        assert engine.filling is not None and engine.filling.req.job_id == talk.job_id
+        assert engine.running[-1] is engine.filling and len(engine.running) == 2
+        assert engine.running[0].req.job_id == reply.job_id and engine.running[0].gen_ids  # ... and decodes
+        drain(llm, [talk, reply])
+    finally:
+        llm.close()
+    assert reply.result().token_ids == reference_greedy(loaded, prompt, 6)
+    assert talk.result().token_ids == reference_greedy(loaded, LONG, 6)   # the parked row was kept intact
