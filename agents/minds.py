@@ -53,7 +53,9 @@ class MindBudget:
     line_gap_ticks: int = 30  # pacing between lines (1.5 s at 20 Hz)
     player_idle_ticks: int = 600  # a conversation with a person ends after 30 s of silence
     chat_range: int = 6  # tiles: NPCs this close may start a conversation
-    reply_tokens: int = 32  # a speech bubble: one or two short sentences
+    # A reply to a person: one sentence (below), rarely over 20 tokens; the cap
+    # bounds the wait when the model rambles (~40 ms a token on the CPU).
+    reply_tokens: int = 24
     line_tokens: int = 32
     # A reply to a person ends with its first full sentence: a person is
     # waiting, and each token costs ~35-40 ms at batch 1 on the CPU (a 32-token
@@ -102,6 +104,7 @@ class MindsSystem:
         # Events seen at the end of the last tick, delivered at the next
         # agents phase. A tick holds a handful; 512 covers a crowded square.
         self._perceived: deque[dict] = deque(maxlen=512)
+        self._taken = 0  # this tick's events already perceived in its agents phase
         self.transcripts: list[ConversationLog] = []
         self.completed: list[tuple[int, str, Any]] = []  # (priority, kind, result) for statistics
         self.people_waiting = False  # some NPC is preparing a reply to a person
@@ -109,12 +112,18 @@ class MindsSystem:
 
     # -- hooks ---------------------------------------------------------------
     def observe(self, world: World) -> None:
-        """End-of-tick hook: remember what happened for the next agents phase."""
-        self._perceived.extend(world.events)
+        """End-of-tick hook: what happened after this tick's agents phase (the
+        minds' own speech, arrivals) is perceived in the next one."""
+        self._perceived.extend(world.events[self._taken:])
+        self._taken = 0
 
     def __call__(self, world: World) -> list[Input]:
         self._bind(world)
         out: list[Input] = []
+        # This tick's events so far (a person's speech, applied in the inputs
+        # phase) are perceived now rather than a tick later: a reply starts 50 ms sooner.
+        self._perceived.extend(world.events)
+        self._taken = len(world.events)
         self._perceive(world)
         self._collect(world, out)
         self._decide(world, out)

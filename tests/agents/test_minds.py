@@ -62,8 +62,7 @@ def test_an_npc_addressed_by_a_person_replies_first_with_thinking_shown():
     h.tick(Join(1, "Ann", 62, 48))
     h.run(2)
     mira = h.npc("Mira")
-    h.tick(Say(1, "Hello Mira, where is the market?", to=mira.id))
-    out = h.tick()  # perception delivered, job submitted
+    out = h.tick(Say(1, "Hello Mira, where is the market?", to=mira.id))  # heard and answered in the same tick
     assert any(isinstance(o, SetFlags) and o.flags & FLAG_THINKING for o in out)
     assert h.world.entities[mira.id].flags & FLAG_THINKING
     assert h.llm.prompts[-1][1] == 0  # HUMAN_REPLY priority
@@ -93,9 +92,9 @@ def test_a_person_interrupts_the_plan_and_the_plan_resumes():
     assert any(isinstance(o, MoveTo) and o.entity == mira.id for o in out)  # she sets off
     e = h.world.entities[mira.id]
     h.tick(Join(1, "Ann", e.x, e.y + 1))
-    h.tick(Say(1, "Wait, Mira!", to=mira.id))
-    out = h.run(2)
-    assert any(isinstance(o, Stop) and o.entity == mira.id for o in out)
+    out = h.tick(Say(1, "Wait, Mira!", to=mira.id))
+    assert any(isinstance(o, Stop) and o.entity == mira.id for o in out)  # she stops in the same tick
+    h.run(2)
     assert not h.world.entities[mira.id].path
     h.run(5)
     assert h.minds.minds["mira"].conversation is not None
