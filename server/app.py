@@ -176,8 +176,7 @@ class HamletServer:
             finally:
                 self.batching = False
                 batched, self.batched = self.batched, []
-                for client in batched:
-                    client.write_batch()
+                m.bytes_out.inc(sum(client.write_batch() for client in batched))
             took = time.monotonic() - began
             m.tick_duration.observe(took)
             self.tick_stats.append((took, max(0.0, lateness)))

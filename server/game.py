@@ -161,7 +161,7 @@ class Game:
         clients = list(self.clients.values())
         limit = self.config.slow_reader_timeout_s
         for c in clients:
-            if c.backlogged:
+            if c.outbox or c.state_frame is not None:  # Client.backlogged, inlined: this runs for every client
                 c.flush()
                 if c.state_since is not None and now - c.state_since > limit:
                     c.close(CloseCode.SLOW_READER, f"not reading: state update waiting over {limit:g} s")

@@ -131,26 +131,27 @@ class Client:
         self.state_frame = wire
         self.state_since = time.monotonic()
 
-    def write_batch(self) -> None:
+    def write_batch(self) -> int:
         """End of tick: this tick's frames (events, acks, then the state) in
         one write, or, if the transport is full, into the outbox and the
-        state slot."""
+        state slot. Returns the bytes written (the caller counts them once
+        a tick: a metrics update per client was ~4% of a 1,000-client tick)."""
         batch, state = self._batch, self._batch_state
         self._batch, self._batch_state = [], None
         if self.closed:
-            return
+            return 0
         t = self.ws.transport
         if (t is not None and not t.is_closing() and self.ws.protocol.state is WsState.OPEN
                 and t.get_write_buffer_size() <= TRANSPORT_HIGH_WATER):
             parts = batch + [state] if state is not None else batch
             t.writelines(parts)
-            self.server.metrics.bytes_out.inc(sum(len(p) for p in parts))
-            return
+            return sum(map(len, parts))
         for wire in batch:
             self._queue(wire)
         if state is not None:
             self.state_frame = state
             self.state_since = time.monotonic()
+        return 0
 
     def flush(self) -> None:
         """Write what waits, in order, while the transport has room."""

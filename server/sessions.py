@@ -37,6 +37,7 @@ class Sessions:
         self.db = db
         self.grace_s = grace_s
         self.by_entity: dict[int, Session] = {}
+        self._away: dict[int, Session] = {}  # detached, in their grace period
         self._next_account_id = db.next_account_id()
         self.dirty_accounts: list[Account] = []  # to write in this tick's commit
         self._pending_names: set[str] = set()  # accounts created this tick, not yet committed
@@ -80,6 +81,7 @@ class Sessions:
         else:
             session.conn = conn
             session.away_since = None
+            self._away.pop(account.entity, None)
         return session
 
     def detach(self, entity: int, now: float) -> Session | None:
@@ -87,13 +89,17 @@ class Sessions:
         if session is not None:
             session.conn = None
             session.away_since = now
+            self._away[entity] = session
         return session
 
     def expired(self, now: float) -> list[Session]:
-        return [s for s in self.by_entity.values()
+        """Sessions away past the grace period (called every tick: it looks at
+        the away ones only, not at every session)."""
+        return [s for s in self._away.values()
                 if s.conn is None and s.away_since is not None and now - s.away_since > self.grace_s]
 
     def end(self, entity: int, x: int, y: int) -> None:
+        self._away.pop(entity, None)
         session = self.by_entity.pop(entity, None)
         if session is not None:
             session.account.x, session.account.y = x, y
