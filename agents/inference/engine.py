@@ -12,6 +12,11 @@ block). A step therefore lasts about as long as `prefill_tokens` tokens
 take, and a person's reply arriving meanwhile waits at most that long.
 Replies to people (HUMAN_REPLY) are never chunked.
 
+Priority policy: while a reply to a person is being generated, the step
+serves only such replies (their rows are swapped to the front; the others
+pause with their caches intact, and nothing else is admitted), with one
+ordinary step every `max_hold_s`. FIFO policy shares every step.
+
 `step()` is synchronous and returns events: ("piece", job_id, text) and
 ("done", job_id, result). `step_iter()` is the same step as a generator
 that yields at each point where it must read results back from the device,
@@ -51,7 +56,7 @@ class _Seq:
 class Engine:
     def __init__(self, loaded, *, max_batch: int = 32, max_queue: int = 256, max_seq_len: int = 2048,
                  prefill_tokens: int = 256, prefix_entries: int = 64, policy: str = "priority",
-                 urgent_reserve: int = 4):
+                 urgent_reserve: int = 4, max_hold_s: float = 2.0, int8_decode_rows: int = 0):
         # max_batch 32: past ~32 rows a 135M model on CPU gains little throughput per row
         #   while every row's step gets slower; a GPU deployment raises it.
         # max_queue 256: ~8 batches of backlog; beyond that an NPC line would be
@@ -63,8 +68,14 @@ class Engine:
         #   throughput by ~25%; 256 and 512 measured the same within noise.)
         # urgent_reserve 4: rows only HUMAN_REPLY may take, so a person is never
         #   queued behind a full batch of NPC small talk.
+        # max_hold_s 2.0: a reply to a person (<= ~24 tokens) takes ~1 s alone,
+        #   so one ordinary step every 2 s of replies keeps NPCs going while
+        #   rarely touching a reply.
         self.loaded, self.tok = loaded, loaded.tokenizer
-        self.fw = Forward(loaded.model, loaded.device)
+        self.max_hold_s, self._hold_since = max_hold_s, None
+        # int8_decode_rows: see Forward; load_llm turns it on for the CPU (4: from
+        #   ~8 rows up the int8 kernel loses its lead over bf16 on this CPU).
+        self.fw = Forward(loaded.model, loaded.device, int8_rows=int8_decode_rows)
         self.device = loaded.device
         self.max_batch, self.max_queue = max_batch, max_queue
         self.prefill_tokens, self.policy = prefill_tokens, policy
@@ -123,9 +134,14 @@ class Engine:
         self.steps += 1
         now = time.monotonic()
         self._expire(now)
+        hold = self._holding(now)
         rows = self.running[:-1] if self.filling is not None else self.running
+        if hold:
+            rows = self.running[:self._gather_urgent()]
         if rows:
-            hidden = self.fw.decode(self.kv, [s.gen_ids[-1] for s in rows], [s.length for s in rows])
+            longest = max(s.length for s in self.running)
+            hidden = self.fw.decode(self.kv, [s.gen_ids[-1] for s in rows], [s.length for s in rows],
+                                    longest=longest)
             ids = self._sample(hidden, rows)
             yield from self._sync(ids)
             for seq, tok in zip(rows, ids.tolist()):
@@ -134,12 +150,12 @@ class Engine:
             self._free_finished()
         budget, chunk = self.prefill_tokens, None
         seq = self.filling
-        if seq is not None and not self._urgent_waiting():
+        if seq is not None and not hold and not self._urgent_waiting():
             n = min(budget, seq.prompt_len - seq.length)   # the filling row's next chunk comes first
             chunk, budget = (seq, n), budget - n
         still_filling = seq is not None and (chunk is None or chunk[1] < seq.prompt_len - seq.length)
         admitted = [] if chunk is not None and still_filling else \
-            self._admit(budget, may_chunk=not still_filling, started=chunk is not None)
+            self._admit(budget, may_chunk=not still_filling, started=chunk is not None, urgent_only=hold)
         scores = [r for r in admitted if isinstance(r, ScoreRequest)]
         gens = [r for r in admitted if isinstance(r, GenerateRequest)]
         if gens or chunk is not None:
@@ -245,7 +261,39 @@ class Engine:
         self._cancelled.intersection_update(self.waiting.keys() | {s.req.job_id for s in self.running})
         self._free_finished()
 
-    def _admit(self, budget: int, may_chunk: bool, started: bool) -> list:
+    def _holding(self, now: float) -> bool:
+        """Whether this step serves only replies to people: while one is being
+        generated (priority policy), other rows pause and nothing else is
+        admitted or prefilled, so the reply's tokens come at the batch-1 step
+        time (~43 ms here, against ~77 ms at 28 rows and ~0.2 s for a step
+        with a prefill). Every `max_hold_s` of holding, one ordinary step
+        runs, so a stream of people cannot starve the NPCs."""
+        if self.policy != "priority" or not any(
+                s.req.priority == Priority.HUMAN_REPLY for s in self.running if s is not self.filling):
+            self._hold_since = None
+            return False
+        if self._hold_since is None:
+            self._hold_since = now
+        if now - self._hold_since > self.max_hold_s:
+            self._hold_since = now
+            return False
+        return True
+
+    def _gather_urgent(self) -> int:
+        """Swap the rows of replies to people to the front; returns how many.
+        (The filling row is never one of them, so it stays last.)"""
+        urgent = [s.req.priority == Priority.HUMAN_REPLY and s is not self.filling for s in self.running]
+        u = sum(urgent)
+        back = [i for i in range(u, len(self.running)) if urgent[i]]
+        for i in range(u):
+            if not urgent[i]:
+                j = back.pop()
+                a, b = self.running[i], self.running[j]
+                self.kv.swap_rows(i, j, max(a.length, b.length))
+                self.running[i], self.running[j] = b, a
+        return u
+
+    def _admit(self, budget: int, may_chunk: bool, started: bool, urgent_only: bool = False) -> list:
         """Requests to start this step, in queue order, within `budget` prefill
         tokens. The first request is taken whatever its size (unless `started`:
         a chunk already uses part of the budget); with may_chunk, a
@@ -258,6 +306,8 @@ class Engine:
             if req is None:
                 heapq.heappop(self._heap)
                 continue
+            if urgent_only and req.priority != Priority.HUMAN_REPLY:
+                break
             is_gen = isinstance(req, GenerateRequest)
             limit = self.max_batch if req.priority == Priority.HUMAN_REPLY else self.max_batch - self.urgent_reserve
             if is_gen and rows >= limit:

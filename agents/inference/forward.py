@@ -17,7 +17,7 @@ from .kv import DenseKV, SlotKV
 
 
 class Forward:
-    def __init__(self, model, device: str, own_decoder: bool = True):
+    def __init__(self, model, device: str, own_decoder: bool = True, int8_rows: int = 0):
         self.model = model
         # Llama-family models run on our own decoder (llama.py: a few small
         # functions, no framework overhead per step); others on transformers'.
@@ -31,6 +31,13 @@ class Forward:
         self.kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.dtype = next(model.parameters()).dtype
+        # int8_rows: decode steps of at most this many rows read int8 copies of
+        # the weights (llama.py: quantize_int8); 0 keeps every step exact.
+        self.head8 = None
+        if int8_rows > 0 and self.decoder is not None and device == "cpu":
+            self.decoder.quantize_int8(int8_rows)
+            self.head8 = llama.int8_weight(self.head.weight.detach())
+        self.int8_rows = int8_rows if self.head8 is not None else 0
 
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
         # allowed: [n, 1, q, kv] bool, True = may attend.
@@ -47,16 +54,19 @@ class Forward:
         return out.last_hidden_state                 # [n, q, hidden]
 
     @torch.inference_mode()
-    def decode(self, kv: SlotKV, tokens: list[int], lengths: list[int]) -> torch.Tensor:
-        """Rows 0..n-1 each feed one token at position lengths[i]. -> [n, hidden]"""
+    def decode(self, kv: SlotKV, tokens: list[int], lengths: list[int], first: int = 0,
+               longest: int = 0) -> torch.Tensor:
+        """Rows first..first+n-1 each feed one token at position lengths[i];
+        `longest` is the longest live row's length, decoded here or not (the
+        buffer may shrink to it). -> [n, hidden]"""
         n, dev = len(tokens), self.device
         ids = torch.tensor(tokens, device=dev)[:, None]                      # [n, 1]
         pos = torch.tensor(lengths, device=dev)[:, None]                     # [n, 1]
-        kv.ensure_capacity(max(lengths) + 1, shrink=True)  # every live row is here
+        kv.ensure_capacity(max(max(lengths), longest) + 1, shrink=True)
         kv_len = kv.capacity                                                 # the whole buffer (kv.py)
         keys = torch.arange(kv_len, device=dev)                              # [kv]
         allowed = (keys[None, :] <= pos)[:, None, None, :]                   # [n, 1, 1, kv]
-        kv.prepare(0, n, pos, kv_len)
+        kv.prepare(first, n, pos, kv_len)
         return self._run(ids, pos, allowed, kv)[:, -1]                       # [n, hidden]
 
     @torch.inference_mode()
@@ -96,4 +106,6 @@ class Forward:
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.dim() == 2 and hidden.shape[0] <= self.int8_rows:
+            return llama.linear(hidden, self.head.weight, self.head8).float()  # [n, vocab]
         return self.head(hidden).float()                                     # [..., vocab]

@@ -93,6 +93,14 @@ class SlotKV:
         self.k[:, dst, :, :length] = self.k[:, src, :, :length]
         self.v[:, dst, :, :length] = self.v[:, src, :, :length]
 
+    @torch.inference_mode()
+    def swap_rows(self, a: int, b: int, length: int) -> None:
+        """Exchange rows a and b (the first `length` positions: the longer row's length)."""
+        for t in (self.k, self.v):
+            held = t[:, a, :, :length].clone()
+            t[:, a, :, :length] = t[:, b, :, :length]
+            t[:, b, :, :length] = held
+
 
 class DenseKV:
     """Past keys/values (possibly an expanded shared prefix) plus new ones."""

@@ -230,3 +230,78 @@ def test_a_reply_to_a_person_goes_ahead_of_a_filling_row(loaded, drain, referenc
         llm.close()
     assert reply.result().token_ids == reference_greedy(loaded, prompt, 6)
     assert talk.result().token_ids == reference_greedy(loaded, LONG, 6)   # the parked row was kept intact
+
+
+def test_a_long_filling_row_survives_the_buffer_shrinking_for_short_rows(loaded, drain, reference_greedy):
+    # The decoded rows are short while the filling row's prompt grows past them:
+    # the cache buffer must not be cut back below the filling row.
+    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8, prefill_tokens=48)
+    long_prompt = " ".join([LONG] * 4)
+    try:
+        short = llm.generate("The capital of France is", max_new_tokens=12)
+        llm.step()
+        long = llm.generate(long_prompt, max_new_tokens=6)
+        drain(llm, [short, long])
+    finally:
+        llm.close()
+    assert long.result().prompt_tokens > 2 * 64   # the buffer (192) is > 2 steps past the short rows
+    assert long.result().token_ids == reference_greedy(loaded, long_prompt, 6)
+    assert short.result().token_ids == reference_greedy(loaded, "The capital of France is", 12)
+
+
+def _started_rows(llm, prompts, steps=2):
+    handles = [llm.generate(p, max_new_tokens=14) for p in prompts]
+    for _ in range(steps):
+        llm.step()
+    return handles
+
+
+PAUSED = ["Once upon a time, in a small village by the sea,", "List three colours:", "The smith said that"]
+
+
+def test_while_a_person_is_answered_other_rows_pause_and_nothing_else_starts(loaded, drain, reference_greedy):
+    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8)
+    engine = llm.backend.engine
+    try:
+        talk = _started_rows(llm, PAUSED)
+        prompt = "Hello there! How are you doing today, my friend? I"
+        reply = llm.generate(prompt, max_new_tokens=8, priority=Priority.HUMAN_REPLY)
+        llm.step()                                          # the reply starts
+        late = llm.generate("A new topic:", max_new_tokens=4)
+        seen = {h.job_id: None for h in talk}
+        while not reply.done():
+            counts = {s.req.job_id: len(s.gen_ids) for s in engine.running}
+            llm.step()
+            for h in talk:                                  # paused: no token while the reply runs
+                row = next(s for s in engine.running if s.req.job_id == h.job_id)
+                assert len(row.gen_ids) == counts[h.job_id]
+                seen[h.job_id] = len(row.gen_ids)
+            assert late.job_id in engine.waiting            # and nothing else is admitted
+        drain(llm, talk + [late])
+    finally:
+        llm.close()
+    assert all(n is not None and n < 14 for n in seen.values())
+    # The reply row was swapped to the front and back: every row is intact.
+    assert reply.result().token_ids == reference_greedy(loaded, prompt, 8)
+    for p, h in zip(PAUSED, talk):
+        assert h.result().token_ids == reference_greedy(loaded, p, 14)[: len(h.result().token_ids)]
+        assert len(h.result().token_ids) == 14 or h.result().finish_reason == "stop"
+
+
+@pytest.mark.parametrize("policy,max_hold_s", [("fifo", 2.0), ("priority", 0.0)])
+def test_other_rows_keep_going_under_fifo_or_after_the_hold_limit(loaded, drain, policy, max_hold_s):
+    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8, policy=policy, max_hold_s=max_hold_s)
+    try:
+        talk = _started_rows(llm, PAUSED[:1])
+        reply = llm.generate("Hello there! How are you? I", max_new_tokens=8, priority=Priority.HUMAN_REPLY)
+        llm.step()
+        engine = llm.backend.engine
+        row = next(s for s in engine.running if s.req.job_id == talk[0].job_id)
+        before = len(row.gen_ids)
+        while not reply.done():
+            time.sleep(0.001)
+            llm.step()
+        drain(llm, talk)
+    finally:
+        llm.close()
+    assert len(row.gen_ids) > before

@@ -78,3 +78,40 @@ def test_slot_cache_grows_and_shrinks_with_the_longest_row_and_keeps_its_content
     with pytest.raises(ValueError):
         kv.ensure_capacity(1001)
     assert kv.capacity == CAPACITY_STEP                   # a refused size changes nothing
+
+
+def _teacher_forced_logits(fw, ids: list[int], follow: list[int], rows: int = 1) -> torch.Tensor:
+    """Prefill `ids` in `rows` identical rows, then feed `follow` one token a
+    step; returns row 0's logits before each fed token. -> [len(follow), vocab]"""
+    kv = SlotKV(fw.layers, rows, fw.kv_heads, fw.head_dim, 512, fw.dtype, "cpu")
+    h = fw.prefill(kv, 0, [ids] * rows, [0] * rows)
+    out = [fw.logits(h)[0]]
+    for i, t in enumerate(follow[:-1]):
+        h = fw.decode(kv, [t] * rows, [len(ids) + i] * rows)
+        out.append(fw.logits(h)[0])
+    return torch.stack(out)
+
+
+def test_int8_decode_steps_stay_close_to_bf16_and_only_for_small_batches(loaded):
+    exact, small = Forward(loaded.model, "cpu"), Forward(loaded.model, "cpu", int8_rows=2)
+    assert small.int8_rows == 2 and small.decoder.layers[0].q8[0][0].dtype == torch.int8
+    tok = loaded.tokenizer
+    ids = tok("<|im_start|>user\nHello Ada, how is the bakery today?<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+    ref = _teacher_forced_logits(exact, ids, [0] * 1)
+    follow = []
+    for _ in range(16):                                   # the exact model's greedy continuation
+        follow.append(int(ref[-1].argmax()))
+        ref = _teacher_forced_logits(exact, ids, follow + [0])
+    ref = ref[:-1]                                        # [16, vocab]
+    q8 = _teacher_forced_logits(small, ids, follow)
+    assert not torch.equal(q8[1:], ref[1:])               # the int8 weights were used ...
+    agree = (q8.argmax(-1) == ref.argmax(-1)).float().mean().item()
+    top3 = q8.topk(3, dim=-1).indices
+    assert agree >= 0.8, agree                            # ... and choose as bf16 does
+    assert all(int(ref[i].argmax()) in top3[i].tolist() for i in range(len(follow)))
+    lp_ref, lp_q8 = ref.log_softmax(-1), q8.log_softmax(-1)
+    chosen = torch.tensor(follow)[:, None]
+    assert (lp_ref.gather(1, chosen) - lp_q8.gather(1, chosen)).abs().mean() < 0.3
+    # past the row limit the steps are exact bf16
+    wide = _teacher_forced_logits(small, ids, follow[:4], rows=3)
+    assert torch.equal(wide, _teacher_forced_logits(exact, ids, follow[:4], rows=3))
