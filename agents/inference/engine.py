@@ -12,10 +12,12 @@ block). A step therefore lasts about as long as `prefill_tokens` tokens
 take, and a person's reply arriving meanwhile waits at most that long.
 Replies to people (HUMAN_REPLY) are never chunked.
 
-Priority policy: while a reply to a person is being generated, the step
-serves only such replies (their rows are swapped to the front; the others
-pause with their caches intact, and nothing else is admitted), with one
-ordinary step every `max_hold_s`. FIFO policy shares every step.
+Priority policy: while a reply to a person waits or is being generated,
+the step serves only such replies (their rows are swapped to the front; the
+others pause with their caches intact, and nothing else is admitted), with
+one ordinary step every `max_hold_s`; and a prefill of other work stops
+between layers when such a reply arrives (`interrupt`, set by the runner),
+its requests going back to the queue. FIFO policy shares every step.
 
 `step()` is synchronous and returns events: ("piece", job_id, text) and
 ("done", job_id, result). `step_iter()` is the same step as a generator
@@ -27,6 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +37,7 @@ import torch
 from .api import GenerateRequest, GenerationResult, Priority, ScoreRequest, ScoreResult, Status
 from .forward import Forward
 from .kv import PrefixCache, PrefixEntry, SlotKV, common_prefix_len
+from .llama import PrefillInterrupted
 from .sampling import TextState, make_generator, sample
 from .scoring import score_request
 
@@ -97,6 +101,12 @@ class Engine:
         self._events: list[tuple] = []
         self.tokens_total = 0
         self.steps = 0
+        # interrupt: set by a runner; takes the messages that arrived meanwhile
+        # (submits, cancels) into the engine, so that a prefill of NPC work can
+        # stop between layers when a reply to a person comes in (see _prefill).
+        self.interrupt: Callable[[], None] | None = None
+        self.urgent_submitted = 0
+        self.interrupted = 0
 
     # -- submission ---------------------------------------------------------
     def submit(self, req: GenerateRequest | ScoreRequest) -> list[tuple]:
@@ -105,8 +115,16 @@ class Engine:
             return [("done", req.job_id, _failed(req, Status.OVERLOADED, "engine queue is full"))]
         self.waiting[req.job_id] = req
         key = (int(req.priority), next(self._order)) if self.policy == "priority" else (next(self._order),)
+        req.__dict__["_key"] = key
         heapq.heappush(self._heap, (*key, req.job_id))
+        if req.priority == Priority.HUMAN_REPLY:
+            self.urgent_submitted += 1
         return []
+
+    def _requeue(self, req) -> None:
+        """Back into the queue at its old place (an interrupted prefill)."""
+        self.waiting[req.job_id] = req
+        heapq.heappush(self._heap, (*req.__dict__["_key"], req.job_id))
 
     def cancel(self, job_id: int) -> None:
         self._cancelled.add(job_id)
@@ -116,7 +134,7 @@ class Engine:
 
     def stats(self) -> dict:
         return {"queue_depth": len(self.waiting), "running": len(self.running),
-                "filling": int(self.filling is not None),
+                "filling": int(self.filling is not None), "interrupted": self.interrupted,
                 "tokens_total": self.tokens_total, "steps": self.steps,
                 "prefix_hits": self.prefixes.hits, "prefix_misses": self.prefixes.misses}
 
@@ -159,7 +177,11 @@ class Engine:
         scores = [r for r in admitted if isinstance(r, ScoreRequest)]
         gens = [r for r in admitted if isinstance(r, GenerateRequest)]
         if gens or chunk is not None:
-            yield from self._prefill(gens, chunk, budget)
+            interrupted = yield from self._prefill(gens, chunk, budget)
+            if interrupted:            # a person's reply came in: it goes first next step
+                for req in scores:
+                    self._requeue(req)
+                return
         for req in scores:
             self._finish_score(req)
 
@@ -262,14 +284,15 @@ class Engine:
         self._free_finished()
 
     def _holding(self, now: float) -> bool:
-        """Whether this step serves only replies to people: while one is being
-        generated (priority policy), other rows pause and nothing else is
-        admitted or prefilled, so the reply's tokens come at the batch-1 step
+        """Whether this step serves only replies to people: while one waits or
+        is being generated (priority policy), other rows pause and nothing else
+        is admitted or prefilled, so the reply's tokens come at the batch-1 step
         time (~43 ms here, against ~77 ms at 28 rows and ~0.2 s for a step
         with a prefill). Every `max_hold_s` of holding, one ordinary step
         runs, so a stream of people cannot starve the NPCs."""
-        if self.policy != "priority" or not any(
-                s.req.priority == Priority.HUMAN_REPLY for s in self.running if s is not self.filling):
+        if self.policy != "priority" or not (
+                any(s.req.priority == Priority.HUMAN_REPLY for s in self.running if s is not self.filling)
+                or (self._urgent_waiting() and len(self.running) < self.max_batch)):
             self._hold_since = None
             return False
         if self._hold_since is None:
@@ -371,6 +394,7 @@ class Engine:
                 self._events.append(("done", req.job_id, _failed(req, Status.ERROR, msg if ids else "empty prompt")))
             else:
                 valid.append((req, ids))
+        saved = (list(self.running), self.filling)
         parked = None
         if self.filling is not None and chunk is None and valid:
             parked = self.running.pop()
@@ -405,14 +429,29 @@ class Engine:
         if parked is not None:
             self.running.append(parked)
         if not seqs:
-            return
-        hidden = self.fw.prefill(self.kv, first, tails, starts)                # [n, hidden]
+            return False
+        urgent = any(seq.req.priority == Priority.HUMAN_REPLY for seq in seqs)
+        arrived = self.urgent_submitted
+        check = None if urgent or self.interrupt is None or self.policy != "priority" else \
+            (lambda: self.interrupt() or self.urgent_submitted != arrived)
+        try:
+            hidden = self.fw.prefill(self.kv, first, tails, starts, interrupted=check)   # [n, hidden]
+        except PrefillInterrupted:
+            # Undo: nothing advanced (keys/values written so far are rewritten
+            # identically later); a parked filling row goes back to its row.
+            if parked is not None:
+                self.kv.move_row(len(self.running) - 1, len(saved[0]) - 1, parked.length)
+            self.running, self.filling = saved
+            for req, _ in valid:
+                self._requeue(req)
+            self.interrupted += 1
+            return True
         for seq, tail in zip(seqs, tails):
             seq.length += len(tail)
         # a row still filling has no next token yet (and must not draw from its seeded generator)
         done = [i for i, seq in enumerate(seqs) if seq.length == seq.prompt_len]
         if not done:
-            return
+            return False
         ready = [seqs[i] for i in done]
         ids = self._sample(hidden[done] if len(done) < len(seqs) else hidden, ready)
         yield from self._sync(ids)
@@ -421,6 +460,7 @@ class Engine:
                 self.filling = None
             self._on_token(seq, tok)
         self._free_finished()
+        return False
 
     def _finish_score(self, req: ScoreRequest) -> None:
         try:

@@ -46,9 +46,10 @@ class Forward:
         m = torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device)
         return m.masked_fill_(~allowed, torch.finfo(self.dtype).min)
 
-    def _run(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache) -> torch.Tensor:
+    def _run(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache,
+             interrupted=None) -> torch.Tensor:
         if self.decoder is not None:
-            return self.decoder(ids, pos, allowed, cache)                    # [n, q, hidden]
+            return self.decoder(ids, pos, allowed, cache, interrupted)       # [n, q, hidden]
         out = self.base(input_ids=ids, position_ids=pos, attention_mask=self._mask(allowed),
                         cache=cache, use_cache=True)
         return out.last_hidden_state                 # [n, q, hidden]
@@ -70,8 +71,10 @@ class Forward:
         return self._run(ids, pos, allowed, kv)[:, -1]                       # [n, hidden]
 
     @torch.inference_mode()
-    def prefill(self, kv: SlotKV, first_row: int, tails: list[list[int]], starts: list[int]) -> torch.Tensor:
-        """Row first_row+i gets tokens tails[i] at positions starts[i]... -> last hidden [n, hidden]"""
+    def prefill(self, kv: SlotKV, first_row: int, tails: list[list[int]], starts: list[int],
+                interrupted=None) -> torch.Tensor:
+        """Row first_row+i gets tokens tails[i] at positions starts[i]... -> last hidden [n, hidden]
+        interrupted(): see LlamaDecoder (our own decoder only)."""
         n, dev = len(tails), self.device
         q = max(len(t) for t in tails)
         ids = torch.zeros(n, q, dtype=torch.long, device=dev)                # [n, q], right-padded
@@ -84,7 +87,7 @@ class Forward:
         keys = torch.arange(kv_len, device=dev)
         allowed = (keys[None, None, :] <= pos[:, :, None])[:, None]          # [n, 1, q, kv]
         kv.prepare(first_row, n, pos, kv_len)
-        hidden = self._run(ids, pos, allowed, kv)                            # [n, q, hidden]
+        hidden = self._run(ids, pos, allowed, kv, interrupted)               # [n, q, hidden]
         last = torch.tensor([len(t) - 1 for t in tails], device=dev)
         return hidden[torch.arange(n, device=dev), last]                     # [n, hidden]
 

@@ -26,6 +26,10 @@ import torch
 import torch.nn.functional as F
 
 
+class PrefillInterrupted(Exception):
+    """A forward was stopped between layers because its caller asked to."""
+
+
 def supports(model) -> bool:
     """Plain Llama: no biases, SiLU, default rotary, tied or untied head."""
     cfg = model.config
@@ -149,9 +153,11 @@ class LlamaDecoder:
         return torch.matmul(p, values).view(n, Hk * G, qn, D)                # [n, H, q, D]
 
     @torch.inference_mode()
-    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache) -> torch.Tensor:
+    def __call__(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor, cache,
+                 interrupted=None) -> torch.Tensor:
         """ids, pos: [n, q]; allowed: [n, 1, q, kv] bool; cache.update(k, v, layer) -> keys, values
-        [n, Hk, kv, D]. -> final hidden states [n, q, E]"""
+        [n, Hk, kv, D]. interrupted(): asked before each layer after the first; True raises
+        PrefillInterrupted. -> final hidden states [n, q, E]"""
         n, q = ids.shape
         self._rope_tables(int(pos.max()) + 1)
         cos = self.cos[pos][:, None]                                         # [n, 1, q, D]
@@ -161,6 +167,8 @@ class LlamaDecoder:
         H, Hk, G, D = self.H, self.Hk, self.G, self.D
         small = q == 1 and n <= self.int8_rows
         for i, w in enumerate(self.layers):
+            if interrupted is not None and i and interrupted():
+                raise PrefillInterrupted
             wqkv, wo, wgu, wd = w.q8 if small else (None,) * 4
             h = self._rms(x, w.ln1)
             qkv = linear(h, w.wqkv, wqkv).view(n, q, H + 2 * Hk, D).transpose(1, 2)  # [n, H+2Hk, q, D]

@@ -65,17 +65,21 @@ class InlineBackend:
 
 
 def _serve_inbox(engine, inbox, send, stop: threading.Event | None = None) -> None:
-    """The loop a thread or worker runs: take messages, step while there is work."""
-    while stop is None or not stop.is_set():
-        block = not engine.has_work()
+    """The loop a thread or worker runs: take messages, step while there is work.
+    Messages are also taken in the middle of a step (engine.interrupt), so a
+    reply to a person can stop an NPC prefill between layers."""
+    closing = False
+
+    def take(block: bool) -> None:
+        nonlocal closing
         try:
             msg = inbox.get(timeout=0.2) if block else inbox.get_nowait()
         except queue.Empty:
             msg = None
-        while msg is not None:
+        while msg is not None and not closing:
             if msg[0] == "close":
-                return
-            if msg[0] == "submit":
+                closing = True
+            elif msg[0] == "submit":
                 refused = engine.submit(msg[1])
                 if refused:
                     send(refused, None)
@@ -85,6 +89,12 @@ def _serve_inbox(engine, inbox, send, stop: threading.Event | None = None) -> No
                 msg = inbox.get_nowait()
             except queue.Empty:
                 msg = None
+
+    engine.interrupt = lambda: take(False)
+    while (stop is None or not stop.is_set()) and not closing:
+        take(block=not engine.has_work())
+        if closing:
+            return
         if engine.has_work():
             send(engine.step(), engine.stats())
 

@@ -305,3 +305,36 @@ def test_other_rows_keep_going_under_fifo_or_after_the_hold_limit(loaded, drain,
     finally:
         llm.close()
     assert len(row.gen_ids) > before
+
+
+def test_a_person_arriving_mid_prefill_interrupts_npc_work_which_then_resumes_intact(loaded, drain, reference_greedy):
+    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8)
+    engine = llm.backend.engine
+    prompt = "Hello there! How are you doing today, my friend? I"
+    reply, calls = [], []
+
+    def interrupt():  # what a runner does between layers: take what arrived meanwhile
+        calls.append(1)
+        if len(calls) == 5:
+            reply.append(llm.generate(prompt, max_new_tokens=6, priority=Priority.HUMAN_REPLY))
+
+    try:
+        engine.interrupt = interrupt
+        talk = [llm.generate(p, max_new_tokens=10) for p in PAUSED]
+        score = llm.score("The sun rises in the", [" east", " west"])
+        llm.step()                                  # NPC prefill: stopped at the 6th layer
+        assert len(calls) == 5 and engine.interrupted == 1
+        assert engine.running == [] and set(engine.waiting) == {h.job_id for h in talk} | {
+            score.job_id, reply[0].job_id}          # everything back in the queue, nothing lost
+        llm.step()                                  # the reply alone goes first
+        assert [s.req.job_id for s in engine.running] == [reply[0].job_id]
+        assert len(engine.waiting) == 4
+        drain(llm, talk + [score, reply[0]])
+    finally:
+        llm.close()
+    assert reply[0].result().token_ids == reference_greedy(loaded, prompt, 6)
+    for p, h in zip(PAUSED, talk):
+        assert h.result().token_ids == reference_greedy(loaded, p, 10)[: len(h.result().token_ids)]
+    assert score.result().status == "ok" and score.result().best() == 0
+    # a prefill that holds a reply to a person is never interrupted
+    assert engine.interrupted == 1

@@ -75,3 +75,46 @@ async def test_cuda_runner_generates_without_blocking():
         assert all(r.status == "ok" for r in results)
     finally:
         llm.close()
+
+
+def test_the_serving_loop_takes_messages_in_the_middle_of_a_step():
+    """_serve_inbox hands the engine an `interrupt` that takes submits and
+    cancels that arrived during a step, and honours a close after the step."""
+    import queue as queue_mod
+
+    from agents.inference.runners import _serve_inbox
+
+    inbox = queue_mod.Queue()
+
+    class StepRecorder:   # records what the engine is handed, and when
+        def __init__(self):
+            self.log, self.interrupt, self.work = [], None, 1
+
+        def has_work(self):
+            return self.work > 0
+
+        def submit(self, req):
+            self.log.append(("submit", req))
+            return []
+
+        def cancel(self, job_id):
+            self.log.append(("cancel", job_id))
+
+        def step(self):
+            self.log.append("step")
+            inbox.put(("submit", "urgent"))
+            inbox.put(("cancel", 7))
+            inbox.put(("close",))
+            inbox.put(("submit", "after close"))
+            self.interrupt()                      # mid-step
+            self.log.append("step end")
+            self.work = 0
+            return []
+
+        def stats(self):
+            return {}
+
+    engine, sent = StepRecorder(), []
+    _serve_inbox(engine, inbox, lambda events, stats: sent.append(events))
+    assert engine.log == ["step", ("submit", "urgent"), ("cancel", 7), "step end"]
+    assert sent == [[]]                           # the step's events still went out
