@@ -20,6 +20,7 @@ from server.game import Game
 from server.http import handle_http
 from server.metrics import ServerMetrics
 from server.net import Client, ws_frame
+from server.socket_writer import SocketWriter, guard
 from server.npcs import install_npcs, load_model
 from server.persistence import Database
 from server.restore import open_world
@@ -68,6 +69,7 @@ class HamletServer:
         # one system call at the end of the tick (see Client.write_batch).
         self.batching = False
         self.batched: list[Client] = []
+        self.writer: SocketWriter | None = None
 
     def framed(self, payload: bytes) -> bytes:
         """The WebSocket frame of a payload, framed once per tick however many
@@ -105,6 +107,8 @@ class HamletServer:
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s, close_timeout=2,
             server_header="hamlet",
         )
+        if cfg.write_thread:
+            self.writer = SocketWriter(asyncio.get_running_loop())
         self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
 
     async def _handle(self, ws: WsConnection) -> None:
@@ -124,6 +128,8 @@ class HamletServer:
         sock = ws.transport.get_extra_info("socket") if ws.transport else None
         if sock is not None and cfg.socket_sndbuf > 0:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.socket_sndbuf)
+        if self.writer is not None:
+            client.guard = guard(ws)
         self.connections.add(client)
         self._per_ip[client.peer] += 1
         self.metrics.clients.set(len(self.connections))
@@ -140,6 +146,8 @@ class HamletServer:
                 except (asyncio.TimeoutError, Exception):
                     pass
             client.closed = True
+            if client.guard is not None:
+                client.guard.drop()
             deadline.cancel()
             self.game.disconnected(client)
             self.connections.discard(client)
@@ -176,7 +184,10 @@ class HamletServer:
             finally:
                 self.batching = False
                 batched, self.batched = self.batched, []
-                m.bytes_out.inc(sum(client.write_batch() for client in batched))
+                handoff = [] if self.writer is not None else None
+                m.bytes_out.inc(sum(client.write_batch(handoff) for client in batched))
+                if handoff:
+                    self.writer.submit(handoff)
             took = time.monotonic() - began
             m.tick_duration.observe(took)
             self.tick_stats.append((took, max(0.0, lateness)))
@@ -200,6 +211,8 @@ class HamletServer:
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5.0)
             except asyncio.TimeoutError:
                 log.warning("some connections did not close in time")
+        if self.writer is not None:
+            self.writer.close()
         self.db.close()
         if self.llm is not None:
             self.llm.close()

@@ -46,6 +46,9 @@ class ServerConfig:
     # which for thousands of clients is gigabytes of kernel memory holding
     # stale updates; 64 KiB is over a second of a busy client's traffic.
     socket_sndbuf: int = 64 * 1024
+    # Write the tick's frames from a thread beside the event loop (see
+    # server/socket_writer.py); off writes them on the loop, as before.
+    write_thread: bool = True
     # A connection must send hello within this time.
     join_timeout_s: float = 10.0
     # WebSocket keepalive; a peer that does not answer within the timeout is dropped.

@@ -71,6 +71,7 @@ class Client:
         self.max_frames = cfg.max_outbox_frames
         self.max_bytes = cfg.max_outbox_bytes
         self.peer = ws.remote_address[0] if ws.remote_address else "?"
+        self.guard = None  # a socket_writer.GuardedTransport once the server hands writes to its thread
 
     def __repr__(self) -> str:
         return f"<Client {self.peer} entity={self.entity}>"
@@ -131,11 +132,13 @@ class Client:
         self.state_frame = wire
         self.state_since = time.monotonic()
 
-    def write_batch(self) -> int:
+    def write_batch(self, handoff: list | None = None) -> int:
         """End of tick: this tick's frames (events, acks, then the state) in
         one write, or, if the transport is full, into the outbox and the
-        state slot. Returns the bytes written (the caller counts them once
-        a tick: a metrics update per client was ~4% of a 1,000-client tick)."""
+        state slot. With `handoff`, a connection the writer thread may take
+        (see server/socket_writer.py) is appended to it instead of written
+        here. Returns the bytes written (the caller counts them once a tick:
+        a metrics update per client was ~4% of a 1,000-client tick)."""
         batch, state = self._batch, self._batch_state
         self._batch, self._batch_state = [], None
         if self.closed:
@@ -144,7 +147,11 @@ class Client:
         if (t is not None and not t.is_closing() and self.ws.protocol.state is WsState.OPEN
                 and t.get_write_buffer_size() <= TRANSPORT_HIGH_WATER):
             parts = batch + [state] if state is not None else batch
-            t.writelines(parts)
+            g = self.guard
+            if handoff is not None and g is not None and g.idle():
+                handoff.append((g, parts))
+            else:
+                t.writelines(parts)
             return sum(map(len, parts))
         for wire in batch:
             self._queue(wire)

@@ -1,0 +1,138 @@
+"""The writer thread and the transport guard (server/socket_writer.py): bytes
+reach the peer in the order they were written, whoever wrote them, also
+when the socket takes only part of a write; close waits for the frames in
+flight; the duplicate descriptor is closed only when the thread lets go."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from server.socket_writer import GuardedTransport, SocketWriter
+
+
+class _Sink(asyncio.Protocol):
+    def __init__(self):
+        self.data = bytearray()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.data += data
+
+    def connection_lost(self, exc):
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def _pair(sndbuf: int | None = None, reading: bool = True):
+    """A loopback connection: (the listening server, our transport, the peer's sink)."""
+    loop = asyncio.get_running_loop()
+    sinks: list[_Sink] = []
+
+    def make():
+        s = _Sink()
+        sinks.append(s)
+        return s
+
+    server = await loop.create_server(make, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    for _ in range(100):
+        if sinks:
+            break
+        await asyncio.sleep(0.01)
+    if sndbuf:
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    return server, transport, sinks[0]
+
+
+def _guard(transport) -> GuardedTransport:
+    return GuardedTransport(transport, os.dup(transport.get_extra_info("socket").fileno()))
+
+
+async def _until(cond, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_frames_from_the_thread_and_the_loop_arrive_in_order():
+    server, transport, sink = await _pair()
+    writer = SocketWriter(asyncio.get_running_loop())
+    g = _guard(transport)
+    try:
+        expected = bytearray()
+        for i in range(50):
+            job = [f"tick{i}-a;".encode(), f"tick{i}-b;".encode()]
+            if g.idle():
+                writer.submit([(g, job)])
+            else:
+                g.writelines(job)          # the thread still holds the last tick: held in order
+            g.write(f"pong{i};".encode())  # what websockets writes meanwhile
+            expected += b"".join(job) + f"pong{i};".encode()
+            if i % 7 == 0:
+                await asyncio.sleep(0)
+        await _until(lambda: len(sink.data) >= len(expected))
+        assert bytes(sink.data) == bytes(expected)
+        assert not g.busy and g.held == []
+    finally:
+        writer.close()
+        g.abort()
+        server.close()
+
+
+async def test_a_partial_write_is_finished_by_the_transport_before_what_waited():
+    server, transport, sink = await _pair(sndbuf=4096)
+    writer = SocketWriter(asyncio.get_running_loop())
+    g = _guard(transport)
+    try:
+        big = bytes(range(256)) * 8192             # 2 MiB: more than the socket takes at once
+        sink.transport.pause_reading()             # the peer does not read for now
+        writer.submit([(g, [b"head;", big])])
+        assert g.busy and g.get_write_buffer_size() >= len(big)
+        g.write(b";after")
+        g.close()                                  # waits for the frames in flight
+        assert not transport.is_closing() and g.is_closing()
+        await _until(lambda: not g.busy)           # the thread wrote what the socket took
+        sink.transport.resume_reading()
+        await asyncio.wait_for(sink.closed, 10)
+        assert bytes(sink.data) == b"head;" + big + b";after"
+        assert writer.partial_writes == 1
+        assert g.fd == -1                          # our duplicate went with the connection
+    finally:
+        writer.close()
+        server.close()
+
+
+async def test_the_duplicate_descriptor_is_kept_while_the_thread_holds_it():
+    server, transport, sink = await _pair()
+    g = _guard(transport)
+    fd = g.fd
+    g.busy = True                                  # as if the thread held it
+    g.drop()
+    assert g.fd == fd and os.fstat(fd)             # not closed under a write
+    g.finished(b"")
+    assert g.fd == -1
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    g.abort()
+    server.close()
+
+
+async def test_abort_drops_what_waits_and_the_thread_writes_nothing_after():
+    server, transport, sink = await _pair()
+    g = _guard(transport)
+    g.busy = True
+    g.write(b"never")
+    g.abort()
+    assert g.held == [] and transport.is_closing()
+    g.finished(b"rest")                            # the thread reports back after the abort
+    await asyncio.wait_for(sink.closed, 5)
+    assert b"never" not in sink.data and b"rest" not in sink.data
+    server.close()
