@@ -46,7 +46,8 @@ class Memory:
     text: str
     importance: float
     last_access: float
-    embedding: list[float] | None = None
+    embedding: Sequence[float] | None = None   # a list, or a tensor from agents/embeddings.py
+    words: frozenset[str] | None = None       # keywords(text), computed once
 
 
 class MemoryStream:
@@ -57,10 +58,37 @@ class MemoryStream:
         self.next_id = 1
         self.importance_since_reflection = 0.0
         self.unsaved: list[Memory] = []
+        self._matrix: tuple[list[int], object] | None = None   # (ids, [n, d] unit rows) of the embedded
 
-    def add(self, minute: float, kind: str, text: str, importance: float) -> Memory:
+    def _relevances(self, query_words: set[str], q_emb) -> list[float]:
+        """Relevance of each memory: cosine to the query's embedding where both
+        have one (clamped at 0), else the lexical score. The matrix of the
+        stream's embeddings is rebuilt only when the embedded memories change."""
+        memories = self.memories
+        out = [0.0] * len(memories)
+        embedded = [i for i, m in enumerate(memories) if m.embedding is not None] if q_emb is not None else []
+        if embedded:
+            import torch
+            ids = [memories[i].id for i in embedded]
+            if self._matrix is None or self._matrix[0] != ids:
+                mat = torch.stack([torch.as_tensor(memories[i].embedding, dtype=torch.float32)
+                                   for i in embedded])                                        # [n, d]
+                self._matrix = (ids, mat / mat.norm(dim=1, keepdim=True).clamp(min=1e-12))
+            q = torch.as_tensor(q_emb, dtype=torch.float32)                                   # [d]
+            sims = self._matrix[1] @ (q / q.norm().clamp(min=1e-12))                          # [n]
+            for i, s in zip(embedded, sims.clamp(min=0.0).tolist()):
+                out[i] = s
+        done = set(embedded)
+        for i, m in enumerate(memories):
+            if i not in done:
+                out[i] = _lexical(query_words, m)
+        return out
+
+    def add(self, minute: float, kind: str, text: str, importance: float, embed: bool = True) -> Memory:
+        """embed=False: relevance stays lexical (comings and goings: a name is
+        all there is to match, and a crowd makes hundreds a minute)."""
         m = Memory(self.next_id, minute, kind, text, float(importance), minute)
-        if self.embedder is not None:
+        if self.embedder is not None and embed:
             later = getattr(self.embedder, "later", None)
             if later is not None:
                 later(m)  # filled in the background; scored lexically until then
@@ -99,25 +127,32 @@ class MemoryStream:
         pool = [m for m in self.memories if kinds is None or m.kind in kinds]
         return pool[-n:]
 
-    def score(self, m: Memory, now: float, query_words: set[str], query_emb: list[float] | None,
+    def score(self, m: Memory, now: float, query_words: set[str], query_emb: Sequence[float] | None,
               weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> float:
-        hours = max(0.0, now - m.last_access) / 60.0
-        recency = RECENCY_DECAY_PER_HOUR ** hours
-        importance = m.importance / 10.0
         if query_emb is not None and m.embedding is not None:
             relevance = max(0.0, _cosine(query_emb, m.embedding))
         else:
-            relevance = lexical_relevance(query_words, m.text)
+            relevance = _lexical(query_words, m)
+        return self._score(m, now, relevance, weights)
+
+    @staticmethod
+    def _score(m: Memory, now: float, relevance: float, weights=(1.0, 1.0, 1.0)) -> float:
+        hours = max(0.0, now - m.last_access) / 60.0
         wr, wi, wv = weights
-        return wr * recency + wi * importance + wv * relevance
+        return wr * RECENCY_DECAY_PER_HOUR ** hours + wi * m.importance / 10.0 + wv * relevance
 
     def retrieve(self, query: str, now: float, k: int = 5) -> list[Memory]:
-        """The k best memories for `query` at game minute `now`; marks them accessed."""
+        """The k best memories for `query` at game minute `now`; marks them accessed.
+        Relevance of the embedded memories is one matrix product (a full stream
+        of 2,000 memories took ~60 ms a query scored one by one in Python)."""
         if not self.memories:
             return []
         words = keywords(query)
         q_emb = self.embedder([query])[0] if self.embedder else None
-        ranked = sorted(self.memories, key=lambda m: self.score(m, now, words, q_emb), reverse=True)[:k]
+        relevance = self._relevances(words, q_emb)
+        scored = sorted(zip((self._score(m, now, r) for m, r in zip(self.memories, relevance)),
+                            range(0, -len(self.memories), -1)), reverse=True)[:k]   # ties: older first
+        ranked = [self.memories[-i] for _, i in scored]
         for m in ranked:
             m.last_access = now
         return ranked
@@ -132,7 +167,19 @@ def lexical_relevance(query_words: set[str], text: str) -> float:
     return hits / len(query_words)
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
+def _lexical(query_words: set[str], m: Memory) -> float:
+    if not query_words:
+        return 0.0
+    if m.words is None:
+        m.words = frozenset(keywords(m.text))
+    words = m.words
+    hits = sum(1 for w in query_words if w in words or (len(w) > 4 and any(x.startswith(w[:5]) for x in words)))
+    return hits / len(query_words)
+
+
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b))
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(y * y for y in b))

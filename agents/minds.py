@@ -99,6 +99,7 @@ class MindsSystem:
         self.clock = clock
         self.tokens = TokenBucket(budget.tokens_per_minute, clock)
         self.rng = random.Random(seed ^ 0xA11CE)  # never the world's RNG: replay does not run minds
+        self.embedder = embedder
         self.minds = {p.name.casefold(): Mind(p, MemoryStream(p.name, embedder)) for p in personas}
         self.by_entity: dict[int, Mind] = {}
         # Events seen at the end of the last tick, delivered at the next
@@ -159,7 +160,8 @@ class MindsSystem:
                 elif ev["kind"] in ("arrive", "depart"):
                     verb = "arrived" if ev["kind"] == "arrive" else "left"
                     is_player = speaker is not None and speaker.kind == "player"
-                    mind.memory.add(now, "observation", f"{ev['name']} {verb}.", 3 if is_player else 1)
+                    mind.memory.add(now, "observation", f"{ev['name']} {verb}.", 3 if is_player else 1,
+                                    embed=False)
 
     def _hear(self, world: World, mind: Mind, ev: dict, speaker, now: float) -> None:
         text, name = ev["text"], ev["name"]
@@ -337,6 +339,12 @@ class MindsSystem:
         out.append(MoveTo(e.id, tx, ty))
 
     # -- persistence ---------------------------------------------------------
+    def close(self) -> None:
+        """Stop the embedding worker, if any (the language model is the caller's)."""
+        close = getattr(self.embedder, "close", None)
+        if close is not None:
+            close()
+
     def unsaved_memories(self) -> list[tuple[str, Any]]:
         out = []
         for mind in self.minds.values():

@@ -93,6 +93,7 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     finally:
         record.wall_s = time.monotonic() - started
         game.snapshot()
+        minds.close()
         if own_llm:
             llm.close()
     final_hash = world.state_hash()

@@ -214,6 +214,8 @@ class HamletServer:
         if self.writer is not None:
             self.writer.close()
         self.db.close()
+        if self.minds is not None:
+            self.minds.close()
         if self.llm is not None:
             self.llm.close()
 

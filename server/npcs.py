@@ -49,6 +49,13 @@ def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> Any:
     from agents.embeddings import load_embedder
 
     budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
+    backend = getattr(getattr(llm, "backend", None), "name", "remote")
+    if config.embeddings and backend in ("process", "remote"):
+        # The language model runs elsewhere: torch in this process only embeds
+        # memories, on one core, leaving the other to the tick loop (measured
+        # with 1,000 bots, two embedding threads pushed tick p99 past 150 ms).
+        import torch
+        torch.set_num_threads(1)
     embedder = load_embedder() if config.embeddings else None
     minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget, embedder=embedder)
     loaded = load_memories(game.db.conn, minds)
