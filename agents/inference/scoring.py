@@ -4,6 +4,9 @@ Owns the token bookkeeping: each candidate is tokenized together with the
 prompt (so merges across the boundary match what the model would see), its
 continuation is what follows the longest common prefix with the tokenized
 prompt, and a shared cached prefix (if any) is reused as past keys/values.
+Without one, the tokens all candidates share are run once and used as the
+past of the candidates' tails (a choice among 3-4 actions after a 60-token
+prompt was ~300 tokens of forward, now ~80).
 """
 from __future__ import annotations
 
@@ -38,6 +41,12 @@ def score_request(engine, req: ScoreRequest) -> ScoreResult:
         skip = min(min(common_prefix_len(entry.ids, ids) for ids, _, _ in rows), min(firsts) - 1)
         if skip > 0:
             past = (entry.k[:, :, :skip], entry.v[:, :, :skip])
+    elif len(rows) > 1:
+        shared = rows[0][0]
+        skip = min(min(common_prefix_len(shared, ids) for ids, _, _ in rows), min(firsts) - 1)
+        if skip > 0:
+            _, cache = fw.dense([shared[:skip]])
+            past = cache.stacked_new(0)                                          # [L, H, skip, D] each
     longest = max(len(ids) for ids, _, _ in rows)
     if longest > engine.max_seq_len:
         raise ValueError(f"prompt + candidate of {longest} tokens exceeds {engine.max_seq_len}")

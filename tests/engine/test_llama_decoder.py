@@ -8,7 +8,7 @@ import torch
 
 from agents.inference import llama
 from agents.inference.forward import Forward
-from agents.inference.kv import CAPACITY_STEP, SlotKV
+from agents.inference.kv import CAPACITY_STEP, SHRINK_AFTER, SlotKV
 
 pytestmark = pytest.mark.model
 
@@ -66,18 +66,27 @@ def test_slot_cache_grows_and_shrinks_with_the_longest_row_and_keeps_its_content
     with torch.inference_mode():
         kv.k[:, 1, :, :10] = 7.0
     kv.ensure_capacity(CAPACITY_STEP + 1)
-    assert kv.capacity == 2 * CAPACITY_STEP
+    assert kv.capacity == 3 * CAPACITY_STEP               # rounded up, plus a step of headroom
     assert torch.all(kv.k[:, 1, :, :10] == 7.0)          # kept across the resize
+    kv.ensure_capacity(3 * CAPACITY_STEP)                 # fits: no reallocation
+    assert kv.capacity == 3 * CAPACITY_STEP and kv.resizes == 1
     kv.ensure_capacity(5 * CAPACITY_STEP)
-    assert kv.capacity == 5 * CAPACITY_STEP
-    kv.ensure_capacity(10)                                # no shrink unless asked
-    assert kv.capacity == 5 * CAPACITY_STEP
-    kv.ensure_capacity(10, shrink=True)
-    assert kv.capacity == CAPACITY_STEP
+    assert kv.capacity == 6 * CAPACITY_STEP
+    for _ in range(2 * SHRINK_AFTER):
+        kv.ensure_capacity(10)                            # no shrink unless asked
+    assert kv.capacity == 6 * CAPACITY_STEP
+    for _ in range(SHRINK_AFTER - 1):
+        kv.ensure_capacity(10, shrink=True)               # not on a moment's dip ...
+    kv.ensure_capacity(4 * CAPACITY_STEP, shrink=True)    # (a longer row again: the count restarts)
+    for _ in range(SHRINK_AFTER - 1):
+        kv.ensure_capacity(10, shrink=True)
+    assert kv.capacity == 6 * CAPACITY_STEP and kv.resizes == 2
+    kv.ensure_capacity(10, shrink=True)                   # ... but after SHRINK_AFTER in a row
+    assert kv.capacity == 2 * CAPACITY_STEP and kv.resizes == 3
     assert torch.all(kv.k[:, 1, :, :10] == 7.0)
     with pytest.raises(ValueError):
         kv.ensure_capacity(1001)
-    assert kv.capacity == CAPACITY_STEP                   # a refused size changes nothing
+    assert kv.capacity == 2 * CAPACITY_STEP               # a refused size changes nothing
 
 
 def _teacher_forced_logits(fw, ids: list[int], follow: list[int], rows: int = 1) -> torch.Tensor:
