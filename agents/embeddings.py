@@ -6,13 +6,15 @@ is ready, retrieval scores it lexically. Absent the package, minds use the
 lexical score alone.
 
 Embeddings are float32 tensors of 384, so that retrieval ranks a whole
-memory stream with one matrix product. A query asked for on the tick is
-embedded there, by a copy of the model in this process (one short line,
-a few ms; cached). Memories are embedded by a worker process (niced, one
-thread): measured with 1,000 bots chatting near the NPCs, the same work on
-a thread of the server took the GIL from the tick loop often enough to push
-tick p99 from ~20 ms to ~30-40 ms. The background work is also bounded in
-rate; past it the oldest waiting memories are dropped (scored lexically)."""
+memory stream with one matrix product. All model work runs in a worker
+process (niced, one thread): measured with 1,000 bots chatting near the
+NPCs, the same work on a thread of the server took the GIL from the tick
+loop often enough to push tick p99 from ~20 ms to ~30-40 ms, and a query
+embedded on the tick itself (~20 ms on a busy CPU) pushed it past 30 ms.
+Queries go ahead of memories (`request()`: a ticket the tick polls; a
+mind waits a few ticks at most, then scores lexically). Memories are
+embedded at a bounded rate; past it the oldest waiting are dropped (scored
+lexically). `__call__` embeds in this process, for tools and tests."""
 from __future__ import annotations
 
 import importlib.util
@@ -46,6 +48,22 @@ BATCH = 16
 NICE = 19
 # Seconds the worker may take to start (it imports torch and transformers).
 START_TIMEOUT = 120.0
+# Queries waiting for the worker; past this, new ones are scored lexically.
+MAX_QUERIES = 64
+
+
+class QueryTicket:
+    """A query's embedding on its way from the worker."""
+    __slots__ = ("text", "value", "_done")
+
+    def __init__(self, text: str, value: Any = None, done: bool = False) -> None:
+        self.text, self.value, self._done = text, value, done
+
+    def done(self) -> bool:
+        return self._done
+
+    def set(self, value: Any) -> None:
+        self.value, self._done = value, True
 
 
 def model_dir() -> Path | None:
@@ -76,6 +94,8 @@ class Embedder:
                                  name="hamlet-embed-worker", daemon=True)
         self._proc.start()
         self._closed = False
+        self._queries: deque[QueryTicket] = deque()
+        self.queries_lexical = 0
         self._thread = threading.Thread(target=self._work, name="hamlet-embed", daemon=True)
         self._thread.start()
 
@@ -94,6 +114,27 @@ class Embedder:
                     self._cache.popitem(last=False)
         return [found[t] for t in texts]
 
+    def query(self, text: str) -> Any | None:
+        """A retrieval query's embedding if it is at hand (cached); otherwise
+        None (score lexically) and it is asked for, for next time."""
+        ticket = self.request(text)
+        if not ticket.done():
+            self.queries_lexical += 1
+        return ticket.value
+
+    def request(self, text: str) -> QueryTicket:
+        """The embedding of a query, computed by the worker ahead of memories."""
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                return QueryTicket(text, hit, True)
+            if len(self._queries) >= MAX_QUERIES:
+                return QueryTicket(text, None, True)     # lexical
+            ticket = QueryTicket(text)
+            self._queries.append(ticket)
+        self._wake.set()
+        return ticket
+
     def later(self, memory: Any) -> None:
         """Fill `memory.embedding` in the background."""
         with self._lock:
@@ -102,13 +143,15 @@ class Embedder:
             self._pending.append(memory)
         self._wake.set()
 
-    def _take(self) -> list[Any]:
+    def _take(self) -> tuple[list[QueryTicket], list[Any]]:
+        """Waiting queries first (all of them, up to a batch), else memories."""
         with self._lock:
-            n = min(BATCH, len(self._pending))
+            queries = [self._queries.popleft() for _ in range(min(BATCH, len(self._queries)))]
+            n = 0 if queries else min(BATCH, len(self._pending))
             batch = [self._pending.pop() for _ in range(n)]   # newest first
-            if not self._pending:
+            if not self._pending and not self._queries:
                 self._wake.clear()
-        return batch
+        return queries, batch
 
     def _work(self) -> None:
         """Feeds the worker process one batch at a time and fills in the results."""
@@ -121,32 +164,36 @@ class Embedder:
             return
         while not self._closed:
             self._wake.wait()
-            batch = self._take()
-            if not batch:
+            queries, batch = self._take()
+            if not queries and not batch:
                 continue
             began = time.monotonic()
+            texts = [q.text for q in queries] + [m.text for m in batch]
             with self._lock:
-                known = [self._cache.get(m.text) for m in batch]
-            todo = list(dict.fromkeys(m.text for m, v in zip(batch, known) if v is None))
+                known = {t: self._cache[t] for t in texts if t in self._cache}
+            todo = list(dict.fromkeys(t for t in texts if t not in known))
             try:
-                vecs = {}
                 if todo:
                     self._inbox.put(todo)
                     raw = self._outbox.get(timeout=60)
                     rows = torch.frombuffer(bytearray(raw), dtype=torch.float32).view(len(todo), -1)  # [n, d]
-                    vecs = dict(zip(todo, rows.unbind(0)))
+                    known.update(zip(todo, rows.unbind(0)))
                     with self._lock:
-                        self._cache.update(vecs)
+                        self._cache.update((t, known[t]) for t in todo)
                         while len(self._cache) > CACHE_SIZE:
                             self._cache.popitem(last=False)
-                for m, v in zip(batch, known):
-                    m.embedding = v if v is not None else vecs[m.text]
+                for q in queries:
+                    q.set(known[q.text])
+                for m in batch:
+                    m.embedding = known[m.text]
             except (queue.Empty, OSError, EOFError, ValueError):
+                for q in queries:
+                    q.set(None)
                 if not self._closed:
                     log.exception("the embedding worker stopped: memory relevance stays lexical")
                 return
-            # the rate bound: a batch of n is followed by at least n / MAX_PER_SECOND seconds in all
-            time.sleep(max(0.0, len(todo) / MAX_PER_SECOND - (time.monotonic() - began)))
+            if batch:  # the rate bound on memories: n of them take at least n / MAX_PER_SECOND seconds
+                time.sleep(max(0.0, len(batch) / MAX_PER_SECOND - (time.monotonic() - began)))
 
     def close(self) -> None:
         self._closed = True

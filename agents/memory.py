@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # Recency decays by this factor per game hour (0.99 after Park et al.,
 # who used 0.995 per sandbox hour; a village day is shorter).
@@ -141,14 +142,18 @@ class MemoryStream:
         wr, wi, wv = weights
         return wr * RECENCY_DECAY_PER_HOUR ** hours + wi * m.importance / 10.0 + wv * relevance
 
-    def retrieve(self, query: str, now: float, k: int = 5) -> list[Memory]:
+    def retrieve(self, query: str, now: float, k: int = 5, q_emb: Any = ...) -> list[Memory]:
         """The k best memories for `query` at game minute `now`; marks them accessed.
         Relevance of the embedded memories is one matrix product (a full stream
         of 2,000 memories took ~60 ms a query scored one by one in Python)."""
         if not self.memories:
             return []
         words = keywords(query)
-        q_emb = self.embedder([query])[0] if self.embedder else None
+        if q_emb is ...:   # not given: what the embedder has at hand (None: lexical)
+            q_emb = None
+            if self.embedder is not None:
+                query_fn = getattr(self.embedder, "query", None)   # the real embedder: cached or None
+                q_emb = query_fn(query) if query_fn is not None else self.embedder([query])[0]
         relevance = self._relevances(words, q_emb)
         scored = sorted(zip((self._score(m, now, r) for m, r in zip(self.memories, relevance)),
                             range(0, -len(self.memories), -1)), reverse=True)[:k]   # ties: older first

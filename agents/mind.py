@@ -70,6 +70,7 @@ class Mind:
         self.next_initiative_at = 0.0  # budget clock seconds
         self.activity = persona.routine[0].activity
         self.heading_to: str | None = None
+        self.query: tuple[Any, float] | None = None  # (embedding ticket, clock when asked) of a reply's recall
 
     # -- state questions -----------------------------------------------------
     @property

@@ -25,12 +25,16 @@ def decide(system: MindsSystem, world: World, mind: Mind, out: list[Input]) -> N
     now = world.game_minutes
     conv = mind.conversation
     if mind.replies:
-        speaker, name, text = mind.replies.pop()
-        mind.replies.clear()  # the latest line is answered; older ones are part of the history
+        speaker, name, text = mind.replies[-1]
         if e.path:
             out.append(Stop(e.id))  # a person speaking to it interrupts its walk
+        query = f"{name} {text}"
+        ready, q_emb = system.query_embedding(mind, query)
+        if not ready:
+            return  # its embedding comes from the worker within a tick or two
+        mind.replies.clear()  # the latest line is answered; older ones are part of the history
         history = conv.history[:-1] if conv is not None else []
-        memories = mind.memory.retrieve(f"{name} {text}", now, k=4)
+        memories = mind.memory.retrieve(query, now, k=4, q_emb=q_emb)
         turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history, name, text)
         system.submit_generation(world, mind, "reply", turns, Priority.HUMAN_REPLY, b.reply_tokens,
                                  b.reply_deadline_s, {"partner": speaker, "partner_name": name}, out)

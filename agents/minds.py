@@ -28,6 +28,11 @@ from agents.routine import game_hour
 from server.world.inputs import Input, MoveTo, Say, SetFlags
 from server.world.world import FLAG_THINKING, World
 
+# How long a reply waits for its recall query's embedding from the worker
+# (~10-20 ms of work): past this the worker is busy or starved, and a person
+# is waiting, so relevance is lexical for that reply.
+QUERY_WAIT_S = 0.3
+
 log = logging.getLogger("hamlet.minds")
 
 try:  # the engine's priorities; the names are the contract (agents/inference/api.py)
@@ -298,6 +303,22 @@ class MindsSystem:
         e = world.entities[mind.entity]
         if not e.flags & FLAG_THINKING:
             out.append(SetFlags(e.id, e.flags | FLAG_THINKING))
+
+    def query_embedding(self, mind: Mind, query: str) -> tuple[bool, Any]:
+        """(ready, embedding or None) for a reply's recall. The embedding is
+        asked of the worker and the mind waits for it, QUERY_WAIT_S at most
+        (then relevance is lexical): never computed on the tick."""
+        request = getattr(self.embedder, "request", None)
+        if request is None:
+            return True, (self.embedder([query])[0] if self.embedder is not None else None)
+        now = time.monotonic()
+        if mind.query is None or mind.query[0].text != query:
+            mind.query = (request(query), now)
+        ticket, asked = mind.query
+        if not ticket.done() and now - asked < QUERY_WAIT_S:
+            return False, None
+        mind.query = None
+        return True, ticket.value
 
     def preempt_for_people(self, world: World, replying: Mind, out: list[Input]) -> None:
         """A person is waiting for an NPC: NPC small talk, choices and

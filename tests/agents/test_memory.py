@@ -87,5 +87,26 @@ def test_real_embeddings_find_related_memories_without_shared_words():
             import time
             time.sleep(0.05)
         assert m.embedding is not None and len(m.embedding) == 384
-    (best,) = s.retrieve("where can I buy bread?", now=600, k=1)
-    assert "loaves" in best.text
+    try:
+        # A query's embedding comes from the worker, ahead of memories: a ticket.
+        import time as time_mod
+        ticket = embed.request("where can I buy bread?")
+        for _ in range(200):
+            if ticket.done():
+                break
+            time_mod.sleep(0.05)
+        assert ticket.done() and len(ticket.value) == 384
+        (best,) = s.retrieve("where can I buy bread?", now=600, k=1, q_emb=ticket.value)
+        assert "loaves" in best.text
+        # Without a ticket, retrieval takes what is at hand: the cache, else
+        # lexical relevance (never a forward on the caller's thread) ...
+        assert embed.query("who rang the chapel bell?") is None and embed.queries_lexical == 1
+        assert embed.query("where can I buy bread?") is ticket.value
+        for _ in range(200):                          # ... and asks for it, for next time
+            if embed.query("who rang the chapel bell?") is not None:
+                break
+            time_mod.sleep(0.05)
+        assert embed.query("who rang the chapel bell?") is not None
+    finally:
+        embed.close()
+    assert not embed._proc.is_alive()                               # the worker process is gone

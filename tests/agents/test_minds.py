@@ -212,3 +212,52 @@ def test_a_reply_to_a_person_preempts_npc_small_talk():
     assert any(s.entity == elena.id and s.to == 1 for s in says(h.outputs))
     h.run(30)
     assert not h.minds.people_waiting
+
+
+def test_a_reply_waits_for_its_recall_embedding_from_the_worker_but_not_for_long():
+    """Unit test of agent logic with a fake model and a fake embedding worker:
+    the reply's recall query is asked of the worker (never embedded on the
+    tick); the mind waits for it, at most QUERY_WAIT_S, then goes lexical."""
+    import time as time_mod
+
+    from agents import minds as minds_mod
+    from agents.embeddings import QueryTicket
+
+    class WorkerEmbedder:   # tickets the test completes by hand
+        def __init__(self):
+            self.tickets = []
+
+        def request(self, text):
+            self.tickets.append(QueryTicket(text))
+            return self.tickets[-1]
+
+        def query(self, text):
+            return None
+
+        def later(self, memory):
+            pass
+
+    h = Harness(llm=FakeLLM(replies=["Good day to you."]))
+    emb = WorkerEmbedder()
+    h.minds.embedder = emb
+    for mind in h.minds.minds.values():
+        mind.memory.embedder = emb
+    h.tick(Join(1, "Ann", 62, 48))
+    h.run(2)
+    mira = h.npc("Mira")
+    h.tick(Say(1, "Hello Mira, any news?", to=mira.id))
+    assert [t.text for t in emb.tickets] == ["Ann Hello Mira, any news?"] and not h.llm.prompts
+    h.run(2)
+    assert not h.llm.prompts and len(emb.tickets) == 1      # still waiting, asked once
+    emb.tickets[0].set([1.0, 0.0])
+    h.tick()
+    assert h.llm.prompts and h.llm.prompts[-1][1] == 0      # the reply went out with its embedding
+    # a worker that does not answer: the next reply waits QUERY_WAIT_S, then goes lexical
+    h.run(4)
+    h.tick(Say(1, "And the weather?", to=mira.id))
+    n = len(h.llm.prompts)
+    h.tick()
+    assert len(h.llm.prompts) == n
+    time_mod.sleep(minds_mod.QUERY_WAIT_S)
+    h.tick()
+    assert len(h.llm.prompts) == n + 1 and not emb.tickets[-1].done()
