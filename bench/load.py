@@ -1,13 +1,14 @@
-"""Load benchmark: a server with its NPCs (routines only: the language model
-is measured in bench/inference.py and bench/npc.py) and bots at 250, 500 and
-1,000, 30 s each, bots in their own processes. Prints one JSON object as
-its last line:
+"""Load benchmark: a server with its NPCs on the embedded model (the CPU
+inference runner, a worker process) and bots at 250, 500 and 1,000, 30 s
+each, bots in their own processes (`--model none`: NPCs on routines only).
+Prints one JSON object as its last line:
 
     {"runs": {"250": {...}, "500": {...}, "1000": {...}}, "max_bots_held": N}
 
 where each run has tick_p99_ms, action_rtt_p99_ms, bytes_per_bot_s and
-connected, and max_bots_held is the largest count whose bots all connected
-with tick p99 <= 25 ms.
+connected (and npc_tokens: what the NPCs' model generated during the run),
+and max_bots_held is the largest count whose bots all connected with tick
+p99 <= 25 ms.
 """
 from __future__ import annotations
 
@@ -26,12 +27,19 @@ from tests.reliability.helpers import ServerProcess  # noqa: E402
 TICK_P99_GOAL_MS = 25.0
 
 
-def start_server(db: str) -> tuple[subprocess.Popen, int]:
-    """The server under test, in its own process; NPCs follow their routines
-    (the language model is measured in bench/inference.py and bench/npc.py)."""
-    server = ServerProcess(Path(db), npcs=True, env={"HAMLET_SPAWN": "anywhere", "HAMLET_MODEL": "none",
-                                                     "HAMLET_MAX_CLIENTS_PER_IP": "100000"}).start()
+def start_server(db: str, model: str) -> tuple[subprocess.Popen, int]:
+    """The server under test, in its own process, with its NPCs."""
+    server = ServerProcess(Path(db), npcs=True, env={"HAMLET_SPAWN": "anywhere", "HAMLET_MODEL": model,
+                                                     "HAMLET_MAX_CLIENTS_PER_IP": "100000"}).start(timeout=300)
     return server.proc, server.port
+
+
+def generated_tokens(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("hamlet_llm_generated_tokens_total "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def stats(port: int, last: int) -> dict:
@@ -39,10 +47,11 @@ def stats(port: int, last: int) -> dict:
         return json.loads(r.read())
 
 
-def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str) -> dict:
+def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str, model: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_server(str(Path(tmp) / "load.db"))
+        proc, port = start_server(str(Path(tmp) / "load.db"), model)
         try:
+            tokens_before = generated_tokens(port)
             out = Path(tmp) / "report.json"
             cmd = [sys.executable, "-m", "server.cli", "bots", "--url", f"ws://127.0.0.1:{port}", "--count",
                    str(count), "--ramp", str(ramp), "--duration", str(duration), "--behaviour", behaviour,
@@ -53,6 +62,7 @@ def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str
                            stdout=subprocess.DEVNULL)
             report = json.loads(out.read_text())
             s = stats(port, int(duration * 20))  # the steady part: the last `duration` seconds of ticks
+            npc_tokens = generated_tokens(port) - tokens_before
         finally:
             proc.terminate()
             proc.wait(60)
@@ -62,6 +72,7 @@ def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str
         "bytes_per_bot_s": report["bytes_in_per_bot_s"], "connected": report["connects"]["succeeded"],
         "attempted": report["connects"]["attempted"], "closes": report["closes_by_code"],
         "server_tick_p99_ms_histogram": report.get("server", {}).get("tick_ms", {}).get("p99"),
+        "npc_tokens": npc_tokens,
     }
 
 
@@ -72,11 +83,12 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=15.0)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--behaviour", default="mixed")
+    ap.add_argument("--model", default="embedded", help='"embedded" (default) or "none": NPCs on routines only')
     args = ap.parse_args()
     runs = {}
     held = 0
     for count in (int(c) for c in args.counts.split(",")):
-        r = one_run(count, args.duration, args.ramp, args.procs, args.behaviour)
+        r = one_run(count, args.duration, args.ramp, args.procs, args.behaviour, args.model)
         runs[str(count)] = r
         print(f"{count:5d} bots: {r}", flush=True)
         if r["connected"] == count and r["tick_p99_ms"] <= TICK_P99_GOAL_MS:
