@@ -1,9 +1,10 @@
 """The step-able continuous batcher.
 
 Owns: the waiting queue (priority or FIFO, bounded), the running batch
-(rows of a `SlotKV`), admission with a prefill token budget, one decode
-step for every running row, finishing rows and freeing them at once,
-deadlines, cancellation, the prefix cache, and scoring.
+(rows of a `SlotKV`), one decode step for every running row, prefill,
+finishing rows and freeing them at once, deadlines, cancellation, the
+prefix cache, and scoring. Which requests start in a step (admission with
+a prefill token budget, the hold for replies to people) is admission.py.
 
 Chunked prefill: a prompt longer than what is left of a step's prefill
 budget is prefilled over several steps (at most one such "filling" row at a
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .admission import Admission
 from .api import GenerateRequest, GenerationResult, Priority, ScoreRequest, ScoreResult, Status
 from .forward import Forward
 from .kv import PrefixCache, PrefixEntry, SlotKV, common_prefix_len
@@ -42,7 +44,6 @@ from .sampling import TextState, make_generator, sample
 from .scoring import score_request
 
 MIN_PREFIX_TOKENS = 8   # shorter shared prefixes are cheaper to recompute than to copy
-MIN_CHUNK = 32          # a smaller leftover budget is not worth a chunk: the next step takes it
 
 
 @dataclass
@@ -57,7 +58,7 @@ class _Seq:
     ids: list[int] = field(default_factory=list)   # the prompt's tokens
 
 
-class Engine:
+class Engine(Admission):
     def __init__(self, loaded, *, max_batch: int = 32, max_queue: int = 256, max_seq_len: int = 2048,
                  prefill_tokens: int = 256, prefix_entries: int = 64, policy: str = "priority",
                  urgent_reserve: int = 4, max_hold_s: float = 2.0, int8_decode_rows: int = 0):
@@ -120,11 +121,6 @@ class Engine:
         if req.priority == Priority.HUMAN_REPLY:
             self.urgent_submitted += 1
         return []
-
-    def _requeue(self, req) -> None:
-        """Back into the queue at its old place (an interrupted prefill)."""
-        self.waiting[req.job_id] = req
-        heapq.heappush(self._heap, (*req.__dict__["_key"], req.job_id))
 
     def cancel(self, job_id: int) -> None:
         self._cancelled.add(job_id)
@@ -258,13 +254,6 @@ class Engine:
                 self.kv.move_row(old_row, len(rows), filling.length)
             rows.append(filling)
 
-    def _urgent_waiting(self) -> bool:
-        """A reply to a person is next in the queue (priority policy only)."""
-        while self._heap and self._heap[0][-1] not in self.waiting:
-            heapq.heappop(self._heap)
-        return (self.policy == "priority" and bool(self._heap)
-                and self.waiting[self._heap[0][-1]].priority == Priority.HUMAN_REPLY)
-
     def _expire(self, now: float) -> None:
         for job_id in list(self._cancelled):
             req = self.waiting.pop(job_id, None)
@@ -282,86 +271,6 @@ class Engine:
                 self._complete(seq, Status.DEADLINE, None, "deadline passed while generating")
         self._cancelled.intersection_update(self.waiting.keys() | {s.req.job_id for s in self.running})
         self._free_finished()
-
-    def _holding(self, now: float) -> bool:
-        """Whether this step serves only replies to people: while one waits or
-        is being generated (priority policy), other rows pause and nothing else
-        is admitted or prefilled, so the reply's tokens come at the batch-1 step
-        time (~43 ms here, against ~77 ms at 28 rows and ~0.2 s for a step
-        with a prefill). Every `max_hold_s` of holding, one ordinary step
-        runs, so a stream of people cannot starve the NPCs."""
-        if self.policy != "priority" or not (
-                any(s.req.priority == Priority.HUMAN_REPLY for s in self.running if s is not self.filling)
-                or (self._urgent_waiting() and len(self.running) < self.max_batch)):
-            self._hold_since = None
-            return False
-        if self._hold_since is None:
-            self._hold_since = now
-        if now - self._hold_since > self.max_hold_s:
-            self._hold_since = now
-            return False
-        return True
-
-    def _gather_urgent(self) -> int:
-        """Swap the rows of replies to people to the front; returns how many.
-        (The filling row is never one of them, so it stays last.)"""
-        urgent = [s.req.priority == Priority.HUMAN_REPLY and s is not self.filling for s in self.running]
-        u = sum(urgent)
-        back = [i for i in range(u, len(self.running)) if urgent[i]]
-        for i in range(u):
-            if not urgent[i]:
-                j = back.pop()
-                a, b = self.running[i], self.running[j]
-                self.kv.swap_rows(i, j, max(a.length, b.length))
-                self.running[i], self.running[j] = b, a
-        return u
-
-    def _admit(self, budget: int, may_chunk: bool, started: bool, urgent_only: bool = False) -> list:
-        """Requests to start this step, in queue order, within `budget` prefill
-        tokens. The first request is taken whatever its size (unless `started`:
-        a chunk already uses part of the budget); with may_chunk, a
-        generation that does not fit what is left (at least MIN_CHUNK) starts as
-        the chunked filling row, unless it is a reply to a person."""
-        admitted, rows = [], len(self.running)
-        while self._heap:
-            job_id = self._heap[0][-1]
-            req = self.waiting.get(job_id)
-            if req is None:
-                heapq.heappop(self._heap)
-                continue
-            if urgent_only and req.priority != Priority.HUMAN_REPLY:
-                break
-            is_gen = isinstance(req, GenerateRequest)
-            limit = self.max_batch if req.priority == Priority.HUMAN_REPLY else self.max_batch - self.urgent_reserve
-            if is_gen and rows >= limit:
-                break
-            cost = self._prefill_cost(req)
-            chunked = (may_chunk and cost > budget and is_gen and req.priority != Priority.HUMAN_REPLY
-                       and (budget >= MIN_CHUNK or not (admitted or started)))
-            if cost > budget and not chunked and (admitted or started):
-                break
-            heapq.heappop(self._heap)
-            del self.waiting[job_id]
-            budget -= cost
-            rows += is_gen
-            admitted.append(req)
-            if chunked:
-                break          # the filling row must be the last row
-        return admitted
-
-    def _prefill_cost(self, req) -> int:
-        """Tokens this request would prefill, after what the prefix cache already holds."""
-        ids = self._encode(req)
-        entry = self.prefixes.entries.get(req.prefix) if req.prefix else None
-        n = len(ids) if isinstance(req, GenerateRequest) else len(ids) * max(1, len(req.candidates))
-        return n - (common_prefix_len(entry.ids, ids) if entry is not None else 0)
-
-    def _encode(self, req) -> list[int]:
-        # Admission looks at a request's tokens before prefill does; encode once.
-        ids = req.__dict__.get("_ids")
-        if ids is None:
-            ids = req.__dict__["_ids"] = self.tok(req.prompt)["input_ids"]
-        return ids
 
     def _prefix_entry(self, prefix: str | None) -> PrefixEntry | None:
         if not prefix:
