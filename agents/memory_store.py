@@ -1,4 +1,10 @@
-"""NPC memories in the world database, so they survive a restart."""
+"""NPC memories in the world database, so they survive a restart.
+
+`MemoryStore` is one of the game's tick stores: the memories the minds made
+since the last commit are written inside the tick's one transaction
+(`Database.commit_tick`), so they are kept with the tick or lost with it.
+It takes a plain sqlite3 connection and knows nothing of the server.
+"""
 from __future__ import annotations
 
 import sqlite3
@@ -16,6 +22,7 @@ CREATE TABLE IF NOT EXISTS memory_state (npc TEXT PRIMARY KEY, since_reflection 
 
 
 def load_memories(conn: sqlite3.Connection, minds: MindsSystem) -> int:
+    """Give each mind its stored memories; returns how many were loaded."""
     conn.executescript(SCHEMA)
     n = 0
     for mind in minds.minds.values():
@@ -30,18 +37,26 @@ def load_memories(conn: sqlite3.Connection, minds: MindsSystem) -> int:
     return n
 
 
-def save_memories(conn: sqlite3.Connection, minds: MindsSystem) -> int:
-    rows = minds.unsaved_memories()
-    if not rows:
-        return 0
-    conn.execute("BEGIN")
-    try:
+class MemoryStore:
+    """The minds' new memories, written in the tick's transaction."""
+
+    def __init__(self, minds: MindsSystem) -> None:
+        self.minds = minds
+
+    def load(self, conn: sqlite3.Connection) -> int:
+        return load_memories(conn, self.minds)
+
+    def has_changes(self) -> bool:
+        return any(mind.memory.unsaved for mind in self.minds.minds.values())
+
+    def write(self, conn: sqlite3.Connection) -> int:
+        """Inside the caller's transaction (no BEGIN or COMMIT here)."""
+        rows = self.minds.unsaved_memories()
+        if not rows:
+            return 0
         conn.executemany("INSERT OR REPLACE INTO memories VALUES (?, ?, ?, ?, ?, ?, ?)",
                          [(npc, m.id, m.minute, m.kind, m.text, m.importance, m.last_access) for npc, m in rows])
         conn.executemany("INSERT OR REPLACE INTO memory_state VALUES (?, ?)",
-                         [(mind.name, mind.memory.importance_since_reflection) for mind in minds.minds.values()])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return len(rows)
+                         [(mind.name, mind.memory.importance_since_reflection)
+                          for mind in self.minds.minds.values()])
+        return len(rows)

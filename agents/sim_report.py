@@ -1,17 +1,46 @@
-"""What a simulation leaves in its output directory: a readable transcript
-(transcript.md), the figures (summary.json) and plots (PNG)."""
+"""What a headless simulation is asked to do (`SimOptions`), what it
+measured (`SimRecord`), and what it leaves in its output directory: a
+readable transcript (transcript.md), the figures (summary.json) and plots
+(PNG). The run itself is wired in server/sim.py."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.minds import MindBudget
+
 if TYPE_CHECKING:
     from agents.minds import MindsSystem
-    from agents.sim import SimOptions, SimRecord
-    from server.persistence import Database
     from server.world.world import World
+
+
+@dataclass
+class SimOptions:
+    out: Path
+    npcs: int = 8
+    minutes: float = 30.0  # game minutes
+    seed: int = 1
+    model: str = "embedded"
+    realtime: bool = False
+    personas: str | None = None
+    embeddings: bool = True
+    progress: bool = True
+    budget: MindBudget = field(default_factory=MindBudget)
+
+
+@dataclass
+class SimRecord:
+    """What the sim measured, tick by tick and job by job."""
+    tick_s: list[float] = field(default_factory=list)
+    minute: list[float] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)  # tokens completed in each tick
+    queue: list[int] = field(default_factory=list)  # jobs in flight after each tick
+    wall_s: float = 0.0
+
 
 PRIORITY_NAMES = {0: "human_reply", 1: "conversation", 2: "planning", 3: "reflection"}
 
@@ -44,12 +73,14 @@ def write_transcript(path: Path, minds: MindsSystem, world: World) -> int:
     return len(logs)
 
 
-def write_outputs(opts: SimOptions, world: World, db: Database, minds: MindsSystem, record: SimRecord,
-                  final_hash: str, llm_info: dict[str, Any]) -> dict[str, Any]:
+def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, minds: MindsSystem,
+                  record: SimRecord, final_hash: str, llm_info: dict[str, Any]) -> dict[str, Any]:
+    """Write transcript.md, summary.json and the plots; `conn` is the run's
+    world database (its chat lines are counted). Returns the summary."""
     out = opts.out
     conversations = write_transcript(out / "transcript.md", minds, world)
     npc_ids = {m.entity for m in minds.minds.values()}
-    lines = db.conn.execute("SELECT speaker, to_id FROM chat").fetchall()
+    lines = conn.execute("SELECT speaker, to_id FROM chat").fetchall()
     npc_lines = [(s, t) for s, t in lines if s in npc_ids]
     latency: dict[str, list[float]] = {}
     statuses: Counter[str] = Counter()

@@ -11,12 +11,12 @@ from protocol.codec import Message, encode
 from protocol.errors import CloseCode, ErrorCode
 
 if TYPE_CHECKING:
-    from server.game import Game
+    from server.game_api import GameApi
 
 log = logging.getLogger("hamlet.admin")
 
 
-def handle_admin(game: Game, client: Any, msg: Message) -> None:
+def handle_admin(game: GameApi, client: Any, msg: Message) -> None:
     def refuse(code: ErrorCode, why: str) -> None:
         game.metrics.rejected.labels(str(code)).inc()
         client.send(encode("error", code=str(code), msg=why, seq=msg.seq))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "server.serve_cmd",
     "agents.inference.cli",
-    "agents.sim_cmd",
+    "server.sim_cmd",
     "client_demo.tui",
     "client_demo.bots",
 )

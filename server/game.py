@@ -2,6 +2,13 @@
 tick as ordered, named systems (after esper, but the world is an object).
 
     inputs -> agents -> simulate -> replicate -> persist
+           -> acknowledge -> observe -> snapshot
+
+`persist` writes the tick in one transaction (its inputs, chat lines,
+accounts and what the tick stores hold, e.g. NPC memories); only then does
+`acknowledge` send the acks and welcomes that waited for it, `observe` run
+the end-of-tick observers (minds, the sim's recorder, tests) and `snapshot`
+save the world when one is due.
 
 Connections hand messages to `submit()`; nothing touches the world outside
 the tick. A failure while handling one client's input closes that client
@@ -22,7 +29,7 @@ from server.admin import handle_admin
 from server.config import ServerConfig
 from server.joins import adopt_orphans, handle_join
 from server.metrics import ServerMetrics
-from server.persistence import Database
+from server.persistence import Database, TickStore
 from server.replication import CellCache, Replicator
 from server.sessions import Sessions
 from server.world.inputs import Input, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
@@ -61,12 +68,16 @@ class Game:
             ("simulate", self.sys_simulate),
             ("replicate", self.sys_replicate),
             ("persist", self.sys_persist),
+            ("acknowledge", self.sys_acknowledge),
+            ("observe", self.sys_observe),
+            ("snapshot", self.sys_snapshot),
         ]
         self._log: list[tuple[str, dict]] = []  # inputs applied this tick
         self._after_commit: list[Callable[[], None]] = []
         self.spawn_rng = random.Random()  # spawn spots are logged in Join, so need not be seeded
         self._last_snapshot = time.monotonic()
-        self.on_tick: list[Callable[[World], None]] = []  # observers (sim, tests)
+        self.stores: list[TickStore] = []  # more writes for the tick's transaction (NPC memories)
+        self.on_tick: list[Callable[[World], None]] = []  # observers (minds, sim, tests)
 
     # -- entry point from connections ----------------------------------------
     def submit(self, client: Any, msg: Message) -> ErrorCode | None:
@@ -173,22 +184,35 @@ class Game:
         self.metrics.players.set(len(self.clients))
 
     def sys_persist(self, now: float) -> None:
+        """The tick's one transaction; nothing else."""
         world = self.world
         chats = [ev for ev in world.events if ev["kind"] == "say"]
         accounts = self.sessions.take_dirty()
+        stores = [store for store in self.stores if store.has_changes()]
         moving = any(e.path for e in world.entities.values())
-        if self._log or chats or accounts or moving or world.events:
+        if self._log or chats or accounts or moving or world.events or stores:
             t0 = time.perf_counter()
-            self.db.commit_tick(world.tick, self._log, chats, accounts)
+            self.db.commit_tick(world.tick, self._log, chats, accounts, stores)
             self.metrics.commit_duration.observe(time.perf_counter() - t0)
         self._log = []
+
+    def sys_acknowledge(self, now: float) -> None:
+        """What waited for the commit: acks of chat lines and moves, welcomes."""
         after, self._after_commit = self._after_commit, []
         for fn in after:
             fn()
+
+    def sys_observe(self, now: float) -> None:
         for observer in self.on_tick:
-            observer(world)
+            observer(self.world)
+
+    def sys_snapshot(self, now: float) -> None:
         if now - self._last_snapshot >= self.config.snapshot_every_s:
             self.snapshot()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once this tick's transaction is committed."""
+        self._after_commit.append(fn)
 
     def snapshot(self) -> None:
         self.db.save_snapshot(self.world.tick, self.world.snapshot())
@@ -225,7 +249,7 @@ class Game:
         self.metrics.messages_in.labels(kind).inc()
         if msg.seq is not None:
             ack = encode("ack", seq=msg.seq, tick=self.world.tick, chat=result if kind == "say" else None)
-            self._after_commit.append(lambda: client.send(ack))
+            self.after_commit(lambda: client.send(ack))
 
     def _move_input(self, eid: int, msg: Message) -> Input | Rejection:
         if "to" in msg.data:

@@ -12,7 +12,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 if TYPE_CHECKING:
-    from server.app import HamletServer
+    from server.hosting import Host as HamletServer
 
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parent.parent / "client_demo" / "web"
 

@@ -14,10 +14,10 @@ from server.world.inputs import Join, SetFlags
 from server.world.world import FLAG_AWAY, Rejection
 
 if TYPE_CHECKING:
-    from server.game import Game
+    from server.game_api import GameApi
 
 
-def handle_join(game: Game, client: Any, msg: Message) -> None:
+def handle_join(game: GameApi, client: Any, msg: Message) -> None:
     """A `hello`: resume a session by token, or create an account for a new
     name; the `welcome` goes out after this tick's commit."""
     def refuse(code: ErrorCode, why: str) -> None:
@@ -76,9 +76,10 @@ def handle_join(game: Game, client: Any, msg: Message) -> None:
         client.known, client.known_cell = EMPTY_VIEW, None
         game.clients[account.entity] = client
 
-    game._after_commit.append(deliver)
+    game.after_commit(deliver)
 
-def spawn_point(game: Game) -> tuple[int, int]:
+
+def spawn_point(game: GameApi) -> tuple[int, int]:
     tilemap = game.world.map
     if game.config.spawn == "anywhere":
         for _ in range(1000):
@@ -98,7 +99,7 @@ def spawn_point(game: Game) -> tuple[int, int]:
     return square.entry
 
 
-def adopt_orphans(game: Game) -> None:
+def adopt_orphans(game: GameApi) -> None:
     """After a restart, players in the world have no connection: give
     each a session in its grace period, so its owner can resume."""
     now = time.monotonic()

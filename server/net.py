@@ -27,7 +27,7 @@ from protocol.connection import Accepted, CloseRequired, Rejected, ServerConnect
 from protocol.errors import CloseCode, ErrorCode
 
 if TYPE_CHECKING:
-    from server.app import HamletServer
+    from server.hosting import Host as HamletServer
 
 log = logging.getLogger("hamlet.net")
 

@@ -1,11 +1,18 @@
-"""Putting the village's NPCs into a game: spawn them from the persona file
-and drive them with minds over the inference engine, or, with no model,
-with their routines alone."""
+"""Putting the village's NPCs into a game: the composition root of the
+minds, shared by `hamlet serve` (server/app.py) and `hamlet sim`
+(server/sim.py). `install_minds` is the one place that wires minds into
+the tick: the spawner and the minds in the agents phase, their memories
+restored and then committed in each tick's transaction, their observer at
+the end of the tick. With no model, `install_npcs` drives the NPCs with
+their routines alone."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from agents.memory_store import MemoryStore
+from agents.minds import MindBudget, MindsSystem
 from agents.personas import Persona, load_personas
 from agents.routine import RoutineWalker
 from server.config import ServerConfig
@@ -35,20 +42,31 @@ class NpcSpawner:
         return out
 
 
-def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> Any:
-    """Spawn and drive the NPCs. Returns the minds system (or None when
-    the NPCs run on routines alone)."""
-    personas = load_personas(config.personas or None, known_places=set(game.world.map.places))
-    game.agent_systems.append(NpcSpawner(personas))
-    if llm is None:
-        game.agent_systems.append(RoutineWalker(personas, game.world.seed).step)
-        return None
-    from agents.memory_store import load_memories, save_memories
-    from agents.minds import MindBudget, MindsSystem
+def install_minds(game: Game, personas: list[Persona], llm: Any, budget: MindBudget,
+                  embedder: Any = None, clock: Callable[[], float] | None = None) -> MindsSystem:
+    """Spawn the personas' NPCs and drive them with minds over `llm`.
+    `clock` is the minds' budget clock (wall time by default; the fast sim
+    passes game time)."""
+    extra = {} if clock is None else {"clock": clock}
+    minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget, embedder=embedder, **extra)
+    store = MemoryStore(minds)
+    loaded = store.load(game.db.conn)
+    log.info("minds for %d NPCs (%d memories restored)", len(personas), loaded)
+    game.agent_systems += [NpcSpawner(personas), minds]
+    game.stores.append(store)
+    game.on_tick.append(minds.observe)
+    return minds
 
+
+def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> MindsSystem | None:
+    """The server's NPCs: minds over `llm`, or routines alone when there is
+    no model. Returns the minds system (None on routines)."""
+    personas = load_personas(config.personas or None, known_places=set(game.world.map.places))
+    if llm is None:
+        game.agent_systems += [NpcSpawner(personas), RoutineWalker(personas, game.world.seed).step]
+        return None
     from agents.embeddings import load_embedder
 
-    budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
     backend = getattr(getattr(llm, "backend", None), "name", "remote")
     if config.embeddings and backend in ("process", "remote"):
         # The language model runs elsewhere: torch in this process only embeds
@@ -57,13 +75,8 @@ def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> Any:
         import torch
         torch.set_num_threads(1)
     embedder = load_embedder() if config.embeddings else None
-    minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget, embedder=embedder)
-    loaded = load_memories(game.db.conn, minds)
-    log.info("minds for %d NPCs (%d memories restored)", len(personas), loaded)
-    game.agent_systems.append(minds)
-    game.on_tick.append(minds.observe)
-    game.on_tick.append(lambda world: save_memories(game.db.conn, minds))
-    return minds
+    budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
+    return install_minds(game, personas, llm, budget, embedder=embedder)
 
 
 def load_model(config: ServerConfig, registry) -> Any:

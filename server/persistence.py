@@ -2,17 +2,18 @@
 and the chat history, in one WAL-mode database.
 
 One transaction per tick holds everything the tick changed (its inputs, its
-chat lines, new or updated accounts, the tick marker), so after a crash the
-database holds whole ticks only. Nothing here knows about sockets.
+chat lines, new or updated accounts, what the tick stores hold, such as NPC
+memories, and the tick marker), so after a crash the database holds whole
+ticks only. Nothing here knows about sockets.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -49,6 +50,17 @@ class Account:
     y: int
 
 
+class TickStore(Protocol):
+    """More state the tick's transaction writes (NPC memories: see
+    agents/memory_store.py), so it commits with the tick or not at all."""
+
+    def has_changes(self) -> bool: ...
+
+    def write(self, conn: sqlite3.Connection) -> int:
+        """Write what changed, inside the caller's transaction; rows written."""
+        ...
+
+
 class Database:
     def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -82,7 +94,7 @@ class Database:
 
     # -- one tick's transaction ----------------------------------------------
     def commit_tick(self, tick: int, events: list[tuple[str, dict]], chats: list[dict],
-                    accounts: list[Account]) -> None:
+                    accounts: list[Account], stores: Sequence[TickStore] = ()) -> None:
         """Write one tick atomically. Raises on I/O errors (the caller stops)."""
         c = self.conn
         now = time.time()
@@ -101,6 +113,8 @@ class Database:
                           "ON CONFLICT(id) DO UPDATE SET x=excluded.x, y=excluded.y, "
                           "token_hash=excluded.token_hash, last_seen=excluded.last_seen",
                           (a.id, a.name, a.name.casefold(), a.token_hash, a.entity, a.x, a.y, now, now))
+            for store in stores:
+                store.write(c)
             c.execute("INSERT OR REPLACE INTO meta VALUES ('last_tick', ?)", (msgpack.packb(tick),))
             c.execute("COMMIT")
         except BaseException:

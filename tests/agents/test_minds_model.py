@@ -60,7 +60,7 @@ async def test_a_person_greets_an_npc_and_gets_a_clean_reply(start_server):
 
 
 def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path):
-    from agents.sim import SimOptions, replay, run_sim
+    from server.sim import SimOptions, replay, run_sim
 
     out = tmp_path / "run"
     summary = run_sim(SimOptions(out=out, npcs=8, minutes=2, seed=1, progress=False))

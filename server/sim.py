@@ -1,60 +1,38 @@
-"""Headless simulation: the same world, game and minds as the server, with
-no network. In the default (fast) mode the engine runs inline and the sim
-drains it after every tick, so the world advances as fast as the engine
-allows and a model's latency costs one tick of game time; `realtime` runs
-ticks at the configured rate with the engine in a worker, like the server.
-Everything random is seeded; the event log in DIR/world.db replays the run
-without the model (`hamlet replay DIR`)."""
+"""Headless simulation, composed here: the same world, game and minds as
+the server (`install_minds`), with no network. In the default (fast) mode
+the engine runs inline and the sim drains it after every tick, so the world
+advances as fast as the engine allows and a model's latency costs one tick
+of game time; `realtime` runs ticks at the configured rate with the engine
+in a worker, like the server. Everything random is seeded; the event log in
+DIR/world.db replays the run without the model (`replay`). What the run
+writes (transcript, summary, plots) is agents/sim_report.py."""
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agents.memory_store import load_memories, save_memories
-from agents.minds import MindBudget, MindsSystem
+from agents.minds import MindsSystem
 from agents.personas import load_personas
+from agents.sim_report import SimOptions, SimRecord, write_outputs
 from server.config import ServerConfig
 from server.game import Game
 from server.metrics import ServerMetrics
-from server.npcs import NpcSpawner
+from server.npcs import install_minds
 from server.persistence import Database
-from server.restore import open_world
+from server.restore import open_world, replay_into
 from server.world.village import village
+from server.world.world import World
 
-
-@dataclass
-class SimOptions:
-    out: Path
-    npcs: int = 8
-    minutes: float = 30.0  # game minutes
-    seed: int = 1
-    model: str = "embedded"
-    realtime: bool = False
-    personas: str | None = None
-    embeddings: bool = True
-    progress: bool = True
-    budget: MindBudget = field(default_factory=MindBudget)
-
-
-@dataclass
-class SimRecord:
-    """What the sim measured, tick by tick and job by job."""
-    tick_s: list[float] = field(default_factory=list)
-    minute: list[float] = field(default_factory=list)
-    tokens: list[int] = field(default_factory=list)  # tokens completed in each tick
-    queue: list[int] = field(default_factory=list)  # jobs in flight after each tick
-    wall_s: float = 0.0
+__all__ = ["SimOptions", "SimRecord", "replay", "run_sim"]
 
 
 def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     """Run a simulation into `opts.out`; returns the summary (also written
     to summary.json)."""
-    from agents.sim_report import write_outputs
-
     opts.out.mkdir(parents=True, exist_ok=True)
     db_path = opts.out / "world.db"
     if db_path.exists():
@@ -74,14 +52,11 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
         llm = load_llm(None if opts.model == "embedded" else opts.model,
                        runner="process" if opts.realtime else "inline")
     tick_rate = config.tick_rate
-    clock = (time.monotonic if opts.realtime else (lambda: world.tick / tick_rate))
+    clock = time.monotonic if opts.realtime else (lambda: world.tick / tick_rate)
     budget = opts.budget if opts.realtime else replace(opts.budget, reply_deadline_s=None, line_deadline_s=None)
     from agents.embeddings import load_embedder
-    minds = MindsSystem(personas, llm, seed=opts.seed, budget=budget, clock=clock,
-                        embedder=load_embedder() if opts.embeddings else None)
-    load_memories(db.conn, minds)
-    game.agent_systems += [NpcSpawner(personas), minds]
-    game.on_tick += [minds.observe, lambda w: save_memories(db.conn, minds)]
+    minds = install_minds(game, personas, llm, budget, clock=clock,
+                          embedder=load_embedder() if opts.embeddings else None)
     record = SimRecord()
     ticks = int(opts.minutes * 60 / world.rules.game_seconds_per_tick)
     started = time.monotonic()
@@ -99,7 +74,7 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     final_hash = world.state_hash()
     db.set_meta_now("final_hash", final_hash)
     db.set_meta_now("final_tick", world.tick)
-    summary = write_outputs(opts, world, db, minds, record, final_hash, llm_info=_info(llm))
+    summary = write_outputs(opts, world, db.conn, minds, record, final_hash, llm_info=_info(llm))
     db.close()
     return summary
 
@@ -122,6 +97,7 @@ def _in_flight(minds: MindsSystem) -> int:
 
 def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: int, progress: bool) -> None:
     seen = 0
+    bar = _Progress(ticks) if progress else None
     for _ in range(ticks):
         t0 = time.perf_counter()
         game.run_tick()
@@ -129,12 +105,13 @@ def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: in
         while llm.step():  # lockstep: the engine finishes what the tick started
             pass
         tokens, seen = _tokens_done(minds, seen)
-        _record(game, minds, record, tokens, progress, ticks)
+        _record(game, minds, record, tokens, bar)
 
 
 async def _realtime(game: Game, minds: MindsSystem, record: SimRecord, ticks: int, rate: float,
                     progress: bool) -> None:
     seen = 0
+    bar = _Progress(ticks) if progress else None
     start = time.monotonic()
     for k in range(1, ticks + 1):
         delay = start + k / rate - time.monotonic()
@@ -144,47 +121,46 @@ async def _realtime(game: Game, minds: MindsSystem, record: SimRecord, ticks: in
         game.run_tick()
         record.tick_s.append(time.perf_counter() - t0)
         tokens, seen = _tokens_done(minds, seen)
-        _record(game, minds, record, tokens, progress, ticks)
+        _record(game, minds, record, tokens, bar)
 
 
-def _record(game: Game, minds: MindsSystem, record: SimRecord, tokens: int, progress: bool, ticks: int) -> None:
+def _record(game: Game, minds: MindsSystem, record: SimRecord, tokens: int, bar: _Progress | None) -> None:
     world = game.world
     record.minute.append(world.game_minutes)
     record.tokens.append(tokens)
     record.queue.append(_in_flight(minds))
-    if progress and (world.tick % 20 == 0 or world.tick == ticks):
-        _progress(world, record, ticks)
+    if bar is not None and (world.tick % 20 == 0 or world.tick == bar.ticks):
+        bar.show(world, record)
 
 
-def _progress(world, record: SimRecord, ticks: int) -> None:
-    n = len(record.tick_s)
-    elapsed = max(1e-9, sum(record.tick_s[-200:]))
-    window = record.tokens[-200:]
-    wall = time.monotonic()
-    prev = getattr(_progress, "_last", None)
-    _progress._last = (wall, n, sum(record.tokens))
-    if prev:
-        dt = max(1e-9, wall - prev[0])
-        tps, tok_s = (n - prev[1]) / dt, (sum(record.tokens) - prev[2]) / dt
-    else:
-        tps, tok_s = len(window) / elapsed, 0.0
-    width = 30
-    done = int(width * n / max(1, ticks))
-    line = (f"\r[{'#' * done}{'.' * (width - done)}] {world.clock()}  tick {n}/{ticks}  "
-            f"{tps:7.1f} ticks/s  {tok_s:6.1f} tok/s  in flight {record.queue[-1]}")
-    stream = sys.stderr
-    stream.write(line)
-    if n == ticks:
-        stream.write("\n")
-    stream.flush()
+class _Progress:
+    """The progress line on stderr: ticks and tokens per second since the last update."""
+
+    def __init__(self, ticks: int) -> None:
+        self.ticks = ticks
+        self.last: tuple[float, int, int] | None = None  # (wall time, ticks, tokens) at the last update
+
+    def show(self, world: World, record: SimRecord) -> None:
+        n = len(record.tick_s)
+        wall, tokens = time.monotonic(), sum(record.tokens)
+        if self.last:
+            dt = max(1e-9, wall - self.last[0])
+            tps, tok_s = (n - self.last[1]) / dt, (tokens - self.last[2]) / dt
+        else:
+            tps, tok_s = len(record.tick_s[-200:]) / max(1e-9, sum(record.tick_s[-200:])), 0.0
+        self.last = (wall, n, tokens)
+        width = 30
+        done = int(width * n / max(1, self.ticks))
+        sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {world.clock()}  tick {n}/{self.ticks}  "
+                         f"{tps:7.1f} ticks/s  {tok_s:6.1f} tok/s  in flight {record.queue[-1]}")
+        if n == self.ticks:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 def replay(out: Path) -> tuple[bool, str, str]:
     """Re-run the world from the event log, from tick 0, without a model.
     Returns (ok, recorded hash, replayed hash)."""
-    from server.restore import replay_into
-    from server.world.world import World
-
     db_path = out / "world.db"
     if not db_path.exists():
         raise FileNotFoundError(f"no world database in {out}")
@@ -200,4 +176,3 @@ def replay(out: Path) -> tuple[bool, str, str]:
         return got == recorded, recorded, got
     finally:
         db.close()
-

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_sim_cmd(args: argparse.Namespace) -> int:
-    from agents.sim import SimOptions, run_sim
+    from server.sim import SimOptions, run_sim
 
     if args.minutes <= 0 or args.npcs < 1:
         print("hamlet sim: --minutes must be positive and --npcs at least 1", file=sys.stderr)
@@ -46,7 +46,7 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
 
 
 def run_replay_cmd(args: argparse.Namespace) -> int:
-    from agents.sim import replay
+    from server.sim import replay
 
     try:
         ok, recorded, got = replay(Path(args.dir))
