@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -252,7 +253,8 @@ class World:
         return hashlib.sha256(msgpack.packb(self.snapshot(), use_bin_type=True)).hexdigest()
 
 
-_HANDLERS = {
+# input type -> World method that applies it
+_HANDLERS: dict[type[Input], Callable[[World, Any], Rejection | int | None]] = {
     Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
     Stop: World._stop, Say: World._say, SetFlags: World._flags,
 }
