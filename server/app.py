@@ -184,10 +184,12 @@ class HamletServer:
             finally:
                 self.batching = False
                 batched, self.batched = self.batched, []
-                handoff = [] if self.writer is not None else None
+                writer = self.writer if self.writer is not None and not self.writer.broken else None
+                handoff: list | None = [] if writer is not None else None
                 m.bytes_out.inc(sum(client.write_batch(handoff) for client in batched))
-                if handoff:
-                    self.writer.submit(handoff)
+                if handoff and writer is not None and not writer.submit(handoff):
+                    for g, parts in handoff:  # the writer went out of service: the loop writes
+                        g.writelines(parts)
             took = time.monotonic() - began
             m.tick_duration.observe(took)
             self.tick_stats.append((took, max(0.0, lateness)))

@@ -18,6 +18,10 @@ and half-close wait for the frames in flight; abort does not.
 
 Descriptor lifetime: the duplicate is closed on the loop thread, never
 while the thread holds it, so the number cannot be reused under a write.
+
+Faults are never silent (see `SocketWriter`): a connection the thread fails
+on is aborted, a thread that dies is restarted, and one that keeps dying
+leaves the writing to the loop.
 """
 from __future__ import annotations
 
@@ -106,6 +110,12 @@ class GuardedTransport:
             os.close(self.fd)
             self.fd = -1
 
+    def failed(self) -> None:
+        """On the loop: the thread failed on this connection's frames, so
+        what reached the wire is unknown; the connection is aborted."""
+        self.busy, self.inflight = False, 0
+        self.abort()
+
     def finished(self, rest: bytes) -> None:
         """On the loop: the thread wrote all but `rest`; release what waited."""
         self.busy, self.inflight = False, 0
@@ -136,7 +146,21 @@ def guard(ws) -> GuardedTransport | None:
 
 
 class SocketWriter:
-    """The thread. `submit()` takes a tick's [(guard, frames)] on the loop."""
+    """The thread, supervised. `submit()` takes a tick's [(guard, frames)]
+    on the loop and returns False when the thread is out of service (the
+    caller then writes on the loop, as without a writer).
+
+    Faults: an unexpected exception while writing one connection's frames
+    aborts that connection (its bytes on the wire are unknown; the client
+    resumes with its token) and the thread carries on. A thread that dies
+    anyway is restarted by the loop, which aborts the connections it held;
+    after MAX_RESTARTS deaths the writer is out of service for good and says
+    so in the log. Every fault is logged with its traceback: none is silent.
+    """
+
+    # Deaths before the writer gives up and the loop writes every frame: a
+    # thread that keeps dying is a bug to fix, not to restart forever.
+    MAX_RESTARTS = 3
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -144,46 +168,115 @@ class SocketWriter:
         # outstanding per connection (a busy connection's frames are held by
         # its guard instead), so the queue holds at most a few ticks of jobs.
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, name="hamlet-writer", daemon=True)
-        self.thread.start()
         self.partial_writes = 0
+        self.faults = 0      # connections aborted after an unexpected error in the thread
+        self.restarts = 0
+        self.broken = False  # out of service: the loop writes everything
+        self._closing = False
+        self._held: list[tuple[GuardedTransport, list[bytes]]] | None = None  # the batch in the thread's hands
+        self.thread = self._start()
 
-    def submit(self, batch: list[tuple[GuardedTransport, list[bytes]]]) -> None:
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="hamlet-writer", daemon=True)
+        thread.start()
+        return thread
+
+    def submit(self, batch: list[tuple[GuardedTransport, list[bytes]]]) -> bool:
+        if not self.thread.is_alive() and not self.broken:
+            self._thread_died(self.thread)  # a death the thread could not report
+        if self.broken:
+            return False
         for g, parts in batch:
             g.busy = True
             g.inflight = sum(map(len, parts))
         self.jobs.put(batch)
+        return True
 
+    # -- the thread ----------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            batch = self.jobs.get()
-            if batch is None:
-                return
-            done = []
-            for g, parts in batch:
-                total = g.inflight
-                if len(parts) > MAX_PARTS:
-                    parts = [b"".join(parts)]
+        me = threading.current_thread()
+        try:
+            while True:
+                batch = self.jobs.get()
+                if batch is None:
+                    return
+                self._held = batch
+                done = [(g, self._write_one(g, parts)) for g, parts in batch]
                 try:
-                    n = os.writev(g.fd, parts)
-                except BlockingIOError:
-                    n = 0
-                except OSError:   # the peer is gone: the transport reports it on the loop
-                    n = total
-                done.append((g, b"".join(parts)[n:] if n < total else b""))
-            try:
-                self.loop.call_soon_threadsafe(self._finished, done)
-            except RuntimeError:  # the loop is closed: nothing left to tell
-                return
+                    self.loop.call_soon_threadsafe(self._finished, done)
+                except RuntimeError:  # the loop is closed: nothing left to tell
+                    return
+                self._held = None
+        except Exception:
+            log.exception("the socket writer thread died")
+            if not self._closing:
+                try:
+                    self.loop.call_soon_threadsafe(self._thread_died, me)
+                except RuntimeError:  # the loop is closed
+                    pass
 
-    def _finished(self, done: list[tuple[GuardedTransport, bytes]]) -> None:
-        for g, rest in done:
-            self.partial_writes += bool(rest)
+    def _write_one(self, g: GuardedTransport, parts: list[bytes]) -> bytes | None:
+        """Write one connection's frames; returns what the socket did not
+        take, or None after an unexpected error (the loop aborts it)."""
+        try:
+            total = g.inflight
+            if len(parts) > MAX_PARTS:
+                parts = [b"".join(parts)]
             try:
+                n = os.writev(g.fd, parts)
+            except BlockingIOError:
+                n = 0
+            except OSError:   # the peer is gone: the transport reports it on the loop
+                n = total
+            return b"".join(parts)[n:] if n < total else b""
+        except Exception:
+            log.exception("the socket writer failed on a connection; closing that connection")
+            return None
+
+    # -- back on the loop ----------------------------------------------------
+    def _finished(self, done: list[tuple[GuardedTransport, bytes | None]]) -> None:
+        for g, rest in done:
+            try:
+                if rest is None:
+                    self.faults += 1
+                    g.failed()
+                    continue
+                self.partial_writes += bool(rest)
                 g.finished(rest)
             except Exception:  # one connection's trouble must not stop the others'
                 log.exception("releasing a connection's frames failed")
 
+    def _thread_died(self, thread: threading.Thread) -> None:
+        """On the loop: the connections the dead thread held are aborted;
+        a new thread takes the queue, or, past MAX_RESTARTS, nobody does."""
+        if thread is not self.thread or self._closing:
+            return  # already handled (reported by the thread and found by submit)
+        held, self._held = self._held, None
+        for g, _ in held or ():
+            self.faults += 1
+            g.failed()
+        self.restarts += 1
+        if self.restarts > self.MAX_RESTARTS:
+            self.broken = True
+            log.error("the socket writer thread died %d times: out of service, the event loop "
+                      "writes every frame from now on", self.restarts)
+            self._release_queued()
+            return
+        log.error("the socket writer thread died (%d of %d restarts); restarting it",
+                  self.restarts, self.MAX_RESTARTS)
+        self.thread = self._start()
+
+    def _release_queued(self) -> None:
+        """Out of service: the jobs still queued are written on the loop."""
+        while True:
+            try:
+                batch = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if batch is not None:
+                self._finished([(g, b"".join(parts)) for g, parts in batch])
+
     def close(self) -> None:
+        self._closing = True
         self.jobs.put(None)
         self.thread.join(timeout=5)

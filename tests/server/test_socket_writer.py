@@ -136,3 +136,107 @@ async def test_abort_drops_what_waits_and_the_thread_writes_nothing_after():
     await asyncio.wait_for(sink.closed, 5)
     assert b"never" not in sink.data and b"rest" not in sink.data
     server.close()
+
+
+# -- supervision: injected faults --------------------------------------------
+async def test_a_fault_on_one_connection_aborts_that_connection_and_the_thread_carries_on(monkeypatch):
+    server1, t1, sink1 = await _pair()
+    server2, t2, sink2 = await _pair()
+    writer = SocketWriter(asyncio.get_running_loop())
+    g1, g2 = _guard(t1), _guard(t2)
+    real_writev = os.writev
+
+    def writev(fd, parts):
+        if fd == g1.fd:
+            raise RuntimeError("injected fault")
+        return real_writev(fd, parts)
+
+    monkeypatch.setattr(os, "writev", writev)
+    try:
+        writer.submit([(g1, [b"lost;"]), (g2, [b"first;"])])
+        await asyncio.wait_for(sink1.closed, 5)          # the faulty connection is aborted
+        await _until(lambda: bytes(sink2.data) == b"first;")
+        assert writer.faults == 1 and not g1.busy and g1.fd == -1
+        assert writer.thread.is_alive() and writer.restarts == 0
+        writer.submit([(g2, [b"second;"])])              # the same thread goes on
+        await _until(lambda: bytes(sink2.data) == b"first;second;")
+    finally:
+        writer.close()
+        g2.abort()
+        server1.close()
+        server2.close()
+
+
+async def test_a_dead_thread_is_restarted_and_the_connections_it_held_are_released(caplog):
+    server1, t1, sink1 = await _pair()
+    server2, t2, sink2 = await _pair()
+    writer = SocketWriter(asyncio.get_running_loop())
+    g1, g2 = _guard(t1), _guard(t2)
+    first = writer.thread
+
+    def die(g, parts):
+        del writer._write_one                            # one fault only
+        raise RuntimeError("injected fault in the writer loop")
+
+    writer._write_one = die
+    try:
+        writer.submit([(g1, [b"held;"])])
+        await _until(lambda: writer.restarts == 1)
+        assert not first.is_alive() and writer.thread.is_alive() and not writer.broken
+        await asyncio.wait_for(sink1.closed, 5)          # what reached its wire is unknown: aborted
+        assert not g1.busy and writer.faults == 1
+        assert "socket writer thread died" in caplog.text
+        writer.submit([(g2, [b"after;"])])               # the new thread writes
+        await _until(lambda: bytes(sink2.data) == b"after;")
+        assert not g2.busy
+    finally:
+        writer.close()
+        g2.abort()
+        server1.close()
+        server2.close()
+
+
+async def test_a_thread_that_keeps_dying_puts_the_writer_out_of_service(caplog):
+    server, transport, sink = await _pair()
+    writer = SocketWriter(asyncio.get_running_loop())
+
+    def die(g, parts):
+        raise RuntimeError("injected fault in the writer loop")
+
+    writer._write_one = die
+    try:
+        for death in range(1, SocketWriter.MAX_RESTARTS + 2):
+            s, t, _ = await _pair()
+            assert writer.submit([(_guard(t), [b"x"])])
+            await _until(lambda: writer.restarts == death)
+            s.close()
+        assert writer.broken and "out of service" in caplog.text
+        g = _guard(transport)
+        assert writer.submit([(g, [b"by the loop"])]) is False and not g.busy
+    finally:
+        writer.close()
+        server.close()
+
+
+async def test_with_the_writer_out_of_service_the_server_writes_on_the_loop(start_server):
+    from client_demo.client import HamletClient
+
+    server = await start_server()
+    writer = server.writer
+    writer.MAX_RESTARTS = 0
+
+    def die(g, parts):
+        raise RuntimeError("injected fault in the writer loop")
+
+    writer._write_one = die
+    victim = await HamletClient.connect(server.url)      # its welcome goes to the thread, which dies
+    with pytest.raises(Exception):
+        await victim.join("victim")
+    await _until(lambda: writer.broken)
+    ann = await HamletClient.connect(server.url)
+    await ann.join("ann")
+    await ann.move(dir="e")
+    assert await ann.say("still here") > 0
+    await _until(lambda: ann.me is not None and ann.me.x == server.game.world.entities[ann.entity].x)
+    assert not ann.closed and writer.faults >= 1
+    await ann.close()
