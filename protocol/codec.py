@@ -1,12 +1,14 @@
 """MessagePack encoding and validated decoding of Hamlet messages.
 
 `decode_client` turns untrusted bytes into a `Message` or a `ProtocolError`;
-it never raises. `encode` turns a message into bytes. Validation is driven
-entirely by the tables in `protocol.schema`.
+it never raises. `encode` turns a message into bytes. The frame's structure
+is checked by `protocol.wire`; its fields entirely by the tables in
+`protocol.schema`.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +16,9 @@ import msgpack
 
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.limits import DEFAULT_LIMITS, Limits
-from protocol.schema import (ANY, BOOL, CLIENT_MESSAGES, FLOAT, INT, SERVER_MESSAGES, STR, TILE,
+from protocol.schema import (ANY, BOOL, CLIENT_MESSAGES, FLOAT, INT, SERVER_MESSAGES, STR, TILE, Field,
                              MessageSpec)
+from protocol.wire import FrameError, unpack_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,24 +41,22 @@ def encode(type_: str, **fields: Any) -> bytes:
     return msgpack.packb(body, use_bin_type=True)
 
 
-def _unpack(data: bytes, limits: Limits) -> Any:
-    # Bounds on every container the C unpacker may allocate, so a tiny frame
-    # declaring a huge length is refused before any allocation.
-    n = limits.max_frame_in
-    return msgpack.unpackb(
-        data, raw=False, strict_map_key=True, use_list=True,
-        max_str_len=n, max_bin_len=n, max_array_len=n,
-        max_map_len=n, max_ext_len=0,
-    )
+# Control characters (Unicode category Cc: C0, DEL and C1) but newline.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def _is_name(s: str) -> bool:
     return s == s.strip() and all(ch.isalnum() or ch in " _-." for ch in s)
 
 
-def _check_field(spec_field, value: Any) -> tuple[ErrorCode, str] | None:
-    f = spec_field
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _check_field(f: Field, value: Any) -> tuple[ErrorCode, str] | None:
     kind = f.kind
+    if _not_finite(value) and kind in (INT, FLOAT, TILE):
+        return ErrorCode.NOT_FINITE, f"{f.name} must be finite"
     if kind == INT:
         if isinstance(value, bool) or not isinstance(value, int):
             return ErrorCode.BAD_TYPE, f"{f.name} must be an integer"
@@ -64,8 +65,6 @@ def _check_field(spec_field, value: Any) -> tuple[ErrorCode, str] | None:
     elif kind == FLOAT:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return ErrorCode.BAD_TYPE, f"{f.name} must be a number"
-        if not math.isfinite(value):
-            return ErrorCode.NOT_FINITE, f"{f.name} must be finite"
         if (f.lo is not None and value < f.lo) or (f.hi is not None and value > f.hi):
             return ErrorCode.OUT_OF_RANGE, f"{f.name} must be in [{f.lo:g}, {f.hi:g}]"
     elif kind == STR:
@@ -75,12 +74,10 @@ def _check_field(spec_field, value: Any) -> tuple[ErrorCode, str] | None:
             return ErrorCode.TOO_LONG, f"{f.name} is longer than {f.hi:g} characters"
         if f.lo is not None and len(value) < f.lo:
             return ErrorCode.BAD_VALUE, f"{f.name} must not be empty"
-        if f.choices and value not in f.choices:
-            return ErrorCode.BAD_VALUE, f"{f.name} must be one of {', '.join(f.choices)}"
+        if _CONTROL.search(value):
+            return ErrorCode.BAD_VALUE, f"{f.name} contains control characters"
         if f.name == "name" and not _is_name(value):
             return ErrorCode.BAD_VALUE, "name may hold letters, digits, space, _ - . only"
-        if any(ord(ch) < 32 and ch != "\n" for ch in value) or "\x7f" in value:
-            return ErrorCode.BAD_VALUE, f"{f.name} contains control characters"
     elif kind == BOOL:
         if not isinstance(value, bool):
             return ErrorCode.BAD_TYPE, f"{f.name} must be true or false"
@@ -88,12 +85,17 @@ def _check_field(spec_field, value: Any) -> tuple[ErrorCode, str] | None:
         if not isinstance(value, list) or len(value) != 2:
             return ErrorCode.BAD_TYPE, f"{f.name} must be [x, y]"
         for v in value:
-            if isinstance(v, float) and not math.isfinite(v):
+            if _not_finite(v):
                 return ErrorCode.NOT_FINITE, f"{f.name} must be finite"
             if isinstance(v, bool) or not isinstance(v, int):
                 return ErrorCode.BAD_TYPE, f"{f.name} must hold two integers"
-            if v < f.lo or v > f.hi:
+            if (f.lo is not None and v < f.lo) or (f.hi is not None and v > f.hi):
                 return ErrorCode.OUT_OF_RANGE, f"{f.name} is off the map"
+    if f.choices and value not in f.choices:
+        shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in f.choices)
+        if f.refuse is ErrorCode.BAD_VERSION:
+            return f.refuse, f"this server speaks protocol version {shown}"
+        return f.refuse, f"{f.name} must be {'one of ' if len(f.choices) > 1 else ''}{shown}"
     return None
 
 
@@ -135,15 +137,20 @@ def _validate(obj: Any, table: dict[str, MessageSpec], limits: Limits,
 def decode_client(data: bytes | bytearray | memoryview | str,
                   limits: Limits = DEFAULT_LIMITS) -> Message | ProtocolError:
     """Decode and validate one client frame. Never raises."""
-    if isinstance(data, str):
-        return ProtocolError(ErrorCode.TEXT_FRAME, "send binary MessagePack frames, not text")
-    if len(data) > limits.max_frame_in:
+    # Size first, text or binary: a text frame is measured in bytes of UTF-8
+    # (code points are at most 4 bytes each, so only long ones are encoded).
+    size = len(data)
+    if isinstance(data, str) and 4 * size > limits.max_frame_in:
+        size = len(data.encode("utf-8", "surrogatepass"))
+    if size > limits.max_frame_in:
         return ProtocolError(ErrorCode.TOO_LONG, f"frame larger than {limits.max_frame_in} bytes",
                              close=CloseCode.MESSAGE_TOO_BIG)
+    if isinstance(data, str):
+        return ProtocolError(ErrorCode.TEXT_FRAME, "send binary MessagePack frames, not text")
     try:
-        obj = _unpack(bytes(data), limits)
-    except Exception as exc:  # any malformed input: truncated, extra data, depth, limits
-        return ProtocolError(ErrorCode.BAD_FRAME, f"not a MessagePack message ({type(exc).__name__})")
+        obj = unpack_client(bytes(data), limits)
+    except FrameError as exc:
+        return ProtocolError(ErrorCode.BAD_FRAME, str(exc))
     try:
         return _validate(obj, CLIENT_MESSAGES, limits, strict=True)
     except Exception as exc:  # defensive: a validator bug must not escape

@@ -1,4 +1,5 @@
-"""Plain HTTP on the WebSocket port: /healthz, /metrics and the browser
+"""Plain HTTP on the WebSocket port: /protocol.json (the protocol's
+declaration, for clients), /healthz, /stats, /metrics and the browser
 client's static files. websockets hands us every request before the upgrade;
 requests that are not WebSocket upgrades get their answer here."""
 from __future__ import annotations
@@ -11,10 +12,15 @@ from typing import TYPE_CHECKING
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from protocol.declaration import declaration
+
 if TYPE_CHECKING:
     from server.hosting import Host as HamletServer
 
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parent.parent / "client_demo" / "web"
+
+# The declaration never changes while the server runs: encoded once.
+PROTOCOL_JSON = json.dumps(declaration(), separators=(",", ":")).encode()
 
 _FALLBACK_PAGE = b"""<!doctype html><meta charset="utf-8"><title>Hamlet</title>
 <h1>Hamlet</h1><p>This server speaks the <code>hamlet.v1</code> WebSocket protocol on this port.
@@ -34,6 +40,8 @@ def handle_http(server: HamletServer, request: Request) -> Response | None:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return None
     path = request.path.split("?", 1)[0]
+    if path == "/protocol.json":
+        return _response(200, "OK", PROTOCOL_JSON, "application/json", cache=True)
     if path == "/healthz":
         body = json.dumps({"status": "ok", "tick": server.game.world.tick,
                            "clients": len(server.connections), "players": len(server.game.clients),

@@ -15,12 +15,14 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from protocol.entities import FLAG_AWAY, FLAG_THINKING, HEARING_RANGE
 from server.world.grid import SpatialGrid
 from server.world.inputs import Input, Join, Leave, MoveTo, Say, SetFlags, Step, Stop
 from server.world.tilemap import DIRECTIONS, TileMap
 
-FLAG_THINKING = 1  # an NPC is preparing a reply
-FLAG_AWAY = 2  # a player's connection dropped; the avatar waits for them
+# FLAG_THINKING and FLAG_AWAY (imported above, and used from here by others)
+# are the protocol's flag bits: clients read them, so protocol/entities.py
+# declares them.
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,9 @@ class WorldRules:
     # Walking speed: one tile per 4 ticks is 5 tiles/s at 20 Hz, a brisk walk
     # on a map of 1 m tiles that clients can still interpolate smoothly.
     ticks_per_tile: int = 4
-    # Speech carries this many tiles (about a shout across the square).
-    hearing_radius: int = 10
+    # Speech carries this many tiles (about a shout across the square); the
+    # protocol declares it, since clients check an addressee's distance.
+    hearing_radius: int = HEARING_RANGE
     # The longest path a single move may ask for; the default map's diameter
     # is about 220 tiles, so any place is one move away.
     max_path: int = 400

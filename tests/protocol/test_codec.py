@@ -129,3 +129,103 @@ def test_decode_never_raises_on_structured_junk(type_, fields):
         return
     result = decode_client(data)
     assert isinstance(result, (Message, ProtocolError))
+
+
+# -- what a client written from PROTOCOL.md alone ran into ----------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_every_message_may_carry_seq():
+    for frame in (pack({"t": "ping", "id": 1, "seq": 9}), pack({"t": "bye", "seq": 9})):
+        msg = decode_client(frame)
+        assert isinstance(msg, Message) and msg.seq == 9
+
+
+@pytest.mark.parametrize("obj", [
+    {"t": "ping", "id": NAN}, {"t": "ping", "id": INF}, {"t": "hello", "v": NAN, "name": "ann"},
+    {"t": "ping", "id": 1, "seq": -INF}, {"t": "say", "text": "hi", "to": NAN},
+    {"t": "admin", "token": "x", "action": "kick", "target": INF},
+    {"t": "move", "to": [1, NAN]}, {"t": "move", "to": [INF, 1]},
+])
+def test_nan_and_infinity_are_not_finite_in_every_numeric_field(obj):
+    assert code_of(pack(obj)) == ErrorCode.NOT_FINITE
+
+
+def test_not_finite_keeps_a_good_seq_and_a_float_is_still_bad_type():
+    result = decode_client(pack({"t": "say", "text": "hi", "to": NAN, "seq": 5}))
+    assert isinstance(result, ProtocolError) and result.seq == 5
+    assert code_of(pack({"t": "ping", "id": 1.0})) == ErrorCode.BAD_TYPE
+
+
+def test_stop_must_be_true():
+    assert decode_client(pack({"t": "move", "stop": True})).data == {"stop": True}
+    assert code_of(pack({"t": "move", "stop": False})) == ErrorCode.BAD_VALUE
+    assert code_of(pack({"t": "move", "stop": 1})) == ErrorCode.BAD_TYPE
+
+
+@pytest.mark.parametrize("v", [0, -1, 2, 2**40, 2**64 - 1, -(2**63)])
+def test_any_other_integer_version_is_bad_version(v):
+    assert code_of(pack({"t": "hello", "v": v, "name": "ann"})) == ErrorCode.BAD_VERSION
+
+
+@pytest.mark.parametrize("obj", [
+    {"t": "hello", "v": 1, "name": "ann", "token": ""}, {"t": "move", "place": ""},
+    {"t": "admin", "token": "", "action": "snapshot"}, {"t": "hello", "v": 1, "name": ""},
+])
+def test_empty_strings_are_bad_value(obj):
+    assert code_of(pack(obj)) == ErrorCode.BAD_VALUE
+
+
+def test_a_name_is_checked_with_a_token_too():
+    assert code_of(pack({"t": "hello", "v": 1, "name": "<x>", "token": "t" * 32})) == ErrorCode.BAD_VALUE
+
+
+def test_duplicate_keys_are_a_bad_frame():
+    # {t: move, to: [1, 2], t: ping}: msgpack.packb cannot write this, so by hand
+    frame = b"\x83\xa1t\xa4move\xa2to\x92\x01\x02\xa1t\xa4ping"
+    assert code_of(frame) == ErrorCode.BAD_FRAME
+    eight_ids = b"\x89\xa1t\xa4ping" + b"\xa2id\x01" * 8
+    assert code_of(eight_ids) == ErrorCode.BAD_FRAME
+    assert decode_client(b"\x82\xa1t\xa4ping\xa2id\x01").type == "ping"  # the same, once each
+
+
+@pytest.mark.parametrize("text", ["next\u0085line", "c1\u009f", "del\x7f", "nul\x00", "tab\t", "cr\r"])
+def test_control_characters_but_newline_are_refused(text):
+    assert code_of(pack({"t": "say", "text": text})) == ErrorCode.BAD_VALUE
+
+
+def test_newline_and_other_text_are_fine():
+    for text in ("two\nlines", "¡olé! ✓ 你好 \u00a0nbsp"):
+        assert decode_client(pack({"t": "say", "text": text})).data["text"] == text
+
+
+def test_text_frames_are_measured_in_bytes_before_anything_else():
+    assert code_of("x" * 4096) == ErrorCode.TEXT_FRAME
+    for big in ("x" * 4097, "ж" * 2100):  # 2,100 code points, 4,200 bytes of UTF-8
+        result = decode_client(big)
+        assert isinstance(result, ProtocolError) and result.close == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_keys_must_be_strings():
+    assert code_of(pack({"t": "ping", b"id": 1})) == ErrorCode.BAD_FRAME
+    assert code_of(pack({b"t": "ping", "id": 1})) == ErrorCode.BAD_FRAME
+    assert code_of(pack({"t": "ping", "id": 1, 7: 1})) == ErrorCode.BAD_FRAME
+
+
+def test_nesting_is_limited_to_four_levels():
+    assert code_of(pack({"t": "move", "to": [[[1]], 2]})) == ErrorCode.BAD_TYPE  # 4 deep: decoded, then refused
+    assert code_of(pack({"t": "move", "to": [[[[1]]], 2]})) == ErrorCode.BAD_FRAME  # 5 deep
+    assert code_of(b"\x91" * 1000 + b"\x01") == ErrorCode.BAD_FRAME
+    assert code_of(b"\x81\xa1t" * 5 + b"\x01") == ErrorCode.BAD_FRAME  # maps count too
+
+
+def test_values_per_frame_are_limited():
+    assert code_of(pack({"t": "say", "text": "hi", "x": list(range(20))})) == ErrorCode.UNKNOWN_FIELD
+    assert code_of(pack({"t": "say", "text": "hi", "x": list(range(100))})) == ErrorCode.BAD_FRAME
+    assert code_of(pack([{}] * 1000)) == ErrorCode.BAD_FRAME
+
+
+def test_header_bytes_inside_strings_and_binaries_are_not_containers():
+    assert code_of(pack({"t": "say", "text": b"\x91" * 50})) == ErrorCode.BAD_TYPE
+    assert decode_client(pack({"t": "say", "text": "\u0391" * 50})).data["text"] == "\u0391" * 50

@@ -105,3 +105,27 @@ def test_bye_closes_the_protocol():
     assert isinstance(conn.receive(encode("bye"), 0.0), Accepted)
     assert conn.state is State.CLOSED
     assert isinstance(conn.receive(encode("ping", id=1), 0.0), CloseRequired)
+
+
+def test_bye_with_seq_closes_the_protocol():
+    conn = joined()
+    event = conn.receive(encode("bye", seq=3), 0.0)
+    assert isinstance(event, Accepted) and event.message.seq == 3
+    assert conn.state is State.CLOSED
+
+
+def test_refused_frames_of_every_new_kind_change_nothing():
+    conn = joined()
+    before = snapshot(conn)
+    for frame in (b"\x82\xa1t\xa4ping\xa1t\xa4ping", encode("move", stop=False), encode("ping", id=float("nan")),
+                  encode("hello", v=2, name="ann"), encode("say", text="\u0085"), b"\x91" * 10 + b"\x01"):
+        assert isinstance(conn.receive(frame, 0.0), Rejected)
+        assert snapshot(conn) == before
+
+
+def test_a_bad_version_allows_another_hello():
+    conn = ServerConnection()
+    event = conn.receive(encode("hello", v=0, name="ann"), 0.0)
+    assert isinstance(event, Rejected) and event.error.code == ErrorCode.BAD_VERSION
+    assert conn.state is State.AWAIT_HELLO
+    assert isinstance(conn.receive(HELLO, 0.1), Accepted)
