@@ -35,6 +35,15 @@ log = logging.getLogger("hamlet.net")
 # back: a few ticks of a busy view. Past it the client is reading slower
 # than we write, and newer states replace older ones instead of queueing.
 TRANSPORT_HIGH_WATER = 64 * 1024
+# Closing: frames queued before a close (the error that explains it) get
+# this long to leave; then the close handshake gets CLOSE_HANDSHAKE_S (the
+# server's websockets close_timeout, 2 s, plus a margin) when the close
+# frame can leave at once, or CLOSE_BLOCKED_S when the transport is still
+# over its high water mark (a peer that stopped reading: it has that long
+# to resume before the TCP connection is cut without a close frame).
+OUTBOX_FLUSH_S = 1.0
+CLOSE_HANDSHAKE_S = 2.5
+CLOSE_BLOCKED_S = 0.5
 
 
 def ws_frame(payload: bytes) -> bytes:
@@ -109,6 +118,8 @@ class Client:
         self._queue(wire)
 
     def _queue(self, wire: bytes) -> None:
+        if self.closed:  # e.g. the rest of a batch after its first frame overflowed the outbox
+            return
         if len(self.outbox) >= self.max_frames or self.outbox_bytes + len(wire) > self.max_bytes:
             self.close(CloseCode.SLOW_READER, "not reading: outbox full")
             return
@@ -155,7 +166,7 @@ class Client:
             return sum(map(len, parts))
         for wire in batch:
             self._queue(wire)
-        if state is not None:
+        if state is not None and not self.closed:
             self.state_frame = state
             self.state_since = time.monotonic()
         return 0
@@ -172,29 +183,54 @@ class Client:
             self.state_since = None
 
     def close(self, code: CloseCode, reason: str) -> None:
+        """Close with `code`: the connection stops counting at once (the
+        server's connection count, /healthz, the game's players soon after
+        this tick) and the socket is closed within a bounded time."""
         if self.closed:
             return
         self.closed = True
         self.close_code = int(code)
-        self.outbox.extend(self._batch)  # this tick's frames (say, the error that explains the close) go first
-        self._batch = []
+        if code == CloseCode.SLOW_READER:  # it reads nothing: what waits for it is dropped
+            self._batch, self._batch_state = [], None
+            self.outbox.clear()
+            self.outbox_bytes = 0
+            self.state_frame = self.state_since = None
+        else:
+            self.outbox.extend(self._batch)  # this tick's frames (say, the error that explains the close) go first
+            self._batch = []
         self.protocol.close()
-        self.server.metrics.closes.labels(str(int(code))).inc()
-        self.closing = asyncio.get_running_loop().create_task(self._close(code, reason))
+        server = self.server
+        server.metrics.closes.labels(str(int(code))).inc()
+        server.connections.discard(self)
+        server.metrics.clients.set(len(server.connections))
+        loop = asyncio.get_running_loop()
+        # The game forgets the connection after the current tick (never while
+        # it walks its clients); the handler's own call later does nothing.
+        loop.call_soon(server.game.disconnected, self)
+        self.closing = loop.create_task(self._close(code, reason))
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         # Frames already queued (the errors that explain this close) go out
         # first, for at most a second: a peer that does not read gets none.
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + OUTBOX_FLUSH_S
         while self.outbox and time.monotonic() < deadline:
             if self._write(self.outbox[0]):
                 self.outbox_bytes -= len(self.outbox.popleft())
             else:
                 await asyncio.sleep(0.02)
+        t = self.ws.transport
+        room = t is not None and t.get_write_buffer_size() <= TRANSPORT_HIGH_WATER
         try:
-            await self.ws.close(int(code), reason[:120])
-        except Exception:  # the peer may be gone already
+            # websockets writes the close frame, then waits for the transport
+            # to drain without a deadline: a peer that never reads would hold
+            # the socket until the keepalive gave up. Hence the bound.
+            await asyncio.wait_for(self.ws.close(int(code), reason[:120]),
+                                   CLOSE_HANDSHAKE_S if room else CLOSE_BLOCKED_S)
+        except Exception:  # the peer may be gone already, or never answered
             pass
+        t = self.ws.transport
+        if t is not None and not t.is_closing():
+            t.abort()  # cut: the close frame could not be delivered in time
 
     # -- reading -------------------------------------------------------------
     async def reader(self) -> None:
@@ -214,7 +250,7 @@ class Client:
         if isinstance(event, Accepted):
             msg = event.message
             if msg.type == "ping":
-                self.send(encode("pong", id=msg.data["id"], tick=game.world.tick))
+                self.send(encode("pong", id=msg.data["id"], tick=game.world.tick, seq=msg.seq))
                 metrics.messages_in.labels("ping").inc()
                 return True
             refused = game.submit(self, msg)
