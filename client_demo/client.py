@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol.codec import Message, decode_server, encode
+from protocol.entities import ROWS
 from protocol.errors import ProtocolError
 from protocol.limits import PROTOCOL_VERSION, SUBPROTOCOL
 
@@ -301,6 +302,5 @@ class HamletClient:
     def place(self, name: str) -> dict[str, Any] | None:
         for row in (self.map or {}).get("places", []):
             if row[0] == name:
-                keys = ("name", "kind", "x", "y", "w", "h", "entry_x", "entry_y")
-                return dict(zip(keys, row))
+                return dict(zip(ROWS["place"], row))
         return None

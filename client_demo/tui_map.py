@@ -10,10 +10,8 @@ from typing import Any
 from rich.text import Text
 
 from client_demo.client import EntityView
-
-FLAG_THINKING = 1
-FLAG_AWAY = 2
-HEARING = 10  # tiles; an addressee must be this close (PROTOCOL.md)
+from protocol.entities import FLAG_AWAY, FLAG_THINKING
+from protocol.entities import HEARING_RANGE as HEARING  # tiles; an addressee must be this close
 
 # Terrain codes (PROTOCOL.md, Map): glyph pair and style per code.
 TERRAIN = {
