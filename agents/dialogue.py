@@ -107,12 +107,53 @@ _GENERIC = ["Hmm, let me think about that.", "Good day to you.", "Forgive me, my
             "Busy day in the village, isn't it?"]
 
 
-def fallback_line(p: Persona, rng: random.Random, partner: str | None = None) -> str:
-    options = _FALLBACKS.get(p.role, []) + _GENERIC
+def fallback_line(p: Persona, rng: random.Random, partner: str | None = None,
+                  facts: tuple[str, ...] = (), avoid: tuple[str, ...] = ()) -> str:
+    """An in-character answer when the model's line was refused: the facts
+    about what was asked when there are any (never an unrelated direction),
+    else a stock line of the persona's role not said recently."""
+    if facts:
+        return " ".join(facts[:2])
+    options = [o for o in _FALLBACKS.get(p.role, []) + _GENERIC if o not in avoid] or _GENERIC
     line = rng.choice(options)
     if partner and line == "Good day to you.":
         line = f"Good day to you, {partner}."
     return line
+
+
+# Said, without the model, to someone who must wait behind a crowd.
+_HOLDING = ["One at a time, please, {name}; I'll be with you in a moment.",
+            "Just a moment, {name}, I'll answer you next.",
+            "Bear with me, {name}; so many at once! Your turn is coming."]
+# Said to someone past the reply queue's bound (agents/mind.py).
+_FULL = ["I'm sorry, {name}, there are too many of you at once. Ask me again in a little while.",
+         "Too many voices at once, {name}! Come back to me in a little while."]
+
+
+def holding_line(rng: random.Random, name: str) -> str:
+    return rng.choice(_HOLDING).format(name=name)
+
+
+def full_line(rng: random.Random, name: str) -> str:
+    return rng.choice(_FULL).format(name=name)
+
+
+def is_holding_line(text: str) -> bool:
+    """Whether a line is a holding or come-back-later line (for clients and
+    benchmarks that tell a real answer from a request to wait)."""
+    patterns = [t.split("{name}") for t in _HOLDING + _FULL]
+    return any(text.startswith(a) and text.endswith(b) for a, b in patterns)
+
+
+def asleep_line(p: Persona, rng: random.Random, name: str) -> str:
+    """A sleeping NPC, woken: where and when to find it, from its routine."""
+    awake = [r for r in p.routine if "sleep" not in r.activity.casefold()]
+    first = min(awake, key=lambda r: r.hour) if awake else None
+    later = (f" Find me at the {first.place} after {first.hour} in the morning." if first and first.hour < 12
+             else " Come back in the morning.")
+    opener = rng.choice(["Mm... what? {name}, I was fast asleep.", "*yawns* Who's there? Oh, {name}. It's late.",
+                         "Hm? {name}? I'm in bed, it's the middle of the night."])
+    return opener.format(name=name) + later
 
 
 _FAREWELLS = ["Well, I must get back to work. Good day!", "I should be going. Talk soon.",

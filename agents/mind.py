@@ -12,10 +12,18 @@ from typing import Any
 from agents.memory import MemoryStream
 from agents.personas import Persona
 
-# Lines from people waiting for this NPC's reply. A person rarely has more
-# than one or two questions in flight; older ones past this are dropped
-# (the NPC answers the latest) so a chatty crowd cannot queue up minutes.
-MAX_PENDING_REPLIES = 3
+# People waiting for this NPC's answer, in arrival order. Each gets one;
+# MAX_PARALLEL_REPLIES of them are generated at once (the engine batches
+# them in one step), the others wait their turn and hear a short holding
+# line. Past MAX_PENDING_REPLIES a newcomer is told at once to come back
+# (a line addressed to them, from the persona, no model): at ~2-4 s a batch
+# on the CPU, a 13th person would wait half a minute or more, longer than
+# anyone waits for a greeting.
+MAX_PENDING_REPLIES = 12
+MAX_PARALLEL_REPLIES = 4
+# This NPC's recent lines, for the gate's "repeats itself" verdict: a few
+# minutes of talk.
+RECENT_LINES = 8
 
 _conversation_ids = itertools.count(1)
 
@@ -57,28 +65,47 @@ class PendingJob:
     context: dict[str, Any]
 
 
+@dataclass
+class WaitingPerson:
+    """Someone who addressed this NPC and has not had an answer yet."""
+    speaker: int
+    name: str
+    text: str          # their latest line to the NPC
+    since_tick: int    # when they first asked
+    held: bool = False  # told to wait (a holding line) already
+    attempts: int = 0  # generations refused by the gate so far
+
+
 class Mind:
     def __init__(self, persona: Persona, memory: MemoryStream) -> None:
         self.persona = persona
         self.name = persona.name
         self.memory = memory
         self.entity: int | None = None
-        self.job: PendingJob | None = None
-        self.replies: deque[tuple[int, str, str]] = deque(maxlen=MAX_PENDING_REPLIES)
+        self.job: PendingJob | None = None  # its one job of its own (a line, a choice, a reflection)
+        self.waiting: deque[WaitingPerson] = deque()  # bounded by MAX_PENDING_REPLIES (queue_reply)
+        self.reply_jobs: dict[int, PendingJob] = {}  # speaker -> its reply in flight
+        self.recent_lines: deque[str] = deque(maxlen=RECENT_LINES)
         self.conversation: Conversation | None = None
         self.cooldown_until: dict[int, int] = {}  # partner entity -> tick
         self.next_initiative_at = 0.0  # budget clock seconds
         self.activity = persona.routine[0].activity
         self.heading_to: str | None = None
-        self.query: tuple[Any, float] | None = None  # (embedding ticket, clock when asked) of a reply's recall
+        # recall query text -> (embedding ticket, clock when asked), one per person being answered
+        self.queries: dict[str, tuple[Any, float]] = {}
 
     # -- state questions -----------------------------------------------------
     @property
+    def serving_people(self) -> bool:
+        """Someone is waiting for this NPC's answer, or it is being generated."""
+        return bool(self.waiting or self.reply_jobs)
+
+    @property
     def busy(self) -> bool:
-        return self.job is not None or self.conversation is not None or bool(self.replies)
+        return self.job is not None or self.conversation is not None or self.serving_people
 
     def free_for_chat(self, tick: int, partner: int) -> bool:
-        return (self.job is None and self.conversation is None and not self.replies
+        return (self.job is None and self.conversation is None and not self.serving_people
                 and self.cooldown_until.get(partner, 0) <= tick)
 
     # -- conversation bookkeeping --------------------------------------------
@@ -98,9 +125,28 @@ class Mind:
             return conv.log
         return None
 
-    def queue_reply(self, speaker: int, name: str, text: str) -> None:
-        for i, (sid, _, _) in enumerate(self.replies):
-            if sid == speaker:  # answer the latest line of each person
-                del self.replies[i]
-                break
-        self.replies.append((speaker, name, text))
+    def queue_reply(self, speaker: int, name: str, text: str, tick: int) -> str:
+        """Someone addressed this NPC. Returns "queued", "updated" (they were
+        already waiting: their latest line is answered, keeping their place)
+        or "full" (MAX_PENDING_REPLIES are waiting: not queued)."""
+        for person in self.waiting:
+            if person.speaker == speaker:
+                person.text = text
+                return "updated"
+        if len(self.waiting) + len(self.reply_jobs) >= MAX_PENDING_REPLIES:
+            return "full"
+        self.waiting.append(WaitingPerson(speaker, name, text, tick))
+        return "queued"
+
+    def next_to_answer(self) -> WaitingPerson | None:
+        """The first person in arrival order whose reply is not in flight."""
+        for person in self.waiting:
+            if person.speaker not in self.reply_jobs:
+                return person
+        return None
+
+    def forget_waiting(self, speaker: int) -> None:
+        for i, person in enumerate(self.waiting):
+            if person.speaker == speaker:
+                del self.waiting[i]
+                return

@@ -1,68 +1,63 @@
-"""What an idle or conversing NPC starts next, in order of precedence:
-reply to a person; the next line of its NPC conversation; end a
-conversation that went quiet; reflect; choose (by scoring) whether to greet
-someone nearby or to keep its plan; otherwise follow its routine."""
+"""What an NPC does next, as intents (agents/intents.py), in order of
+precedence: answer the people waiting for it (in arrival order, several at
+once, a holding line to those behind a crowd); the next line of its NPC
+conversation; end a conversation that went quiet; reflect; choose (by
+scoring) whether to greet someone nearby or to keep its plan; otherwise
+follow its routine. Nothing here submits a job or touches the world: the
+minds system carries the intents out."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from agents import prompts
-from agents.mind import Mind
-from server.world.inputs import Input, Stop
+from agents.inference.api import Priority
+from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
+                            Intent, StopWalking)
+from agents.mind import MAX_PARALLEL_REPLIES, Mind
 from server.world.world import World
 
-if TYPE_CHECKING:
-    from agents.minds import MindsSystem
+
+class DecideContext(Protocol):
+    """What the policy may read of the minds system."""
+    budget: Any  # agents.minds.MindBudget
+    tokens: Any  # agents.minds.TokenBucket
+    clock: Callable[[], float]
+    people_waiting: bool
+
+    def query_embedding(self, mind: Mind, query: str) -> tuple[bool, Any]: ...
+
+    by_entity: dict[int, Mind]
 
 
-def decide(system: MindsSystem, world: World, mind: Mind, out: list[Input]) -> None:
-    from agents.minds import Priority
+def is_asleep(activity: str) -> bool:
+    return "sleep" in activity.casefold()
 
-    b = system.budget
+
+def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
     e = world.entities[mind.entity]
+    if mind.serving_people:
+        return _serve_people(ctx, world, mind, bool(e.path))
     if mind.job is not None:
-        return
+        return []
+    b = ctx.budget
     now = world.game_minutes
     conv = mind.conversation
-    if mind.replies:
-        speaker, name, text = mind.replies[-1]
-        if e.path:
-            out.append(Stop(e.id))  # a person speaking to it interrupts its walk
-        query = f"{name} {text}"
-        ready, q_emb = system.query_embedding(mind, query)
-        if not ready:
-            return  # its embedding comes from the worker within a tick or two
-        mind.replies.clear()  # the latest line is answered; older ones are part of the history
-        history = conv.history[:-1] if conv is not None else []
-        memories = mind.memory.retrieve(query, now, k=4, q_emb=q_emb)
-        turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history, name, text)
-        system.submit_generation(world, mind, "reply", turns, Priority.HUMAN_REPLY, b.reply_tokens,
-                                 b.reply_deadline_s, {"partner": speaker, "partner_name": name}, out)
-        return
-    if system.people_waiting and not (conv is not None and conv.with_player):
+    if ctx.people_waiting and not (conv is not None and conv.with_player):
         # replies to people first: no new small talk, choices or reflection meanwhile
-        if conv is None:
-            system.follow_routine(world, mind, out)
-        return
+        return [FollowRoutine()] if conv is None else []
     if conv is not None:
         if conv.with_player:
-            if world.tick - conv.last_tick > b.player_idle_ticks:
-                system._end(world, mind)
-            return
+            return [EndConversation()] if world.tick - conv.last_tick > b.player_idle_ticks else []
         partner = world.entities.get(conv.partner)
         if partner is None or not world.in_hearing(e, partner):
-            system._end(world, mind)
-            return
+            return [EndConversation()]
         if world.tick - conv.last_tick > b.player_idle_ticks:  # the partner fell silent
-            system._end(world, mind)
-            return
+            return [EndConversation()]
         if not conv.my_turn or world.tick < conv.next_tick:
-            return
-        if e.path:
-            out.append(Stop(e.id))
-        if not system.tokens.can_spend(b.line_tokens):
-            system._end(world, mind)
-            return
+            return []
+        if not ctx.tokens.can_spend(b.line_tokens):
+            return [EndConversation()]
         context = {"partner": conv.partner, "partner_name": conv.partner_name}
         if not conv.log.lines:
             memories = mind.memory.retrieve(conv.partner_name, now, k=3)
@@ -76,32 +71,60 @@ def decide(system: MindsSystem, world: World, mind: Mind, out: list[Input]) -> N
             turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories,
                                         conv.history[:-1], last_speaker, last_text)
             kind = "line"
-        system.submit_generation(world, mind, kind, turns, Priority.CONVERSATION, b.line_tokens,
-                                 b.line_deadline_s, context, out)
-        return
-    clock_now = system.clock()
+        stop: list[Intent] = [StopWalking()] if e.path else []
+        return stop + [Generate(kind, turns, Priority.CONVERSATION, b.line_tokens, b.line_deadline_s, context)]
+    clock_now = ctx.clock()
     if clock_now >= mind.next_initiative_at:
-        if mind.memory.reflection_due() and system.tokens.can_spend(b.reflect_tokens):
+        if mind.memory.reflection_due() and ctx.tokens.can_spend(b.reflect_tokens):
             mind.next_initiative_at = clock_now + b.npc_min_interval_s
             turns = prompts.reflection_turns(mind.persona, mind.memory.recent(12))
-            system.submit_generation(world, mind, "reflect", turns, Priority.REFLECTION, b.reflect_tokens,
-                                     b.line_deadline_s, {"partner": -1}, out)
-            return
-        other = _chat_partner(system, world, mind)
-        if other is not None and system.tokens.can_spend(b.line_tokens * 2):
+            return [Generate("reflect", turns, Priority.REFLECTION, b.reflect_tokens, b.line_deadline_s,
+                             {"partner": -1})]
+        other = chat_partner(world, mind, ctx.by_entity, b.chat_range)
+        if other is not None and ctx.tokens.can_spend(b.line_tokens * 2):
             mind.next_initiative_at = clock_now + b.npc_min_interval_s
             actions = [("keep",), ("greet", other.entity)]
             labels = [f"keep {mind.activity}.", f"greet {other.name} and have a chat."]
-            system.submit_choice(world, mind, f"{other.name} is standing nearby.", actions, labels)
-            return
-    system.follow_routine(world, mind, out)
+            return [Choose(f"{other.name} is standing nearby.", actions, labels)]
+    return [FollowRoutine()]
 
 
-def _chat_partner(system: MindsSystem, world: World, mind: Mind) -> Mind | None:
+def _serve_people(ctx: DecideContext, world: World, mind: Mind, walking: bool) -> list[Intent]:
+    """Start answers for the first people in line, up to MAX_PARALLEL_REPLIES
+    in flight; one holding line a tick to someone who must wait behind them."""
+    out: list[Intent] = [StopWalking()] if walking else []
+    free = MAX_PARALLEL_REPLIES - len(mind.reply_jobs)
+    asleep = is_asleep(mind.activity)
+    held = False
+    blocked = False  # an earlier person's recall is not ready: keep arrival order
+    position = len(mind.reply_jobs)  # people ahead, being answered now
+    for person in mind.waiting:
+        if person.speaker in mind.reply_jobs:
+            continue
+        if asleep:
+            out.append(AnswerAsleep(person))
+            continue
+        if free > 0:
+            free -= 1
+            ready, q_emb = ctx.query_embedding(mind, f"{person.name} {person.text}")
+            if ready and not blocked:
+                out.append(Answer(person, q_emb))
+                position += 1
+                continue
+            blocked = True
+        if position >= MAX_PARALLEL_REPLIES and not person.held and not held:
+            out.append(Hold(person))
+            held = True
+        position += 1
+    return out
+
+
+def chat_partner(world: World, mind: Mind, by_entity: dict[int, Mind], chat_range: int) -> Mind | None:
+    """An NPC within `chat_range` free to chat with `mind` (no cooldown between them)."""
     e = world.entities[mind.entity]
-    r2 = system.budget.chat_range ** 2
-    for eid in world.grid.near(e.x, e.y, system.budget.chat_range):
-        other = system.by_entity.get(eid)
+    r2 = chat_range ** 2
+    for eid in world.grid.near(e.x, e.y, chat_range):
+        other = by_entity.get(eid)
         if other is None or other is mind or not other.free_for_chat(world.tick, mind.entity):
             continue
         if mind.cooldown_until.get(eid, 0) > world.tick:

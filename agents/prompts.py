@@ -48,10 +48,14 @@ def memory_lines(memories: Sequence[Memory]) -> str:
 
 
 def reply_turns(p: Persona, clock: str, activity: str, memories: Sequence[Memory],
-                history: Sequence[tuple[str, str]], speaker: str, text: str) -> list[tuple[str, str]]:
-    """Chat turns for answering `speaker`, who just said `text` to you."""
+                history: Sequence[tuple[str, str]], speaker: str, text: str,
+                facts: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Chat turns for answering `speaker`, who just said `text` to you.
+    `facts` come from the world's state (agents/facts.py) and are true."""
     past = "\n".join(f"{who} said {quote(line)}" for who, line in history[-6:])
+    known = "".join(f"- {f}\n" for f in facts)
     user = (f"It is {clock}; you are {activity}.\nYou remember:\n{memory_lines(memories)}\n"
+            + (f"Facts (true now; answer from them):\n{known}" if known else "")
             + (f"Earlier in this conversation:\n{past}\n" if past else "")
             + f"Now {speaker} says to you: {quote(text)}\nWhat do you say to {speaker}?")
     return [("user", user)]

@@ -47,3 +47,22 @@ class RoutineWalker:
 
 def game_hour(world: World) -> float:
     return (world.game_minutes / 60.0) % 24
+
+
+def routine_move(world: World, mind, rng: random.Random) -> MoveTo | None:
+    """A mind's next move along its routine (or where it decided to go),
+    checked once a second; None while walking or already there."""
+    e = world.entities[mind.entity]
+    if e.path or world.tick % 20:
+        return None
+    entry = mind.persona.activity_at(game_hour(world))
+    target = mind.heading_to or entry.place
+    place = world.map.places.get(target)
+    if place is None or place.contains(e.x, e.y):
+        if mind.heading_to and place is not None:
+            mind.heading_to = None  # arrived where it decided to go
+        return None
+    tx, ty = place.entry[0] + rng.randint(-2, 2), place.entry[1] + rng.randint(-2, 2)
+    if not (world.map.walkable(tx, ty) and place.contains(tx, ty)):
+        tx, ty = place.entry
+    return MoveTo(e.id, tx, ty)

@@ -97,6 +97,8 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
         "jobs": dict(statuses),
         "latency_ms_by_priority": {k: {q: round(x, 1) for q, x in percentiles(v).items()} for k, v in latency.items()},
         "tick_ms": {q: round(x * 1000 if q != "count" else x, 3) for q, x in percentiles(record.tick_s).items()},
+        # the reply gate's verdicts and what became of each person's turn (agents/replies.py)
+        **minds.stats(),
         "final_state_hash": final_hash,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -2,7 +2,10 @@
 servers in one process, so nothing goes in the global default registry)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 # Tick buckets around the 50 ms budget of a 20 Hz tick.
 _TICK_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 1.0)
@@ -38,5 +41,28 @@ class ServerMetrics:
                                        "Ticks between state updates to a client (raised under load)", registry=r)
         self.input_queue = Gauge("hamlet_input_queue_depth", "Inputs waiting for the next tick", registry=r)
 
+    def watch_minds(self, stats: Callable[[], dict[str, dict[str, int]]]) -> None:
+        """Export the NPC minds' counts (agents/minds.MindsSystem.stats), read
+        at scrape time: the reply gate's verdicts and what became of each
+        person's turn to be answered."""
+        self.registry.register(_MindsCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _MindsCollector:
+    def __init__(self, stats: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self.stats = stats
+
+    def collect(self):
+        s = self.stats()
+        gate = CounterMetricFamily("hamlet_npc_line_gate", "Generated NPC lines judged by the reply gate",
+                                   labels=["verdict"])
+        for verdict, n in s.get("gate", {}).items():
+            gate.add_metric([verdict], n)
+        replies = CounterMetricFamily("hamlet_npc_replies", "People's turns to be answered by an NPC, by outcome",
+                                      labels=["outcome"])
+        for outcome, n in s.get("replies", {}).items():
+            replies.add_metric([outcome], n)
+        return [gate, replies]

@@ -55,6 +55,7 @@ def install_minds(game: Game, personas: list[Persona], llm: Any, budget: MindBud
     game.agent_systems += [NpcSpawner(personas), minds]
     game.stores.append(store)
     game.on_tick.append(minds.observe)
+    game.metrics.watch_minds(minds.stats)
     return minds
 
 

@@ -205,7 +205,7 @@ def test_a_reply_to_a_person_preempts_npc_small_talk():
     h.tick()  # Elena's reply is submitted: the small talk in flight is cancelled
     assert small_talk.cancelled
     assert h.minds.people_waiting
-    while h.minds.minds["elena"].job is not None:
+    while h.minds.minds["elena"].reply_jobs:
         others = [m.job for m in h.minds.minds.values() if m.name != "Elena"]
         assert all(j is None for j in others)  # nothing new starts while a person waits
         h.tick()
@@ -218,8 +218,6 @@ def test_a_reply_waits_for_its_recall_embedding_from_the_worker_but_not_for_long
     """Unit test of agent logic with a fake model and a fake embedding worker:
     the reply's recall query is asked of the worker (never embedded on the
     tick); the mind waits for it, at most QUERY_WAIT_S, then goes lexical."""
-    import time as time_mod
-
     from agents import minds as minds_mod
     from agents.embeddings import QueryTicket
 
@@ -258,6 +256,6 @@ def test_a_reply_waits_for_its_recall_embedding_from_the_worker_but_not_for_long
     n = len(h.llm.prompts)
     h.tick()
     assert len(h.llm.prompts) == n
-    time_mod.sleep(minds_mod.QUERY_WAIT_S)
+    h.clock += minds_mod.QUERY_WAIT_S  # the minds' injected clock, not the wall clock
     h.tick()
     assert len(h.llm.prompts) == n + 1 and not emb.tickets[-1].done()

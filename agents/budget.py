@@ -1,0 +1,59 @@
+"""The minds' budgets: how much NPCs may generate on their own, how often
+they start something, how long lines and replies may be. Replies to people
+are counted but never refused."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MindBudget:
+    # Global tokens per minute for everything NPCs generate on their own
+    # (conversation, reflection). The CPU engine does roughly 150-400 tok/s;
+    # a third of that keeps replies to people fast. Replies to people are
+    # counted but never refused.
+    tokens_per_minute: float = 4000.0
+    # An NPC starts something on its own (a chat, a reflection) at most this often.
+    npc_min_interval_s: float = 4.0
+    max_lines: int = 6  # lines in one NPC-NPC conversation, both sides together
+    pair_cooldown_ticks: int = 2400  # two real minutes at 20 Hz before the same pair chats again
+    line_gap_ticks: int = 30  # pacing between lines (1.5 s at 20 Hz)
+    player_idle_ticks: int = 600  # a conversation with a person ends after 30 s of silence
+    chat_range: int = 6  # tiles: NPCs this close may start a conversation
+    # A reply to a person: one sentence (below), rarely over 20 tokens; the cap
+    # bounds the wait when the model rambles (~40 ms a token on the CPU).
+    reply_tokens: int = 24
+    line_tokens: int = 32
+    # A reply to a person ends with its first full sentence: a person is
+    # waiting, and each token costs ~35-40 ms at batch 1 on the CPU (a 32-token
+    # reply alone took ~1.2 s). NPC small talk may run to two.
+    reply_sentences: int = 1
+    line_sentences: int = 2
+    reflect_tokens: int = 48
+    # Wall-clock deadlines: a reply later than this is worse than the
+    # fallback line. None (the headless sim's lockstep mode) waits for it.
+    reply_deadline_s: float | None = 30.0
+    line_deadline_s: float | None = 30.0
+
+
+class TokenBucket:
+    def __init__(self, per_minute: float, clock: Callable[[], float]) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = per_minute
+        self.tokens = per_minute
+        self.clock = clock
+        self.at = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def can_spend(self, n: int) -> bool:
+        self._refill()
+        return self.tokens >= n
+
+    def spend(self, n: int) -> None:
+        self._refill()
+        self.tokens -= n

@@ -1,0 +1,118 @@
+"""Facts from the world's state, for answers that must not be invented.
+
+A 135M model does not know where the smithy is; the map does. When a person
+asks an NPC about a place or a person, the facts found here go into the
+reply's prompt (so the model can quote them), into the gate (a direction
+that contradicts the map is refused), and into the fallback line (an answer
+from the facts alone, when the model's line is refused).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agents.reply_gate import compass, near_directions
+from server.world.world import World
+
+# Words people use for a place, beyond its own name.
+PLACE_ALIASES: dict[str, tuple[str, ...]] = {
+    "smithy": ("smithy", "blacksmith", "smith", "forge", "horseshoe", "horseshoes", "nails"),
+    "bakery": ("bakery", "baker", "bread", "bake"),
+    "tavern": ("tavern", "inn", "pub", "ale", "beer", "drink", "stories"),
+    "market": ("market", "shop", "shops", "buy", "stall", "stalls"),
+    "school": ("school", "teacher", "lesson", "lessons", "class"),
+    "chapel": ("chapel", "church", "pray"),
+    "square": ("square", "centre", "center"),
+    "pond": ("pond", "lake", "fish", "fishing", "skate"),
+    "fields": ("fields", "field", "farm", "wheat", "crops"),
+    "grove": ("grove", "woods", "forest", "trees"),
+    "well": ("water",),  # "well" alone is mostly the interjection: "the well" is matched below
+}
+
+
+@dataclass(frozen=True)
+class PlaceFact:
+    place: str
+    direction: str          # compass word from the speaker
+    steps: int              # tiles, as the crow flies
+    from_square: str | None  # compass word from the square's middle (None for the square itself)
+
+    def sentence(self) -> str:
+        if self.steps <= 3:
+            return f"The {self.place} is right here."
+        where = f"to the {self.direction}, about {self.steps} steps from here"
+        return f"The {self.place} is {where}."
+
+
+def places_asked(text: str, known: set[str]) -> list[str]:
+    """Places a line asks or talks about, in the order they appear."""
+    ws = re.findall(r"[a-z]+", text.lower())
+    found: list[tuple[int, str]] = []
+    for place, aliases in PLACE_ALIASES.items():
+        if place not in known:
+            continue
+        hits = [i for i, w in enumerate(ws) if w in aliases or (w == place and place != "well")]
+        if place == "well":
+            hits += [i + 1 for i, w in enumerate(ws[:-1]) if w in ("the", "a") and ws[i + 1] == "well"]
+        if hits:
+            found.append((min(hits), place))
+    for place in known:  # places on a custom map with names of their own
+        if place not in PLACE_ALIASES and " " not in place and place in ws:
+            found.append((ws.index(place), place))
+    return [p for _, p in sorted(found)]
+
+
+def place_fact(world: World, x: int, y: int, place_name: str) -> PlaceFact | None:
+    place = world.map.places.get(place_name)
+    if place is None:
+        return None
+    px, py = place.x + place.w / 2, place.y + place.h / 2
+    steps = int(((px - x) ** 2 + (py - y) ** 2) ** 0.5)
+    square = world.map.places.get("square")
+    from_square = None
+    if square is not None and place_name != "square":
+        from_square = compass(px - (square.x + square.w / 2), py - (square.y + square.h / 2))
+    return PlaceFact(place_name, compass(px - x, py - y), steps, from_square)
+
+
+def allowed_directions(world: World, x: int, y: int) -> dict[str, frozenset[str]]:
+    """For each named place, the compass words a correct line may use for it:
+    from the speaker or from the square, each give or take one step."""
+    out: dict[str, frozenset[str]] = {}
+    for name in PLACE_ALIASES:
+        fact = place_fact(world, x, y, name)
+        if fact is None or fact.steps <= 3:
+            continue
+        allowed = near_directions(fact.direction)
+        if fact.from_square:
+            allowed |= near_directions(fact.from_square)
+        out[name] = allowed
+    return out
+
+
+def whereabouts(world: World, name: str) -> str | None:
+    """Where a named person is now, in words ("at the smithy"), or None."""
+    e = world.find_by_name(name)
+    if e is None:
+        return None
+    for place in world.map.places.values():
+        if place.contains(e.x, e.y):
+            return f"at the {place.name}" if not place.name.startswith("house") else "at home"
+    return "out and about"
+
+
+def facts_for(world: World, x: int, y: int, text: str, people: list[str]) -> list[str]:
+    """Fact sentences for a question asked at (x, y): the places it names
+    and the known people it names, at most four (a small model's context is short)."""
+    out = []
+    for place in places_asked(text, set(world.map.places))[:2]:
+        fact = place_fact(world, x, y, place)
+        if fact is not None:
+            out.append(fact.sentence())
+    low = text.lower()
+    for person in people:
+        if re.search(rf"\b{re.escape(person.lower())}\b", low):
+            where = whereabouts(world, person)
+            if where:
+                out.append(f"{person} is {where} now.")
+    return out[:4]

@@ -1,0 +1,89 @@
+"""NPC-to-NPC talk: a line of conversation through the gate (a refused
+line ends the chat with a graceful farewell), and the outcome of a scored
+choice (greet someone and start a conversation, or walk somewhere)."""
+from __future__ import annotations
+
+import random
+from typing import Any, Protocol
+
+from agents import prompts
+from agents.dialogue import clean_line, farewell_line
+from agents.mind import ConversationLog, Mind, PendingJob
+from agents.reply_gate import check
+from server.world.inputs import Input, Say
+from server.world.world import World
+
+
+class TalkHost(Protocol):
+    """What NPC talk needs of the minds system (agents/minds.py)."""
+    budget: Any
+    rng: random.Random
+    desk: Any  # agents.replies.ReplyDesk
+    by_entity: dict[int, Mind]
+    transcripts: list[ConversationLog]
+
+    def end(self, world: World, mind: Mind) -> None: ...
+
+
+class NpcTalk:
+    def __init__(self, host: TalkHost) -> None:
+        self.host = host
+
+    def speak(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
+        """A line of NPC conversation, through the gate; a refused one ends the
+        chat gracefully rather than oddly."""
+        ctx = job.context
+        partner = world.entities.get(ctx["partner"])
+        name = ctx.get("partner_name") or ""
+        conv = mind.conversation
+        heard = conv.history[-1][1] if conv is not None and conv.history else ""
+        line = clean_line(result.text, mind.name, (name,)) if result.ok else None
+        verdict = check(line, self.host.desk.line_context(world, mind, heard, (name,)))
+        self.host.desk.gate.add(verdict)
+        if verdict != "ok" or line is None:
+            if job.kind in ("line", "farewell") and conv is not None:
+                line = farewell_line(self.host.rng)
+                job = PendingJob(job.handle, "farewell", ctx)
+            else:
+                self.host.end(world, mind)
+                return
+        me = world.entities[mind.entity]
+        to = partner.id if partner is not None and world.in_hearing(me, partner) else None
+        out.append(Say(mind.entity, line, to, job=job.handle.job_id))
+        mind.recent_lines.append(line)
+        mind.memory.add(world.game_minutes, "dialogue", f"I said {prompts.quote(line)} to {name}.", 3)
+        if conv is not None and conv.partner == ctx["partner"]:
+            conv.log.lines.append((world.game_minutes, mind.name, line))
+            conv.my_turn = False
+            conv.last_tick = world.tick
+            if job.kind == "farewell" or len(conv.log.lines) >= self.host.budget.max_lines:
+                self.host.end(world, mind)
+
+    def chosen(self, world: World, mind: Mind, job: PendingJob, result) -> None:
+        if not result.ok:
+            return
+        best = best_normalised(result)
+        action = job.context["actions"][best]
+        if action[0] == "greet":
+            other = self.host.by_entity.get(action[1])
+            if other is None or not other.free_for_chat(world.tick, mind.entity) or mind.conversation:
+                return
+            a, b = world.entities.get(mind.entity), world.entities.get(other.entity)
+            if a is None or b is None or not world.in_hearing(a, b):
+                return
+            log_ = ConversationLog.start([mind.name, other.name], False, world.game_minutes)
+            self.host.transcripts.append(log_)
+            mind.begin_conversation(other.entity, other.name, False, log_, True, world.tick)
+            other.begin_conversation(mind.entity, mind.name, False, log_, False, world.tick)
+        elif action[0] == "walk":
+            mind.heading_to = action[1]
+
+
+def best_normalised(result) -> int:
+    """Index of the best candidate by mean log-probability per token, so that
+    longer phrasings are not penalised for their length."""
+    scores = []
+    for i, total in enumerate(result.logprobs):
+        n = len(result.token_logprobs[i]) if getattr(result, "token_logprobs", None) else 1
+        scores.append(total / max(1, n))
+    return max(range(len(scores)), key=scores.__getitem__)

@@ -1,0 +1,139 @@
+"""Answering people: every person who addresses an NPC gets an answer, in
+arrival order, addressed to them.
+
+The minds system (`agents/minds.py`) calls in here to carry out the reply
+intents of `agents/mind_decide.py`: start a reply for a waiting person
+(several at once; the engine batches them in one step), answer as someone
+woken when the NPC sleeps, tell those behind a crowd to wait, tell those
+past the queue's bound to come back; and, when a reply's generation
+finishes, pass it through the gate (`agents/reply_gate.py`), regenerate
+once if refused, else fall back in character (facts first), and say it.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any, Protocol
+
+from agents import prompts
+from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
+from agents.facts import allowed_directions, facts_for
+from agents.inference.api import Priority
+from agents.mind import Mind, PendingJob, WaitingPerson
+from agents.reply_gate import GateCounts, LineContext, check
+from server.world.inputs import Input, Say
+from server.world.world import World
+
+
+
+class ReplyHost(Protocol):
+    """What the desk needs of the minds system (agents/minds.py)."""
+    budget: Any  # agents.minds.MindBudget
+    minds: dict[str, Mind]
+    people_waiting: bool
+
+    def submit(self, mind: Mind, kind: str, turns: list[tuple[str, str]], priority: Priority, max_tokens: int,
+               deadline_s: float | None, temperature: float = 0.7) -> Any: ...
+
+    def preempt_for_people(self, world: World, replying: Mind, out: list[Input]) -> None: ...
+
+# A refused reply is generated again this many times before the fallback:
+# each try costs a person ~1-3 s of waiting on the CPU.
+REPLY_RETRIES = 1
+
+# What happened to each person's turn, counted for /metrics and the sim:
+# model (the model's line passed the gate), fallback (refused or failed:
+# an in-character line from facts or the persona), held (told to wait),
+# full (past the queue's bound, told to come back), asleep (woken).
+OUTCOMES = ("model", "fallback", "held", "full", "asleep")
+
+
+class ReplyDesk:
+    """The people side of the minds system: its counters and its actions."""
+
+    def __init__(self, system: ReplyHost, rng: random.Random) -> None:
+        self.system = system
+        self.rng = rng
+        self.gate = GateCounts()
+        self.outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
+
+    # -- people arrive ---------------------------------------------------------
+    def heard(self, world: World, mind: Mind, speaker: int, name: str, text: str, out: list[Input]) -> bool:
+        """Someone addressed `mind`; False when the queue is full (they are told so)."""
+        if mind.queue_reply(speaker, name, text, world.tick) != "full":
+            return True
+        self.outcomes["full"] += 1
+        self._say(world, mind, speaker, name, full_line(self.rng, name), None, out)
+        return False
+
+    def hold(self, world: World, mind: Mind, person: WaitingPerson, out: list[Input]) -> None:
+        person.held = True
+        self.outcomes["held"] += 1
+        self._say(world, mind, person.speaker, person.name, holding_line(self.rng, person.name), None, out)
+
+    def answer_asleep(self, world: World, mind: Mind, person: WaitingPerson, out: list[Input]) -> None:
+        mind.forget_waiting(person.speaker)
+        self.outcomes["asleep"] += 1
+        line = asleep_line(mind.persona, self.rng, person.name)
+        self._say(world, mind, person.speaker, person.name, line, None, out)
+
+    # -- a reply is generated --------------------------------------------------
+    def answer(self, world: World, mind: Mind, person: WaitingPerson, q_emb, out: list[Input]) -> None:
+        system = self.system
+        e = world.entities[mind.entity]
+        query = f"{person.name} {person.text}"
+        mind.queries.pop(query, None)
+        conv = mind.conversation
+        history = [h for h in (conv.history if conv is not None else []) if h != (person.name, person.text)]
+        memories = mind.memory.retrieve(query, world.game_minutes, k=4, q_emb=q_emb)
+        people = [m.name for m in system.minds.values() if m is not mind]
+        facts = facts_for(world, e.x, e.y, person.text, people)
+        turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history,
+                                    person.name, person.text, facts)
+        b = system.budget
+        handle = system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, b.reply_tokens, b.reply_deadline_s,
+                               temperature=0.7 + 0.2 * person.attempts)
+        if not system.people_waiting:
+            system.preempt_for_people(world, mind, out)
+        mind.reply_jobs[person.speaker] = PendingJob(handle, "reply", {
+            "partner": person.speaker, "partner_name": person.name, "heard": person.text,
+            "facts": tuple(facts), "priority": int(Priority.HUMAN_REPLY)})
+
+    def finished(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
+        ctx = job.context
+        speaker, name = ctx["partner"], ctx["partner_name"]
+        person = next((p for p in mind.waiting if p.speaker == speaker), None)
+        line = clean_line(result.text, mind.name, (name,)) if result.ok else None
+        verdict = check(line, self.line_context(world, mind, ctx["heard"], (name,)))
+        self.gate.add(verdict)
+        if verdict != "ok" or line is None:
+            if person is not None and person.text != ctx["heard"]:
+                return  # they said something new meanwhile: that is answered next
+            if result.ok and person is not None and person.attempts < REPLY_RETRIES:
+                person.attempts += 1  # stays in line: generated again next tick
+                return
+            line = fallback_line(mind.persona, self.rng, name, ctx.get("facts", ()), tuple(mind.recent_lines))
+            self.outcomes["fallback"] += 1
+        else:
+            self.outcomes["model"] += 1
+        mind.forget_waiting(speaker)
+        self._say(world, mind, speaker, name, line, job.handle.job_id, out)
+        conv = mind.conversation
+        if conv is not None and conv.with_player:
+            conv.log.lines.append((world.game_minutes, mind.name, line))
+            conv.last_tick = world.tick
+
+    def line_context(self, world: World, mind: Mind, heard: str, names: tuple[str, ...]) -> LineContext:
+        e = world.entities[mind.entity]
+        return LineContext(speaker=mind.name, heard=heard, names=names,
+                           prompt_texts=(prompts.system_prompt(mind.persona),),
+                           recent=tuple(mind.recent_lines), directions=allowed_directions(world, e.x, e.y))
+
+    def _say(self, world: World, mind: Mind, speaker: int, name: str, line: str, job: int | None,
+             out: list[Input]) -> None:
+        me = world.entities[mind.entity]
+        partner = world.entities.get(speaker)
+        to = partner.id if partner is not None and world.in_hearing(me, partner) else None
+        out.append(Say(mind.entity, line, to, job=job))
+        mind.recent_lines.append(line)
+        mind.memory.add(world.game_minutes, "dialogue", f"I said {prompts.quote(line)} to {name}.", 3)

@@ -1,0 +1,149 @@
+"""Unit tests of the reply queue with a FAKE model (tests/agents/fake_llm.py):
+everyone who addresses an NPC gets an answer, in arrival order, addressed
+to them; several replies are generated at once; those behind a crowd hear a
+holding line; past the queue's bound people are told to come back; refused
+lines are regenerated once, then replaced in character (facts first); a
+sleeping NPC answers as someone woken. The real model: test_minds_model.py."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agents.dialogue import is_holding_line
+from agents.mind import MAX_PARALLEL_REPLIES, MAX_PENDING_REPLIES
+from server.world.inputs import Join, Say
+from server.world.world import FLAG_THINKING, WorldRules
+from tests.agents.fake_llm import FakeLLM
+from tests.agents.test_minds import Harness, says
+
+
+def crowd(h: Harness, n: int, first_id: int = 1) -> list[int]:
+    """n people joined around Mira (within hearing), one tick."""
+    ids = list(range(first_id, first_id + n))
+    mira = h.npc("Mira")
+    h.tick(*[Join(i, f"P{i}", mira.x - 4 + (k % 9), mira.y + 1 + k // 9) for k, i in enumerate(ids)])
+    h.run(2)
+    return ids
+
+
+def answers_to(outputs, npc_id):
+    """person -> the lines the NPC addressed to them, in order."""
+    out: dict[int, list[str]] = {}
+    for s in says(outputs, npc_id):
+        out.setdefault(s.to, []).append(s.text)
+    return out
+
+
+def test_two_people_in_the_same_tick_both_get_their_own_answer():
+    llm = FakeLLM(replies=["The market is east of the square.", "Bread is at the bakery, south-west."])
+    h = Harness(llm=llm)
+    ann, bob = crowd(h, 2)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Where is the market?", to=mira.id), Say(bob, "Where can I get bread?", to=mira.id))
+    assert len(llm.prompts) == 2  # both replies start in the same tick (batched by the engine)
+    assert '"Where is the market?"' in llm.prompts[0][0] and '"Where can I get bread?"' in llm.prompts[1][0]
+    # the other person's line is context for the second answer
+    assert 'P1 said "Where is the market?"' in llm.prompts[1][0]
+    got = answers_to(h.run(4), mira.id)
+    assert got == {ann: ["The market is east of the square."], bob: ["Bread is at the bakery, south-west."]}
+
+
+def test_a_crowd_is_answered_in_arrival_order_with_holding_lines_past_the_batch():
+    n = MAX_PARALLEL_REPLIES + 3
+    llm = FakeLLM(replies=[f"Answer number {i} for you, friend." for i in range(n)], ready_after=5)
+    h = Harness(llm=llm)
+    people = crowd(h, n)
+    mira = h.npc("Mira")
+    first = h.tick(*[Say(p, f"Hello Mira, I am number {p}!", to=mira.id) for p in people])
+    assert len(llm.prompts) == MAX_PARALLEL_REPLIES  # a batch at once, the rest wait their turn
+    assert any(s.to == people[MAX_PARALLEL_REPLIES] and is_holding_line(s.text) for s in says(first))
+    assert h.world.entities[mira.id].flags & FLAG_THINKING or any(
+        getattr(o, "flags", 0) & FLAG_THINKING for o in first)
+    out = first + h.run(60)
+    got = answers_to(out, mira.id)
+    real = {p: [t for t in got.get(p, []) if not is_holding_line(t)] for p in people}
+    assert all(len(lines) == 1 for lines in real.values()), real  # everyone, exactly once
+    order = [s.to for s in says(out, mira.id) if not is_holding_line(s.text)]
+    assert order == people  # arrival order
+    held = [p for p in people if any(is_holding_line(t) for t in got.get(p, []))]
+    assert held == people[MAX_PARALLEL_REPLIES:]  # only those behind the first batch, once each
+    assert not h.world.entities[mira.id].flags & FLAG_THINKING
+    assert h.minds.stats()["replies"]["model"] == n and h.minds.stats()["replies"]["held"] == 3
+
+
+def test_past_the_bound_newcomers_are_told_to_come_back_and_nobody_is_lost():
+    n = MAX_PENDING_REPLIES + 2
+    h = Harness(llm=FakeLLM(ready_after=3))
+    people = crowd(h, n)
+    mira = h.npc("Mira")
+    out = h.tick(*[Say(p, f"Mira! Question {p}.", to=mira.id) for p in people])
+    turned_away = [s.to for s in says(out, mira.id) if "too many" in s.text.lower()]
+    assert turned_away == people[MAX_PENDING_REPLIES:]
+    assert len(h.minds.minds["mira"].waiting) == MAX_PENDING_REPLIES
+    out += h.run(120)
+    got = answers_to(out, mira.id)
+    assert set(got) == set(people)  # every person heard something addressed to them
+    for p in people[:MAX_PENDING_REPLIES]:
+        assert [t for t in got[p] if not is_holding_line(t)], p  # and the queued ones a real answer
+
+
+def test_a_person_speaking_again_while_waiting_keeps_their_place_and_gets_one_answer():
+    h = Harness(llm=FakeLLM(replies=["First answer here.", "Second answer here.", "Third answer here."],
+                            ready_after=4))
+    ann, bob = crowd(h, 2)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Hello Mira", to=mira.id))
+    h.tick(Say(bob, "Hi Mira", to=mira.id), Say(ann, "Are you there?", to=mira.id))
+    out = h.run(20)
+    got = answers_to(h.outputs, mira.id)
+    assert len(got[bob]) == 1 and len(got[ann]) >= 1
+    del out
+
+
+def test_a_refused_line_is_generated_again_then_replaced_in_character():
+    # the first reply echoes the question and is refused; the retry passes
+    h = Harness(llm=FakeLLM(replies=["Where is the pond?", "The pond lies south-west of the square."]))
+    (ann,) = crowd(h, 1)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Where is the pond?", to=mira.id))
+    got = answers_to(h.run(6), mira.id)
+    assert got == {ann: ["The pond lies south-west of the square."]}
+    assert h.minds.gate.counts["echo"] == 1 and h.minds.gate.counts["ok"] == 1
+    # both tries refused: the answer comes from the map's facts, not a stock line
+    h2 = Harness(llm=FakeLLM(replies=["You are 34, the village guide.", "Good day, Mira."]))
+    (ann,) = crowd(h2, 1)
+    mira = h2.npc("Mira")
+    h2.tick(Say(ann, "Where does the blacksmith work?", to=mira.id))
+    (line,) = answers_to(h2.run(6), mira.id)[ann]
+    assert line.startswith("The smithy is to the")
+    assert h2.minds.stats()["gate"]["persona"] == 1 and h2.minds.stats()["gate"]["self_address"] == 1
+    assert h2.minds.stats()["replies"]["fallback"] == 1
+    # the same counts, as /metrics shows them
+    from server.metrics import ServerMetrics
+    metrics = ServerMetrics()
+    metrics.watch_minds(h2.minds.stats)
+    text = metrics.render().decode()
+    assert 'hamlet_npc_line_gate_total{verdict="persona"} 1.0' in text
+    assert 'hamlet_npc_replies_total{outcome="fallback"} 1.0' in text
+
+
+def test_facts_from_the_map_are_in_the_prompt():
+    h = Harness()
+    (ann,) = crowd(h, 1)
+    h.tick(Say(ann, "Where does the blacksmith work?", to=h.npc("Mira").id))
+    prompt = h.llm.prompts[-1][0]
+    assert "Facts (true now" in prompt and "The smithy is to the" in prompt
+
+
+def test_a_sleeping_npc_answers_as_someone_woken_without_the_model():
+    rules = replace(WorldRules(), start_minute=23 * 60)  # 23:00: Mira's routine says sleeping
+    h = Harness()
+    h.world = type(h.world)(h.world.map, seed=3, rules=rules)
+    h.world.begin_tick()
+    assert h.world.apply(Join(100, "Mira", 60, 48, npc=True)) is None
+    (ann,) = crowd(h, 1)
+    out = h.tick(Say(ann, "Mira, where is the tavern?", to=h.npc("Mira").id)) + h.run(3)
+    (line,) = answers_to(out, h.npc("Mira").id)[ann]
+    assert "asleep" in line or "bed" in line or "late" in line
+    assert "bakery after 7" in line  # when and where to find her, from her routine
+    assert not h.llm.prompts
+    assert h.minds.stats()["replies"]["asleep"] == 1
