@@ -10,6 +10,7 @@ import logging
 import socket
 import time
 from collections import Counter, deque
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection as WsConnection, serve
 
@@ -40,7 +41,10 @@ MAX_TICKS_BEHIND = 5
 
 
 class HamletServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, llm: Any = None) -> None:
+        """`llm`: a language model already loaded (tests share one); by
+        default the server loads the one `config.model` names, and closes
+        only a model it loaded."""
         self.config = config
         self.metrics = ServerMetrics()
         self.db = Database(config.db)
@@ -50,8 +54,9 @@ class HamletServer:
         self.game = Game(config, world, self.db, self.metrics)
         self.llm = None
         self.minds = None
+        self._owns_llm = llm is None
         if config.npcs:
-            self.llm = load_model(config, self.metrics.registry)
+            self.llm = llm if llm is not None else load_model(config, self.metrics.registry)
             self.minds = install_npcs(self.game, config, self.llm)
         self.game.adopt_orphans()
         self.connections: set[Client] = set()
@@ -218,7 +223,7 @@ class HamletServer:
         self.db.close()
         if self.minds is not None:
             self.minds.close()
-        if self.llm is not None:
+        if self.llm is not None and self._owns_llm:
             self.llm.close()
 
     async def serve_forever(self, stop: asyncio.Event) -> None:

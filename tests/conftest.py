@@ -1,5 +1,6 @@
 """Shared fixtures: a real server on 127.0.0.1 with an OS-chosen port and a
-database in a temporary directory."""
+database in a temporary directory; the real embedded model, loaded once per
+test session for every test that uses it."""
 from __future__ import annotations
 
 import os
@@ -26,8 +27,8 @@ async def start_server(tmp_path) -> AsyncIterator[Callable]:
     """`await start_server(**config)` starts a server; all are stopped at the end."""
     servers: list[HamletServer] = []
 
-    async def start(**overrides) -> HamletServer:
-        server = HamletServer(make_config(tmp_path, **overrides))
+    async def start(llm=None, **overrides) -> HamletServer:
+        server = HamletServer(make_config(tmp_path, **overrides), llm=llm)
         await server.start()
         servers.append(server)
         return server
@@ -40,3 +41,13 @@ async def start_server(tmp_path) -> AsyncIterator[Callable]:
 @pytest.fixture
 async def server(start_server) -> HamletServer:
     return await start_server()
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The real embedded model (SmolLM2-135M-Instruct), loaded once per test
+    session and shared: wrap it with `agents.inference.client_for(...)` for
+    an engine of a test's own. float32: the engine tests compare its output
+    exactly against transformers."""
+    from agents.inference.model import load_model
+    return load_model(dtype="float32", device="cpu")

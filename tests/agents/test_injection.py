@@ -3,8 +3,6 @@ take over an NPC cannot make it act outside its candidate actions, speak its
 system prompt, or change anything but its own words."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from agents.dialogue import _echoes
@@ -12,6 +10,7 @@ from agents.prompts import system_prompt
 from agents.minds import MindBudget
 from server.world.inputs import Join, MoveTo, Say, SetFlags, Stop
 from tests.agents.test_minds import PERSONAS, Harness
+from tests.waiting import until_sync
 
 pytestmark = pytest.mark.model
 
@@ -24,9 +23,9 @@ ATTACKS = [
 
 
 @pytest.fixture(scope="module")
-def llm():
-    from agents.inference import load_llm
-    model = load_llm(None, runner="thread")
+def llm(embedded_model):
+    from agents.inference import client_for
+    model = client_for(embedded_model, runner="thread")
     yield model
     model.close()
 
@@ -44,11 +43,14 @@ def test_attacks_change_nothing_but_the_npcs_own_words(llm):
         tomas_pos = (tomas_before.x, tomas_before.y)
         start = len(h.outputs)
         h.tick(Say(1, attack[:280], to=mira.id))
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not any(
-                isinstance(o, Say) and o.entity == mira.id for o in h.outputs[start:]):
+
+        def replied() -> bool:   # one tick a poll, while the engine's thread works
+            if any(isinstance(o, Say) and o.entity == mira.id for o in h.outputs[start:]):
+                return True
             h.tick()
-            time.sleep(0.02)
+            return False
+
+        until_sync(replied, timeout=180, poll=0.02, what=f"Mira's reply to {attack!r}")
         produced = h.outputs[start:]
         replies = [o for o in produced if isinstance(o, Say) and o.entity == mira.id]
         assert replies, f"no reply to {attack!r}"

@@ -80,33 +80,24 @@ def test_real_embeddings_find_related_memories_without_shared_words():
     s = MemoryStream("Mira", embedder=embed)
     s.add(600, "observation", "Sanne took warm loaves out of her oven.", 5)
     s.add(600, "observation", "The chapel roof needs new tiles.", 5)
-    for m in s.memories:  # filled in the background; wait for them
-        for _ in range(200):
-            if m.embedding is not None:
-                break
-            import time
-            time.sleep(0.05)
-        assert m.embedding is not None and len(m.embedding) == 384
+    from tests.waiting import until_sync
+    # filled in the background by a worker process that starts first
+    until_sync(lambda: all(m.embedding is not None for m in s.memories), timeout=120, what="memory embeddings")
+    assert all(len(m.embedding) == 384 for m in s.memories)
     try:
         # A query's embedding comes from the worker, ahead of memories: a ticket.
-        import time as time_mod
         ticket = embed.request("where can I buy bread?")
-        for _ in range(200):
-            if ticket.done():
-                break
-            time_mod.sleep(0.05)
-        assert ticket.done() and len(ticket.value) == 384
+        until_sync(ticket.done, timeout=60, what="the query's embedding")
+        assert len(ticket.value) == 384
         (best,) = s.retrieve("where can I buy bread?", now=600, k=1, q_emb=ticket.value)
         assert "loaves" in best.text
         # Without a ticket, retrieval takes what is at hand: the cache, else
         # lexical relevance (never a forward on the caller's thread) ...
         assert embed.query("who rang the chapel bell?") is None and embed.queries_lexical == 1
         assert embed.query("where can I buy bread?") is ticket.value
-        for _ in range(200):                          # ... and asks for it, for next time
-            if embed.query("who rang the chapel bell?") is not None:
-                break
-            time_mod.sleep(0.05)
-        assert embed.query("who rang the chapel bell?") is not None
+        # ... and asks for it, for next time
+        until_sync(lambda: embed.query("who rang the chapel bell?") is not None, timeout=60,
+                   what="the query embedded for next time")
     finally:
         embed.close()
     assert not embed._proc.is_alive()                               # the worker process is gone

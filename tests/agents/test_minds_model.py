@@ -12,6 +12,7 @@ from agents import prompts
 from agents.minds import _best_normalised
 from agents.personas import load_personas
 from client_demo.client import HamletClient
+from tests.waiting import until
 
 pytestmark = pytest.mark.model
 
@@ -19,9 +20,9 @@ MIRA = next(p for p in load_personas() if p.name == "Mira")
 
 
 @pytest.fixture(scope="module")
-def llm():
-    from agents.inference import load_llm
-    model = load_llm(None, runner="thread")
+def llm(embedded_model):
+    from agents.inference import client_for
+    model = client_for(embedded_model, runner="thread")
     yield model
     model.close()
 
@@ -36,18 +37,12 @@ async def test_scored_choice_prefers_the_sensible_action(llm):
     assert _best_normalised(result) == 0
 
 
-async def test_a_person_greets_an_npc_and_gets_a_clean_reply(start_server):
-    server = await start_server(npcs=True, model="embedded", llm_runner="thread", tick_rate=20.0,
-                                ticks_per_tile=4)
+async def test_a_person_greets_an_npc_and_gets_a_clean_reply(start_server, llm):
+    server = await start_server(llm=llm, npcs=True, model="embedded", tick_rate=20.0, ticks_per_tile=4)
     c = await HamletClient.connect(server.url)
     await c.join("Ann")
-    mira = None
-    for _ in range(100):
-        mira = c.find("Mira")
-        if mira is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert mira is not None, "Mira should be at the square"
+    await until(lambda: c.find("Mira") is not None, what="Mira at the square")
+    mira = c.find("Mira")
     await c.say("Hello Mira! Where can I buy bread?", to=mira.id)
     reply = await c.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"
                              and m.data["from"] == mira.id, timeout=120)
@@ -59,11 +54,16 @@ async def test_a_person_greets_an_npc_and_gets_a_clean_reply(start_server):
     await c.close()
 
 
-def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path):
+def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path, embedded_model):
+    from agents.inference import client_for
     from server.sim import SimOptions, replay, run_sim
 
     out = tmp_path / "run"
-    summary = run_sim(SimOptions(out=out, npcs=8, minutes=2, seed=1, progress=False))
+    inline = client_for(embedded_model, runner="inline")  # the sim steps the engine after each tick
+    try:
+        summary = run_sim(SimOptions(out=out, npcs=8, minutes=2, seed=1, progress=False), llm=inline)
+    finally:
+        inline.close()
     assert summary["npc_conversations"] >= 1, summary
     transcript = (out / "transcript.md").read_text()
     assert "between NPCs" in transcript

@@ -15,6 +15,7 @@ pytest.importorskip("textual", reason="textual is not installed")
 from client_demo.client import HamletClient  # noqa: E402
 from client_demo.tui_app import HamletApp  # noqa: E402
 from client_demo.tui_map import render_map  # noqa: E402
+from tests import waiting  # noqa: E402
 from tests.clients.browser_support import REPO, artifact  # noqa: E402
 
 SIZE = (120, 36)
@@ -125,8 +126,5 @@ async def test_terminal_client_joins_walks_speaks_hears_and_reconnects(server):
 
 
 async def until_gone(server, entity: int) -> None:
-    for _ in range(200):
-        if entity not in server.game.world.entities:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the avatar did not leave after /quit (bye)")
+    await waiting.until(lambda: entity not in server.game.world.entities,
+                        what="the avatar leaving after /quit (bye)")

@@ -15,10 +15,10 @@ if str(ROOT) not in sys.path:
 
 
 @pytest.fixture(scope="session")
-def loaded():
-    """The embedded model in float32 (exact comparisons against transformers)."""
-    from agents.inference.model import load_model
-    return load_model(dtype="float32", device="cpu")
+def loaded(embedded_model):
+    """The embedded model in float32 (exact comparisons against transformers),
+    the session's one load (tests/conftest.py)."""
+    return embedded_model
 
 
 @pytest.fixture

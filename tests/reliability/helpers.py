@@ -1,14 +1,17 @@
 """Shared helpers for reliability tests: a real `hamlet serve` process that
-can be killed, and small waits."""
+can be killed, and the wait-until helper (tests/waiting.py)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.waiting import until
+
+__all__ = ["ROOT", "ServerProcess", "until"]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -58,10 +61,3 @@ class ServerProcess:
                 return -9
         return self.proc.returncode if self.proc else 0
 
-
-async def until(predicate, timeout: float = 10.0, step: float = 0.02) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)

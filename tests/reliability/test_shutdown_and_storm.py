@@ -29,7 +29,9 @@ async def test_sigterm_under_load_saves_tells_everyone_and_exits_quickly(tmp_pat
             await asyncio.sleep(0.05)
 
     tasks = [asyncio.create_task(busy(c)) for c in clients]
-    await asyncio.sleep(1.0)
+    before = sum(c.stats.state_updates for c in clients)
+    await until(lambda: sum(c.stats.state_updates for c in clients) >= before + 2 * len(clients),
+                what="the load under way")
     t0 = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     rc = await asyncio.to_thread(server.proc.wait, 15)

@@ -3,14 +3,13 @@ the connection (where it stays open) keeps working, and other clients'
 updates keep flowing."""
 from __future__ import annotations
 
-import asyncio
-
 import msgpack
 import pytest
 from websockets.asyncio.client import connect
 
 from client_demo.client import HamletClient, ServerError
 from protocol.limits import SUBPROTOCOL
+from tests.waiting import until
 
 
 async def test_bad_frames_get_error_codes_and_the_connection_survives(server):
@@ -54,10 +53,7 @@ async def test_oversized_frame_closes_with_1009(server):
     c = await HamletClient.connect(server.url)
     await c.join("ann")
     await c.send_raw(b"\x00" * 5000)
-    for _ in range(100):
-        if c.closed:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: c.closed)
     assert c.close_code == 1009
 
 
@@ -69,10 +65,7 @@ async def test_a_flood_of_garbage_is_cut_off_and_others_keep_their_updates(serve
     bad = await HamletClient.connect(server.url)
     for _ in range(60):
         await bad.send_raw(b"\xc1\xc1")
-    for _ in range(100):
-        if bad.closed:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: bad.closed)
     assert bad.close_code == 4005
     watcher.drain()
     await walker.move(dir="n")
@@ -90,10 +83,7 @@ async def test_connection_without_the_subprotocol_is_refused(server):
 async def test_join_timeout(start_server):
     server = await start_server(join_timeout_s=0.3)
     c = await HamletClient.connect(server.url)
-    for _ in range(100):
-        if c.closed:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: c.closed)
     assert c.close_code == 4004
 
 
@@ -102,10 +92,7 @@ async def test_server_full(start_server):
     a = await HamletClient.connect(server.url)
     b = await HamletClient.connect(server.url)
     c = await HamletClient.connect(server.url)
-    for _ in range(100):
-        if c.closed:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: c.closed)
     assert c.close_code == 1013 and "full" in c.close_reason
     await a.join("ann")
     await b.join("bob")

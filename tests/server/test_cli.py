@@ -12,6 +12,7 @@ import sys
 import time
 
 from client_demo.client import HamletClient
+from tests.waiting import until
 
 
 def start_serve(cwd, *args: str) -> tuple[subprocess.Popen, str]:
@@ -54,10 +55,7 @@ async def test_sigterm_saves_tells_clients_and_exits(tmp_path):
         await c.join("ann")
         await c.say("before the shutdown")
         proc.send_signal(signal.SIGTERM)
-        for _ in range(200):
-            if c.closed:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: c.closed)
         assert c.close_code == 1001 and "shutting down" in c.close_reason
         rc = await asyncio.to_thread(proc.wait, 15)
         assert rc == 0

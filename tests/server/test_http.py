@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 from client_demo.client import HamletClient
+from tests.waiting import until
 
 
 def get(url: str) -> tuple[int, str, bytes]:
@@ -27,7 +28,7 @@ async def test_healthz_and_metrics(server):
     await c.join("ann")
     await c.say("counted")
     await c.send_raw(b"\xc1")
-    await asyncio.sleep(0.2)
+    await until(lambda: c.stats.errors.get("bad_frame"))  # counted before its error went out
     status, ctype, body = await fetch(base + "/healthz")
     assert status == 200 and ctype.startswith("application/json")
     health = json.loads(body)

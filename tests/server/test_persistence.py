@@ -3,11 +3,10 @@ accounts, the chat history; a crash (no final snapshot) loses no
 acknowledged chat line."""
 from __future__ import annotations
 
-import asyncio
-
 from client_demo.client import HamletClient
 from server.app import HamletServer
 from tests.conftest import make_config
+from tests.waiting import until
 
 
 async def test_restart_restores_positions_accounts_and_chat(tmp_path):
@@ -17,10 +16,7 @@ async def test_restart_restores_positions_accounts_and_chat(tmp_path):
     a = await HamletClient.connect(server.url)
     await a.join("ann")
     await a.move(place="market")
-    for _ in range(200):
-        if not server.game.world.entities[a.entity].path:
-            break
-        await asyncio.sleep(0.02)
+    await until(lambda: not server.game.world.entities[a.entity].path)
     chat = await a.say("remember me")
     await a.say("and this too")
     entity, token = a.entity, a.token
@@ -57,7 +53,7 @@ async def test_a_crash_without_final_snapshot_loses_no_acknowledged_line(tmp_pat
     await a.join("ann")
     acked = [await a.say(f"line {i}") for i in range(5)]
     await a.move(dir="e")
-    await asyncio.sleep(0.1)
+    await until(lambda: not server.game.world.entities[a.entity].path)
     # simulate a crash: stop the tick and drop everything without a snapshot
     server._tick_task.cancel()
     server._ws_server.close()

@@ -7,20 +7,13 @@ import asyncio
 import pytest
 
 from client_demo.client import HamletClient, ServerError
+from tests.waiting import settled, until
 
 
 async def joined(server, name: str) -> HamletClient:
     c = await HamletClient.connect(server.url)
     await c.join(name)
     return c
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_two_clients_see_each_other_move_and_hear_each_other(server):
@@ -55,7 +48,7 @@ async def test_a_far_client_receives_neither_moves_nor_speech(server):
     states_before = far.stats.state_updates
     await a.move(dir="s")
     await a.say("nobody far hears this")
-    await asyncio.sleep(0.3)
+    await settled(server, far)
     assert a.entity not in far.entities
     says = []
     for m in far.drain():
@@ -77,7 +70,8 @@ async def test_state_messages_are_deltas(server):
     a.drain()
     await a.move(dir="e")
     await b.move(dir="w")
-    await asyncio.sleep(0.3)
+    await until(lambda: not server.game.world.entities[b.entity].path)
+    await settled(server, a)
     for m in a.drain():
         if m.type == "state":
             seen_enter += [row[0] for row in m.data["enter"]]
@@ -95,7 +89,7 @@ async def test_impossible_move_is_rejected_and_the_avatar_stays(server):
     with pytest.raises(ServerError) as err:
         await a.move(place="atlantis")
     assert err.value.code == "bad_move"
-    await asyncio.sleep(0.1)
+    await settled(server, a)
     assert (a.me.x, a.me.y) == before
     assert (server.game.world.entities[a.entity].x, server.game.world.entities[a.entity].y) == before
 
@@ -119,7 +113,8 @@ async def test_reconnect_with_token_resumes_the_same_avatar(server):
     await until(lambda: a.me is not None)
     entity, token = a.entity, a.token
     await a.ws.close()  # drop without bye
-    await asyncio.sleep(0.1)
+    await until(lambda: entity not in server.game.clients)
+    await settled(server)
     assert entity in server.game.world.entities  # waiting in its grace period
     again = await HamletClient.connect(server.url)
     welcome = await again.join("ignored", token=token)
@@ -140,7 +135,7 @@ async def test_after_the_grace_period_the_avatar_leaves_and_the_account_remains(
     server = await start_server(grace_s=0.3)
     a = await joined(server, "ann")
     await a.move(dir="e")
-    await asyncio.sleep(0.1)
+    await until(lambda: not server.game.world.entities[a.entity].path)
     entity, token = a.entity, a.token
     pos = (server.game.world.entities[entity].x, server.game.world.entities[entity].y)
     await a.close()

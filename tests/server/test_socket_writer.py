@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from server.socket_writer import GuardedTransport, SocketWriter
+from tests.waiting import until
 
 
 class _Sink(asyncio.Protocol):
@@ -42,10 +43,7 @@ async def _pair(sndbuf: int | None = None, reading: bool = True):
     server = await loop.create_server(make, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
-    for _ in range(100):
-        if sinks:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: sinks, what="the accepted connection")
     if sndbuf:
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     return server, transport, sinks[0]
@@ -53,13 +51,6 @@ async def _pair(sndbuf: int | None = None, reading: bool = True):
 
 def _guard(transport) -> GuardedTransport:
     return GuardedTransport(transport, os.dup(transport.get_extra_info("socket").fileno()))
-
-
-async def _until(cond, timeout=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def test_frames_from_the_thread_and_the_loop_arrive_in_order():
@@ -78,7 +69,7 @@ async def test_frames_from_the_thread_and_the_loop_arrive_in_order():
             expected += b"".join(job) + f"pong{i};".encode()
             if i % 7 == 0:
                 await asyncio.sleep(0)
-        await _until(lambda: len(sink.data) >= len(expected))
+        await until(lambda: len(sink.data) >= len(expected))
         assert bytes(sink.data) == bytes(expected)
         assert not g.busy and g.held == []
     finally:
@@ -99,7 +90,7 @@ async def test_a_partial_write_is_finished_by_the_transport_before_what_waited()
         g.write(b";after")
         g.close()                                  # waits for the frames in flight
         assert not transport.is_closing() and g.is_closing()
-        await _until(lambda: not g.busy)           # the thread wrote what the socket took
+        await until(lambda: not g.busy)           # the thread wrote what the socket took
         sink.transport.resume_reading()
         await asyncio.wait_for(sink.closed, 10)
         assert bytes(sink.data) == b"head;" + big + b";after"
@@ -155,11 +146,11 @@ async def test_a_fault_on_one_connection_aborts_that_connection_and_the_thread_c
     try:
         writer.submit([(g1, [b"lost;"]), (g2, [b"first;"])])
         await asyncio.wait_for(sink1.closed, 5)          # the faulty connection is aborted
-        await _until(lambda: bytes(sink2.data) == b"first;")
+        await until(lambda: bytes(sink2.data) == b"first;")
         assert writer.faults == 1 and not g1.busy and g1.fd == -1
         assert writer.thread.is_alive() and writer.restarts == 0
         writer.submit([(g2, [b"second;"])])              # the same thread goes on
-        await _until(lambda: bytes(sink2.data) == b"first;second;")
+        await until(lambda: bytes(sink2.data) == b"first;second;")
     finally:
         writer.close()
         g2.abort()
@@ -181,13 +172,13 @@ async def test_a_dead_thread_is_restarted_and_the_connections_it_held_are_releas
     writer._write_one = die
     try:
         writer.submit([(g1, [b"held;"])])
-        await _until(lambda: writer.restarts == 1)
+        await until(lambda: writer.restarts == 1)
         assert not first.is_alive() and writer.thread.is_alive() and not writer.broken
         await asyncio.wait_for(sink1.closed, 5)          # what reached its wire is unknown: aborted
         assert not g1.busy and writer.faults == 1
         assert "socket writer thread died" in caplog.text
         writer.submit([(g2, [b"after;"])])               # the new thread writes
-        await _until(lambda: bytes(sink2.data) == b"after;")
+        await until(lambda: bytes(sink2.data) == b"after;")
         assert not g2.busy
     finally:
         writer.close()
@@ -208,7 +199,7 @@ async def test_a_thread_that_keeps_dying_puts_the_writer_out_of_service(caplog):
         for death in range(1, SocketWriter.MAX_RESTARTS + 2):
             s, t, _ = await _pair()
             assert writer.submit([(_guard(t), [b"x"])])
-            await _until(lambda: writer.restarts == death)
+            await until(lambda: writer.restarts == death)
             s.close()
         assert writer.broken and "out of service" in caplog.text
         g = _guard(transport)
@@ -232,11 +223,11 @@ async def test_with_the_writer_out_of_service_the_server_writes_on_the_loop(star
     victim = await HamletClient.connect(server.url)      # its welcome goes to the thread, which dies
     with pytest.raises(Exception):
         await victim.join("victim")
-    await _until(lambda: writer.broken)
+    await until(lambda: writer.broken)
     ann = await HamletClient.connect(server.url)
     await ann.join("ann")
     await ann.move(dir="e")
     assert await ann.say("still here") > 0
-    await _until(lambda: ann.me is not None and ann.me.x == server.game.world.entities[ann.entity].x)
+    await until(lambda: ann.me is not None and ann.me.x == server.game.world.entities[ann.entity].x)
     assert not ann.closed and writer.faults >= 1
     await ann.close()
