@@ -1,11 +1,14 @@
 // The browser client's page: joining, the connection badge, the map's
 // mouse and keyboard controls, the chat box, error messages, and the loop
-// that draws. The pieces live in their own modules: net.js (connection),
-// world.js (what we know), render.js (canvas), chat.js, people.js.
+// that draws. The pieces live in their own modules: spec.js (the protocol's
+// declaration, loaded from the server first), net.js and conn.js
+// (connection), world.js (what we know), render.js (canvas), chat.js,
+// people.js.
 import { ChatLog, describeError } from "./chat.js";
 import { Connection } from "./net.js";
 import { PeoplePanel } from "./people.js";
 import { Renderer } from "./render.js";
+import { loadProtocol } from "./spec.js";
 import { World } from "./world.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,7 +30,30 @@ const STATUS_WORDS = {
   lost: "Connection lost",
 };
 
-const world = new World();
+// The protocol's declaration: without it the page cannot speak to the
+// server, so a failure says so and offers to try again.
+let spec;
+try {
+  spec = await loadProtocol();
+} catch (err) {
+  $("status").dataset.state = "lost";
+  $("status-text").textContent = `Connection lost: could not load the protocol (${err.message})`;
+  $("retry").hidden = false;
+  $("retry").addEventListener("click", () => location.reload());
+  throw err;
+}
+// Counting starts to show when the line is this close to the limit.
+const COUNT_FROM = 80;
+const MAX_TEXT = spec.limits.max_text;
+
+// Inputs sized by the declaration (index.html's values are only defaults):
+// twice the text limit in UTF-16 units still keeps a frame far under the
+// server's frame limit, and the server says so when a line is too long.
+$("chat-text").maxLength = 2 * MAX_TEXT;
+$("join-name").maxLength = spec.limits.max_name;
+$("join-hint").firstChild.textContent = `Up to ${spec.limits.max_name} letters, digits, spaces, `;
+
+const world = new World(spec);
 const chat = new ChatLog($("chat-log"));
 const renderer = new Renderer($("map"), world);
 const people = new PeoplePanel($("people"), $("chat-to"), {
@@ -52,7 +78,7 @@ const conn = new Connection(wsUrl, {
   onJoinFailed: (err) => {
     showJoin(describeError(err, { type: "hello" }));
   },
-});
+}, spec);
 
 function onMessage(msg) {
   const now = performance.now();
@@ -151,8 +177,8 @@ $("chat-form").addEventListener("submit", (ev) => {
 function updateCount() {
   const n = [...$("chat-text").value].length; // code points, as the server counts
   const count = $("chat-count");
-  count.textContent = n > 200 ? `${n}/280` : "";
-  count.classList.toggle("over", n > 280);
+  count.textContent = n > MAX_TEXT - COUNT_FROM ? `${n}/${MAX_TEXT}` : "";
+  count.classList.toggle("over", n > MAX_TEXT);
 }
 $("chat-text").addEventListener("input", updateCount);
 $("chat-text").addEventListener("keydown", (ev) => {

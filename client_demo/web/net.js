@@ -1,14 +1,27 @@
+// @ts-check
 // The connection to the Hamlet server (protocol/PROTOCOL.md): one WebSocket
 // at a time, the `hello` handshake, resuming the avatar with the session
 // token, `seq` numbers on actions so that an `error` can be matched to what
-// was asked, keepalive pings, and reconnection with backoff.
+// was asked, keepalive pings, and reconnection with backoff. The state is
+// the table in conn.js; the subprotocol, version, seq range and which
+// close codes end a session come from the protocol's declaration.
 //
 // It knows nothing about the page: it reports through the callbacks given
 // to the constructor (onStatus, onWelcome, onMessage, onRefused, onJoinFailed).
+import { ConnState } from "./conn.js";
 import { decode, encode } from "./msgpack.js";
 
-export const SUBPROTOCOL = "hamlet.v1";
-export const PROTOCOL_VERSION = 1;
+/** @typedef {import("./spec.js").Protocol} Protocol */
+/** @typedef {import("./conn.js").ConnStatus} ConnStatus */
+
+/**
+ * @typedef {object} Handlers
+ * @property {(status: ConnStatus, detail: string, attempts: number) => void} [onStatus]
+ * @property {(msg: any) => void} [onWelcome]
+ * @property {(msg: any) => void} [onMessage]
+ * @property {(err: any, request: {type: string, fields: object} | undefined) => void} [onRefused]
+ * @property {(err: any) => void} [onJoinFailed]
+ */
 
 // Reconnection: 0.5 s, doubling to 8 s, each with up to 30 % jitter so that
 // clients dropped together (a server restart) do not all return at once.
@@ -30,37 +43,53 @@ const MAX_PENDING = 64;
 // Frames larger than this from the server are dropped unread: the largest
 // real one is `welcome` with the map (about 13 KB for the village).
 const MAX_FRAME_IN = 4 * 1024 * 1024;
-// Close codes after which reconnecting would be wrong: the same session was
-// opened elsewhere, an administrator kicked us, or we said bye.
-const FINAL_CLOSE = {
-  1000: "the connection was closed",
-  4002: "this avatar was opened in another window",
-  4003: "an administrator removed you from the world",
-};
 // After `bye`, how long to wait for the server to close before closing.
 const BYE_WAIT_MS = 2000;
 const TOKEN_KEY = "hamlet.token";
 const NAME_KEY = "hamlet.name";
+// What a close means for the person, when the server does not say.
+const LOST_WORDS = {
+  1000: "the connection was closed",
+  4002: "this avatar was opened in another window",
+  4003: "an administrator removed you from the world",
+};
 
 export class Connection {
-  constructor(url, handlers, storage = window.sessionStorage) {
+  /**
+   * @param {string} url
+   * @param {Handlers} handlers
+   * @param {Protocol} spec
+   * @param {Storage} [storage]
+   */
+  constructor(url, handlers, spec, storage = window.sessionStorage) {
     this.url = url;
     this.h = handlers;
+    this.spec = spec;
     this.storage = storage;
+    /** @type {WebSocket | null} */
     this.ws = null;
-    this.status = "idle";
+    this.machine = new ConnState((state, detail) => this.h.onStatus?.(state, detail, this.attempts));
     this.name = storage.getItem(NAME_KEY);
     this.token = storage.getItem(TOKEN_KEY);
+    /** @type {number | null} */
     this.entity = null;
     this.attempts = 0;
     this.seq = 0;
-    this.pending = new Map(); // seq -> {type, fields}
+    /** @type {Map<number, {type: string, fields: object}>} seq -> what was asked */
+    this.pending = new Map();
+    /** @type {number | null} */
     this.helloSeq = null;
     this.joined = false;
     this.stopped = true;
     this.lastHeard = 0;
+    /** @type {{retry: any, ping: any}} */
     this.timers = { retry: null, ping: null };
     this.framesDropped = 0;
+  }
+
+  /** The connection's state (conn.js). @returns {ConnStatus} */
+  get status() {
+    return this.machine.state;
   }
 
   /** A saved session in this tab (reloading the page resumes it). */
@@ -68,7 +97,13 @@ export class Connection {
     return Boolean(this.token && this.name);
   }
 
-  /** Join as `name` (or resume the saved session when name is omitted). */
+  /** Whether the server's close `code` ends the session (no reconnecting). @param {number} code */
+  isFinal(code) {
+    const info = this.spec.closes[String(code)];
+    return info !== undefined && !info.reconnect;
+  }
+
+  /** Join as `name` (or resume the saved session when name is omitted). @param {string} [name] */
   start(name) {
     if (name !== undefined && name !== this.name) {
       this.name = name;
@@ -76,6 +111,7 @@ export class Connection {
     }
     this.stopped = false;
     this.attempts = 0;
+    this.machine.fire("start");
     this.open();
   }
 
@@ -95,8 +131,9 @@ export class Connection {
     } else {
       this.teardown(1000, "left");
     }
+    clearTimeout(this.timers.retry);
     this.joined = false;
-    this.setStatus("idle", "");
+    this.machine.fire("leave");
   }
 
   forget() {
@@ -105,35 +142,41 @@ export class Connection {
     this.storage.removeItem(NAME_KEY);
   }
 
-  /** Send an action with a fresh seq; returns the seq (null when not connected). */
+  /** The next seq: 1 .. max_seq, wrapping (the protocol allows 0 .. max_seq). */
+  nextSeq() {
+    this.seq = (this.seq % this.spec.limits.max_seq) + 1;
+    return this.seq;
+  }
+
+  /**
+   * Send an action with a fresh seq; returns the seq (null when not connected).
+   * @param {string} type
+   * @param {object} [fields]
+   */
   send(type, fields = {}) {
     if (!this.joined) return null;
-    this.seq = (this.seq % 0xfffffffe) + 1; // 1 .. 2^32-1, as the protocol allows
-    const seq = this.seq;
+    const seq = this.nextSeq();
     this.pending.set(seq, { type, fields });
-    if (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value);
+    const oldest = this.pending.keys().next().value;
+    if (this.pending.size > MAX_PENDING && oldest !== undefined) this.pending.delete(oldest);
     this.sendRaw({ t: type, ...fields, seq });
     return seq;
   }
 
+  /** @param {object} msg */
   sendRaw(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(msg));
   }
 
   // -- internals ------------------------------------------------------------
-  setStatus(status, detail = "") {
-    this.status = status;
-    this.h.onStatus?.(status, detail, this.attempts);
-  }
-
   open() {
     clearTimeout(this.timers.retry);
     this.teardown(1000, "reconnecting");
-    this.setStatus(this.joined || this.attempts > 0 ? "reconnecting" : "connecting");
     this.joined = false;
+    /** @type {WebSocket} */
     let ws;
     try {
-      ws = new WebSocket(this.url, SUBPROTOCOL);
+      ws = new WebSocket(this.url, this.spec.subprotocol);
     } catch (err) {
       this.scheduleRetry(String(err));
       return;
@@ -152,9 +195,9 @@ export class Connection {
   }
 
   hello() {
-    this.seq = (this.seq % 0xfffffffe) + 1;
-    this.helloSeq = this.seq;
-    const msg = { t: "hello", v: PROTOCOL_VERSION, name: this.name, seq: this.helloSeq };
+    this.helloSeq = this.nextSeq();
+    /** @type {Record<string, any>} */
+    const msg = { t: "hello", v: this.spec.version, name: this.name, seq: this.helloSeq };
     if (this.token) msg.token = this.token;
     this.sendRaw(msg);
   }
@@ -168,7 +211,7 @@ export class Connection {
     this.sendRaw({ t: "ping", id: this.seq });
   }
 
-  /** Drop the current socket without triggering its close handler. */
+  /** Drop the current socket without triggering its close handler. @param {number} code @param {string} reason */
   teardown(code, reason) {
     clearInterval(this.timers.ping);
     const ws = this.ws;
@@ -179,6 +222,7 @@ export class Connection {
     }
   }
 
+  /** @param {unknown} data */
   onFrame(data) {
     this.lastHeard = performance.now();
     if (!(data instanceof ArrayBuffer) || data.byteLength > MAX_FRAME_IN) {
@@ -190,7 +234,7 @@ export class Connection {
       msg = decode(data);
     } catch (err) {
       this.framesDropped++; // a malformed frame is dropped; the connection goes on
-      console.warn("hamlet: dropped a frame that does not decode:", err.message);
+      console.warn("hamlet: dropped a frame that does not decode:", /** @type {Error} */ (err).message);
       return;
     }
     if (msg === null || typeof msg !== "object" || typeof msg.t !== "string") {
@@ -205,18 +249,21 @@ export class Connection {
     }
   }
 
+  /** @param {any} msg */
   onWelcome(msg) {
+    if (!this.machine.accepts("welcome")) return; // a welcome we did not ask for
     this.joined = true;
     this.attempts = 0;
     this.entity = msg.id;
     this.token = msg.token;
     this.storage.setItem(TOKEN_KEY, msg.token);
-    this.storage.setItem(NAME_KEY, this.name);
+    this.storage.setItem(NAME_KEY, this.name ?? "");
     this.pending.clear();
-    this.setStatus("connected");
+    this.machine.fire("welcome");
     this.h.onWelcome?.(msg);
   }
 
+  /** @param {any} msg */
   onError(msg) {
     if (msg.seq !== undefined && msg.seq === this.helloSeq && !this.joined) {
       if (msg.code === "bad_token" && this.token) {
@@ -226,7 +273,7 @@ export class Connection {
       }
       this.stopped = true;
       this.teardown(1000, "join refused");
-      this.setStatus("idle");
+      this.machine.fire("refused");
       this.h.onJoinFailed?.(msg);
       return;
     }
@@ -235,31 +282,38 @@ export class Connection {
     this.h.onRefused?.(msg, request);
   }
 
+  /** @param {number} code @param {string} reason */
   onClosed(code, reason) {
     clearInterval(this.timers.ping);
     this.ws = null;
     const wasJoined = this.joined;
     this.joined = false;
     if (this.stopped) return;
-    if (FINAL_CLOSE[code]) {
+    if (this.isFinal(code)) {
       this.stopped = true;
-      this.setStatus("lost", FINAL_CLOSE[code]);
+      /** @type {Record<number, string>} */
+      const words = LOST_WORDS;
+      this.machine.fire("final", words[code] || reason || this.spec.closes[String(code)].reason);
       return;
     }
     if (wasJoined) this.attempts = 0;
     this.scheduleRetry(reason || `closed with code ${code}`);
   }
 
+  /** @param {string} why */
   scheduleRetry(why) {
     this.attempts++;
     if (this.attempts > MAX_ATTEMPTS) {
       this.stopped = true;
-      this.setStatus("lost", why);
+      this.machine.fire("give_up", why);
       return;
     }
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.attempts - 1));
     const delay = base * (1 + 0.3 * Math.random());
-    this.setStatus("reconnecting", why);
-    this.timers.retry = setTimeout(() => this.open(), delay);
+    this.machine.fire("drop", why);
+    this.timers.retry = setTimeout(() => {
+      this.machine.fire("retry");
+      this.open();
+    }, delay);
   }
 }

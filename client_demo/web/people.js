@@ -2,7 +2,7 @@
 // far and in which direction, who is thinking, and buttons to talk to
 // someone or walk to them. Rebuilt only when what it shows has changed, so
 // keyboard focus is not lost on every state update.
-import { FLAG_AWAY, FLAG_THINKING, HEARING } from "./world.js";
+// Flags and the hearing range come from the World (the protocol's declaration).
 
 // Rows shown in the panel: the nearest ones; the view can hold hundreds.
 const MAX_ROWS = 40;
@@ -30,12 +30,12 @@ export class PeoplePanel {
     const sig = rows.map(({ e, d }) => `${e.id}:${e.name}:${e.flags}:${Math.round(d)}:${direction(e.x - me?.x, e.y - me?.y)}`).join("|");
     if (sig !== this.signature) {
       this.signature = sig;
-      this.render(rows, me);
+      this.render(world, rows, me);
     }
-    this.updateSelect(rows);
+    this.updateSelect(world, rows);
   }
 
-  render(rows, me) {
+  render(world, rows, me) {
     const focused = document.activeElement;
     const focusKey = focused && this.list.contains(focused) ? focused.dataset.key : null;
     this.list.replaceChildren();
@@ -60,13 +60,13 @@ export class PeoplePanel {
       const dist = Math.round(d);
       where.textContent = me ? `${dist} ${dist === 1 ? "tile" : "tiles"} ${direction(e.x - me.x, e.y - me.y)}` : "";
       li.append(name, " ", badge, " ", where);
-      if (e.flags & FLAG_THINKING) {
+      if (world.isThinking(e)) {
         const t = document.createElement("span");
         t.className = "thinking";
         t.textContent = "thinking…";
         li.append(" ", t);
       }
-      if (e.flags & FLAG_AWAY) {
+      if (world.isAway(e)) {
         const t = document.createElement("span");
         t.className = "away";
         t.textContent = "away";
@@ -75,7 +75,7 @@ export class PeoplePanel {
       const actions = document.createElement("span");
       actions.className = "actions";
       const talk = button("Talk", `Talk to ${e.name}`, `talk:${e.id}`, () => this.onTalk(e));
-      talk.disabled = d > HEARING;
+      talk.disabled = !world.inHearing(d);
       if (talk.disabled) talk.title = "Too far away to hear you: walk closer";
       const walk = button("Walk to", `Walk to ${e.name}`, `walk:${e.id}`, () => this.onWalk(e));
       actions.append(talk, walk);
@@ -86,8 +86,8 @@ export class PeoplePanel {
   }
 
   /** Everyone within hearing can be addressed; keep the current choice. */
-  updateSelect(rows) {
-    const near = rows.filter(({ d }) => d <= HEARING).map(({ e }) => e);
+  updateSelect(world, rows) {
+    const near = rows.filter(({ d }) => world.inHearing(d)).map(({ e }) => e);
     const current = this.select.value;
     const chosen = current && !near.some((e) => String(e.id) === current)
       ? { id: current, name: this.select.selectedOptions[0]?.dataset.name || "?" } : null;

@@ -2,11 +2,12 @@
 // follows it), place names, people and NPCs with their names, the
 // "thinking" mark, speech bubbles and the spot a click walks to. It only
 // reads the World; input handling lives in app.js.
-import { FLAG_AWAY, FLAG_THINKING } from "./world.js";
 
-// Terrain codes from PROTOCOL.md: 0 grass, 1 path, 2 water, 3 wall,
-// 4 floor, 5 tree, 6 door, 7 field.
-const TERRAIN_COLOURS = ["#8dbb6a", "#dcc9a0", "#4f8fc6", "#6e5b4b", "#c8a77f", "#8dbb6a", "#8a5a2b", "#d9c46d"];
+// Colours by terrain name: the map names its codes (welcome.map.terrain).
+const TERRAIN_COLOURS = {
+  grass: "#8dbb6a", path: "#dcc9a0", water: "#4f8fc6", wall: "#6e5b4b", floor: "#c8a77f", tree: "#8dbb6a",
+  door: "#8a5a2b", field: "#d9c46d",
+};
 const UNKNOWN_COLOUR = "#2b2b2b";
 const PLAYER_COLOUR = "#2f62c9";
 const NPC_COLOUR = "#c2502f";
@@ -92,23 +93,23 @@ export class Renderer {
     const y1 = Math.min(world.map.h - 1, Math.ceil((this.height - oy) / t));
     for (let y = y0; y <= y1; y++) {
       for (let x = x0; x <= x1; x++) {
-        const code = world.terrain(x, y);
+        const name = world.terrainName(x, y);
         const sx = ox + x * t;
         const sy = oy + y * t;
-        ctx.fillStyle = TERRAIN_COLOURS[code] || UNKNOWN_COLOUR;
+        ctx.fillStyle = TERRAIN_COLOURS[name] || UNKNOWN_COLOUR;
         ctx.fillRect(sx, sy, t + 0.5, t + 0.5);
-        if (code === 0 && (x * 7 + y * 13) % 11 === 0) { // a tuft of grass here and there
+        if (name === "grass" && (x * 7 + y * 13) % 11 === 0) { // a tuft of grass here and there
           ctx.fillStyle = "#7eab5c";
           ctx.fillRect(sx + t * 0.3, sy + t * 0.4, t * 0.12, t * 0.25);
-        } else if (code === 5) { // tree
+        } else if (name === "tree") {
           ctx.fillStyle = "#2f6b35";
           ctx.beginPath();
           ctx.arc(sx + t / 2, sy + t / 2, t * 0.45, 0, Math.PI * 2);
           ctx.fill();
-        } else if (code === 7 && y % 2 === 0) { // furrows
+        } else if (name === "field" && y % 2 === 0) { // furrows
           ctx.fillStyle = "#c4ac55";
           ctx.fillRect(sx, sy + t * 0.45, t + 0.5, t * 0.12);
-        } else if (code === 3) {
+        } else if (name === "wall") {
           ctx.strokeStyle = "#5a493b";
           ctx.strokeRect(sx + 0.5, sy + 0.5, t - 1, t - 1);
         }
@@ -158,7 +159,8 @@ export class Renderer {
     const cy = oy + (p.y + 0.5) * t;
     if (cx < -t || cy < -t || cx > this.width + t || cy > this.height + t) return;
     const mine = e.id === this.world.selfId;
-    ctx.globalAlpha = e.flags & FLAG_AWAY ? 0.45 : 1;
+    const away = this.world.isAway(e);
+    ctx.globalAlpha = away ? 0.45 : 1;
     ctx.fillStyle = "rgba(0, 0, 0, 0.25)"; // shadow
     ctx.beginPath();
     ctx.ellipse(cx, cy + t * 0.32, t * 0.32, t * 0.12, 0, 0, Math.PI * 2);
@@ -172,7 +174,7 @@ export class Renderer {
     ctx.stroke();
     ctx.lineWidth = 1;
     // the name under the figure
-    const label = e.flags & FLAG_AWAY ? `${e.name} (away)` : e.name;
+    const label = away ? `${e.name} (away)` : e.name;
     ctx.font = `${mine ? 700 : 500} 12px ${FONT}`;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
@@ -183,7 +185,7 @@ export class Renderer {
     ctx.fillStyle = "#1b1b1b";
     ctx.fillText(label, cx, cy + t * 0.5 + 8.5);
     ctx.globalAlpha = 1;
-    if (e.flags & FLAG_THINKING) this.drawThinking(cx, cy - t * 0.55, now);
+    if (this.world.isThinking(e)) this.drawThinking(cx, cy - t * 0.55, now);
   }
 
   /** Three dots in a small cloud, one after another: "preparing a reply". */

@@ -4,6 +4,7 @@ sub-command, and the browser client's files as the server serves them."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from client_demo.client import EntityView
 from client_demo.tui import register
 from client_demo.tui_session import describe_error
+from protocol.declaration import declaration
 
 WEB = Path(__file__).resolve().parents[2] / "client_demo" / "web"
 tui_map = pytest.importorskip("client_demo.tui_map", reason="rich is not installed")
@@ -104,7 +106,12 @@ async def test_the_server_serves_every_module_the_page_imports(server):
         ctype, body = await asyncio.to_thread(get, base + name)
         assert ctype.startswith("text/javascript"), name
         todo += re.findall(r'from "\./([\w.]+)"', body.decode())
-    assert seen == {"app.js", "chat.js", "net.js", "people.js", "render.js", "world.js", "msgpack.js"}
+    assert seen == {"app.js", "chat.js", "conn.js", "net.js", "people.js", "render.js", "spec.js", "world.js",
+                    "msgpack.js"}
     ctype, _ = await asyncio.to_thread(get, base + "style.css")
     assert ctype.startswith("text/css")
     assert {p.name for p in WEB.glob("*.js")} == seen  # no stray module
+    # and the declaration the page loads before anything else
+    ctype, body = await asyncio.to_thread(get, base + "protocol.json")
+    assert ctype.startswith("application/json")
+    assert json.loads(body) == json.loads(json.dumps(declaration()))
