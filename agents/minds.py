@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -125,7 +126,9 @@ class MindsSystem:
 
     def _hear(self, world: World, mind: Mind, ev: dict, speaker, now: float, out: list[Input]) -> None:
         text, name = ev["text"], ev["name"]
-        addressed = ev.get("to") == mind.entity or mind.name.casefold() in text.casefold()
+        # addressed: spoken to it, or naming it while speaking to nobody in particular
+        to = ev.get("to")
+        addressed = to == mind.entity or (to is None and re.search(rf"\b{re.escape(mind.name)}\b", text, re.I) is not None)
         from_player = speaker is not None and speaker.kind == "player"
         mind.memory.add(now, "observation", f"{name} said {prompts.quote(text)}" +
                         (" to me." if ev.get("to") == mind.entity else "."),

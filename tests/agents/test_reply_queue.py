@@ -147,3 +147,14 @@ def test_a_sleeping_npc_answers_as_someone_woken_without_the_model():
     assert "bakery after 7" in line  # when and where to find her, from her routine
     assert not h.llm.prompts
     assert h.minds.stats()["replies"]["asleep"] == 1
+
+
+def test_naming_an_npc_while_speaking_to_another_does_not_queue_a_reply_from_it():
+    h = Harness(names=("Mira", "Tomas"), positions={"Mira": (60, 48), "Tomas": (62, 48)})
+    (ann,) = crowd(h, 1)
+    mira, tomas = h.npc("Mira"), h.npc("Tomas")
+    h.tick(Say(ann, "Mira, is Tomas a good storyteller?", to=mira.id))
+    assert h.minds.minds["mira"].serving_people and not h.minds.minds["tomas"].serving_people
+    out = h.tick(Say(ann, "Tomas, are you there?"))  # to nobody in particular, naming him
+    got = answers_to(out + h.run(6), tomas.id)
+    assert list(got) == [ann]  # (at 08:00 Tomas is still asleep: he answers as woken)
