@@ -107,13 +107,27 @@ _GENERIC = ["Hmm, let me think about that.", "Good day to you.", "Forgive me, my
             "Busy day in the village, isn't it?"]
 
 
+_GREETING = re.compile(r"\b(hello|hi|hey|greetings|good (morning|day|afternoon|evening)|howdy|welcome)\b", re.I)
+_HOW_ARE_YOU = re.compile(r"\bhow (are|is) (you|things|it going|your day)\b|\bhow do you do\b", re.I)
+
+
 def fallback_line(p: Persona, rng: random.Random, partner: str | None = None,
-                  facts: tuple[str, ...] = (), avoid: tuple[str, ...] = ()) -> str:
+                  facts: tuple[str, ...] = (), avoid: tuple[str, ...] = (), heard: str = "",
+                  activity: str = "") -> str:
     """An in-character answer when the model's line was refused: the facts
-    about what was asked when there are any (never an unrelated direction),
-    else a stock line of the persona's role not said recently."""
+    about what was asked when there are any (never an unrelated direction);
+    to a greeting or a "how are you", a greeting back by name from the
+    persona; else a stock line of the persona's role not said recently."""
     if facts:
         return " ".join(facts[:2])
+    who = f", {partner}" if partner else ""
+    if _HOW_ARE_YOU.search(heard):
+        doing = f" I'm {activity} today." if activity else ""
+        return f"Well enough, thank you{who}!{doing}"
+    if _GREETING.search(heard):
+        hello = rng.choice(["Hello", "Good day", "Welcome"])
+        article = "an" if p.occupation[:1].lower() in "aeiou" else "a"
+        return f"{hello}{who}! I'm {p.name}, {article} {p.occupation}. What brings you here?"
     options = [o for o in _FALLBACKS.get(p.role, []) + _GENERIC if o not in avoid] or _GENERIC
     line = rng.choice(options)
     if partner and line == "Good day to you.":

@@ -112,7 +112,8 @@ class ReplyDesk:
             if result.ok and person is not None and person.attempts < REPLY_RETRIES:
                 person.attempts += 1  # stays in line: generated again next tick
                 return
-            line = fallback_line(mind.persona, self.rng, name, ctx.get("facts", ()), tuple(mind.recent_lines))
+            line = fallback_line(mind.persona, self.rng, name, ctx.get("facts", ()), tuple(mind.recent_lines),
+                                 heard=ctx["heard"], activity=mind.activity)
             self.outcomes["fallback"] += 1
         else:
             self.outcomes["model"] += 1

@@ -158,3 +158,13 @@ def test_naming_an_npc_while_speaking_to_another_does_not_queue_a_reply_from_it(
     out = h.tick(Say(ann, "Tomas, are you there?"))  # to nobody in particular, naming him
     got = answers_to(out + h.run(6), tomas.id)
     assert list(got) == [ann]  # (at 08:00 Tomas is still asleep: he answers as woken)
+
+
+def test_a_refused_answer_to_a_greeting_greets_back_by_name_in_character():
+    h = Harness(llm=FakeLLM(replies=["Hello Mira!", "Good day, Mira.", "You are Mira, 34.", "Hello Mira."]))
+    ann, bob = crowd(h, 2)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Hello Mira!", to=mira.id), Say(bob, "Mira, how are you?", to=mira.id))
+    got = answers_to(h.run(8), mira.id)
+    assert got[ann][0].endswith("P1! I'm Mira, a village guide. What brings you here?")
+    assert got[bob] == ["Well enough, thank you, P2! I'm welcoming visitors today."]
