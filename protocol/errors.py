@@ -63,7 +63,7 @@ ERROR_DOCS: dict[ErrorCode, str] = {
     ErrorCode.NAME_TAKEN: "the name is held by an account, a player or an NPC",
     ErrorCode.BAD_TOKEN: "unknown session token",
     ErrorCode.BAD_MOVE: "move target off the map, blocked, unreachable, too far, or unknown place",
-    ErrorCode.NO_SUCH_ENTITY: "the addressed entity is not in the world",
+    ErrorCode.NO_SUCH_ENTITY: "the addressed entity is not in the world (or is yourself)",
     ErrorCode.RATE_LIMITED: "too many messages; this one was dropped",
     ErrorCode.OVERLOADED: "the server's input queue is full; retry later",
     ErrorCode.FORBIDDEN: "not allowed for this connection",
