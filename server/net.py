@@ -7,7 +7,9 @@ complete WebSocket frames, framed once per payload (a state update shared
 by a whole cell is framed once for all its clients), from the event loop's
 thread, so they interleave safely with websockets' own control frames.
 When a client's transport buffer is above its bound, frames wait in a
-bounded outbox and a latest-state-wins slot, flushed each tick.
+bounded outbox and a latest-state-wins slot, flushed each tick. A close
+takes the connection out of the counts at once and ends the socket within
+a bound: the close frame if the transport can take it, then a hard cut.
 """
 from __future__ import annotations
 
