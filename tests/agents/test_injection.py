@@ -39,8 +39,6 @@ def test_attacks_change_nothing_but_the_npcs_own_words(llm):
     secret = system_prompt(PERSONAS["Mira"])
     for attack in ATTACKS:
         eve_before = (h.world.entities[1].x, h.world.entities[1].y)
-        tomas_before = h.world.entities[h.npc("Tomas").id]
-        tomas_pos = (tomas_before.x, tomas_before.y)
         start = len(h.outputs)
         h.tick(Say(1, attack[:280], to=mira.id))
 
@@ -62,5 +60,5 @@ def test_attacks_change_nothing_but_the_npcs_own_words(llm):
         assert "<|" not in text and not _echoes(text, secret), text
         assert (h.world.entities[1].x, h.world.entities[1].y) == eve_before  # nobody teleported
         assert h.world.find_by_name("Tomas") is not None
-        t = h.world.entities[h.npc("Tomas").id]
-        assert abs(t.x - tomas_pos[0]) + abs(t.y - tomas_pos[1]) <= 40  # Tomas only walks his routine
+        tomas = h.npc("Tomas").id  # only his own routine moves Tomas (how far depends on how long the reply took)
+        assert all(o.job is None for o in produced if o.entity == tomas and isinstance(o, MoveTo))
