@@ -14,7 +14,9 @@ embedded on the tick itself (~20 ms on a busy CPU) pushed it past 30 ms.
 Queries go ahead of memories (`request()`: a ticket the tick polls; a
 mind waits a few ticks at most, then scores lexically). Memories are
 embedded at a bounded rate; past it the oldest waiting are dropped (scored
-lexically). `__call__` embeds in this process, for tools and tests."""
+lexically). `__call__` embeds in this process, for tools and tests.
+`ProcessEmbedder` is the `Embedder` (agents/inference/api.py: callable on
+texts, `request(text)` -> a ticket, `close()`) that minds are given."""
 from __future__ import annotations
 
 import importlib.util
@@ -28,6 +30,10 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from agents.inference.api import Embedder, EmbeddingTicket
+
+__all__ = ["Embedder", "EmbeddingTicket", "ProcessEmbedder", "QueryTicket", "load_embedder", "model_dir"]
 
 log = logging.getLogger("hamlet.embeddings")
 
@@ -53,7 +59,7 @@ MAX_QUERIES = 64
 
 
 class QueryTicket:
-    """A query's embedding on its way from the worker."""
+    """A query's embedding on its way from the worker (an `EmbeddingTicket`)."""
     __slots__ = ("text", "value", "_done")
 
     def __init__(self, text: str, value: Any = None, done: bool = False) -> None:
@@ -74,7 +80,7 @@ def model_dir() -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
-class Embedder:
+class ProcessEmbedder:
     def __init__(self, path: Path) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -249,12 +255,13 @@ def _pool(torch, hidden, attention_mask):
 
 
 def load_embedder() -> Embedder | None:
+    """The installed embedding model behind its worker process, or None (lexical relevance)."""
     path = model_dir()
     if path is None:
         log.info("no embedding model installed (%s): memory relevance is lexical", PACKAGE)
         return None
     try:
-        return Embedder(path)
+        return ProcessEmbedder(path)
     except Exception:
         log.exception("could not load the embedding model; memory relevance is lexical")
         return None

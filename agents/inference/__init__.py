@@ -1,15 +1,24 @@
 """Hamlet's inference engine: a continuous batcher over a transformers LM.
 
 Import is light (no torch); `load_llm` imports torch when called. See
-api.py for the interface (`LLM`, `Priority`, results), engine.py for the
-batcher, runners.py / cuda.py for where it runs, remote.py for the
-OpenAI-compatible HTTP backend and serve.py for `hamlet llm-serve`.
+api.py for the interfaces (`LLM`, `Handle`, `Embedder`, `Priority`,
+results), jobs.py for what travels to the engine and back, engine.py for
+the batcher (with scheduler.py and batch.py), backend.py / runners.py /
+cuda.py for where it runs, remote.py for the OpenAI-compatible HTTP
+backend and serve.py for `hamlet llm-serve`.
 """
 from __future__ import annotations
 
-from .api import LLM, GenerationResult, Priority, ScoreResult, Status
+from typing import TYPE_CHECKING
 
-__all__ = ["LLM", "GenerationResult", "Priority", "ScoreResult", "Status", "load_llm"]
+from .api import LLM, Embedder, GenerationResult, Handle, Priority, RunsIn, ScoreResult, Status, Steppable
+
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .client import EngineClient
+
+__all__ = ["LLM", "Embedder", "GenerationResult", "Handle", "Priority", "RunsIn", "ScoreResult", "Status",
+           "Steppable", "client_for", "load_llm"]
 
 # Defaults of the engine's bounds; see Engine.__init__ for the reasons.
 DEFAULT_LIMITS = {"max_batch": 32, "max_queue": 256}
@@ -62,7 +71,7 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
     return client_for(loaded, runner=runner, metrics=metrics, **limits)
 
 
-def client_for(loaded, *, runner: str = "thread", metrics=None, registry=None, **limits):
+def client_for(loaded, *, runner: str = "thread", metrics=None, registry=None, **limits) -> EngineClient:
     """An `LLM` over an already loaded model (tests and benchmarks share one load)."""
     from .client import EngineClient
     from .engine import Engine
@@ -71,6 +80,7 @@ def client_for(loaded, *, runner: str = "thread", metrics=None, registry=None, *
     limits = {**DEFAULT_LIMITS, **limits}
     outstanding = limits["max_queue"] + limits["max_batch"]
     engine = Engine(loaded, **limits)
+    backend: Backend
     if runner == "inline":
         from .runners import InlineBackend
         backend = InlineBackend(engine)

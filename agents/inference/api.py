@@ -1,19 +1,21 @@
-"""The small interface the rest of Hamlet uses to talk to a language model.
+"""The typed seams between Hamlet and its models.
 
-Owns: priorities, request and result types, and the `LLM` protocol that the
-embedded engine (any runner) and the remote HTTP backend both implement.
+Owns: priorities, statuses, result types, and the Protocols the rest of
+Hamlet programs against:
+  - `LLM`: a language model (the embedded engine under any runner, or the
+    remote HTTP backend); `runs_in` says where it runs.
+  - `Handle`: one submitted job, polled by a tick loop (`done()`, `result()`).
+  - `Steppable`: an `LLM` its caller's loop advances (`step()`).
+  - `Embedder` / `EmbeddingTicket`: sentence embeddings for memory relevance
+    (agents/embeddings.py).
 No torch here: the world server imports this module at start-up.
 """
 from __future__ import annotations
 
 import enum
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .handle import Handle
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 
 class Priority(enum.IntEnum):
@@ -30,6 +32,12 @@ class Status:
     CANCELLED = "cancelled"
     OVERLOADED = "overloaded"
     ERROR = "error"
+
+
+# Where a model runs: in the caller's loop ("inline", the caller calls
+# step()), on a thread or a worker process of this machine, on a CUDA side
+# stream polled by the caller, or behind an HTTP server ("remote").
+RunsIn = Literal["inline", "thread", "process", "cuda", "remote"]
 
 
 @dataclass
@@ -67,57 +75,85 @@ class ScoreResult:
         return max(range(len(self.logprobs)), key=self.logprobs.__getitem__)
 
 
-@dataclass
-class GenerateRequest:
-    job_id: int
-    prompt: str
-    max_new_tokens: int = 32
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    priority: int = Priority.CONVERSATION
-    deadline: float | None = None      # absolute, time.monotonic() clock (system-wide on Linux)
-    prefix: str | None = None
-    submitted: float = 0.0             # time.monotonic() at submit
-    stream: bool = True                # send text pieces as they are produced
-    sentences: int | None = None       # stop after this many complete sentences (sampling.py)
-
-
-@dataclass
-class ScoreRequest:
-    job_id: int
-    prompt: str
-    candidates: list[str]
-    priority: int = Priority.PLANNING
-    deadline: float | None = None
-    prefix: str | None = None
-    submitted: float = 0.0
-
-
-_job_ids = itertools.count(1)
-
-
-def next_job_id() -> int:
-    return next(_job_ids)
-
-
 class OverloadedError(RuntimeError):
     """Raised only by helpers that block; `submit` itself never raises it."""
 
 
+R = TypeVar("R", covariant=True)
+
+
+@runtime_checkable
+class Handle(Protocol[R]):
+    """One submitted job. Nothing blocks: poll `done()`, then read `result()`
+    (its status says whether it worked; a refused job is done at once)."""
+    job_id: int
+
+    def done(self) -> bool: ...
+
+    def result(self) -> R: ...
+
+    def cancel(self) -> bool: ...
+
+
+@runtime_checkable
 class LLM(Protocol):
+    """A language model behind a queue: every call returns a `Handle` at once."""
+
+    @property
+    def runs_in(self) -> RunsIn:
+        """Where it runs (a plain attribute in implementations)."""
+        ...
+
     def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
-                 priority: Priority = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None) -> Handle: ...
+                 priority: int = Priority.CONVERSATION, deadline_s: float | None = None,
+                 prefix: str | None = None, sentences: int | None = None) -> Handle[GenerationResult]:
+        """prefix: a leading part of `prompt` worth caching (world text, persona);
+        sentences: stop once the text holds this many complete sentences."""
+        ...
 
-    def score(self, prompt: str, candidates: Sequence[str], *, priority: Priority = Priority.PLANNING,
-              deadline_s: float | None = None, prefix: str | None = None) -> Handle: ...
+    def score(self, prompt: str, candidates: Sequence[str], *, priority: int = Priority.PLANNING,
+              deadline_s: float | None = None, prefix: str | None = None) -> Handle[ScoreResult]:
+        """Summed log-likelihood of each candidate as a continuation of `prompt`."""
+        ...
 
     def chat_prompt(self, system: str, turns: list[tuple[str, str]],
                     add_generation_prompt: bool = True) -> str: ...
 
-    def info(self) -> dict: ...
+    def info(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Steppable(LLM, Protocol):
+    """An `LLM` advanced by its caller's loop (runs_in "inline" or "cuda";
+    under the other runners `step()` only reports whether work remains)."""
+
+    def step(self) -> bool:
+        """Advance once; True while work remains."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingTicket(Protocol):
+    """A query's embedding on its way; `value` is None until done (and stays
+    None when the query is to be scored lexically)."""
+    value: Any
+
+    def done(self) -> bool: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Sentence embeddings (unit vectors) for memory relevance."""
+
+    def __call__(self, texts: Sequence[str]) -> list[Any]:
+        """Embeddings of `texts`, computed now, in this process."""
+        ...
+
+    def request(self, text: str) -> EmbeddingTicket:
+        """A query's embedding, computed elsewhere; the tick polls the ticket."""
+        ...
 
     def close(self) -> None: ...

@@ -1,4 +1,5 @@
-"""The handle a caller holds for one submitted job.
+"""The handle a caller holds for one submitted job: `JobHandle`, the
+concrete `Handle` (api.py) of both the engine client and the remote backend.
 
 Owns: completion state shared between the thread that produces a result
 (an engine thread, a receiver thread, or the event loop itself) and the
@@ -11,28 +12,29 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 _END = object()
+R = TypeVar("R")
 
 
-class Handle:
-    def __init__(self, job_id: int, kind: str, cancel: Callable[[int], None] | None = None):
+class JobHandle(Generic[R]):
+    def __init__(self, job_id: int, kind: str, cancel: Callable[[int], object] | None = None):
         self.job_id = job_id
         self.kind = kind                       # "generate" or "score"
         self._cancel_fn = cancel
         self._lock = threading.Lock()
-        self._result: Any = None
+        self._result: R | None = None
         self._pieces: list[str] = []           # bounded by the job's max_new_tokens
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._streams: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = []
-        self._callbacks: list[Callable[[Handle], None]] = []
+        self._callbacks: list[Callable[[JobHandle[R]], None]] = []
 
     # -- polling side -------------------------------------------------------
     def done(self) -> bool:
         return self._result is not None
 
-    def result(self) -> Any:
+    def result(self) -> R:
         if self._result is None:
             raise asyncio.InvalidStateError(f"job {self.job_id} is not done")
         return self._result
@@ -45,7 +47,7 @@ class Handle:
             self._cancel_fn(self.job_id)
         return True
 
-    def add_done_callback(self, fn: Callable[[Handle], None]) -> None:
+    def add_done_callback(self, fn: Callable[[JobHandle[R]], None]) -> None:
         """Call `fn(handle)` on completion, from whichever thread completes it."""
         with self._lock:
             if self._result is None:
@@ -97,7 +99,7 @@ class Handle:
         for loop, q in streams:
             _call_soon(loop, q.put_nowait, piece)
 
-    def _finish(self, result: Any) -> bool:
+    def _finish(self, result: R) -> bool:
         with self._lock:
             if self._result is not None:
                 return False

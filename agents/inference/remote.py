@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 
 import h11
 
-from .api import GenerationResult, Priority, ScoreResult, Status, next_job_id
-from .handle import Handle
+from .api import GenerationResult, Priority, RunsIn, ScoreResult, Status
+from .handle import JobHandle
+from .jobs import failed, next_job_id
 from .sampling import sentence_cut
 
 RETRY_STATUS = {429, 502, 503, 504}
@@ -36,6 +37,8 @@ class _HttpStatus(Exception):
 
 
 class RemoteLLM:
+    runs_in: RunsIn = "remote"
+
     def __init__(self, base_url: str, *, model: str | None = None, timeout_s: float = 60.0,
                  connect_timeout_s: float = 5.0, retries: int = 3, backoff_s: float = 0.25,
                  max_concurrency: int = 16, max_outstanding: int = 256, registry=None,
@@ -63,12 +66,14 @@ class RemoteLLM:
         from .metrics import EngineMetrics
         self.metrics = EngineMetrics(registry)
         self._info: dict | None = None
+        self._live: dict[int, JobHandle] = {}    # submitted, not finished (bounded by max_outstanding)
+        self.closed = False
 
     # -- the LLM interface ---------------------------------------------------
     def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
-                 priority: Priority = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None, sentences: int | None = None) -> Handle:
+                 priority: int = Priority.CONVERSATION, deadline_s: float | None = None,
+                 prefix: str | None = None, sentences: int | None = None) -> JobHandle[GenerationResult]:
         body = {"prompt": prompt, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                 "stream": True, "priority": int(priority)}
         if sentences:
@@ -82,7 +87,7 @@ class RemoteLLM:
             body["hamlet_prefix"] = prefix
         return self._start("generate", "/completions", body, priority, deadline_s)
 
-    def chat(self, system: str, turns: list[tuple[str, str]], **kw) -> Handle:
+    def chat(self, system: str, turns: list[tuple[str, str]], **kw) -> JobHandle[GenerationResult]:
         """Generate through `/v1/chat/completions` (the server applies its chat template)."""
         msgs = ([{"role": "system", "content": system}] if system else [])
         msgs += [{"role": r, "content": c} for r, c in turns]
@@ -93,8 +98,8 @@ class RemoteLLM:
             body["stop"] = list(kw["stop"])
         return self._start("generate", "/chat/completions", body, kw.get("priority", 1), kw.get("deadline_s"))
 
-    def score(self, prompt: str, candidates: Sequence[str], *, priority: Priority = Priority.PLANNING,
-              deadline_s: float | None = None, prefix: str | None = None) -> Handle:
+    def score(self, prompt: str, candidates: Sequence[str], *, priority: int = Priority.PLANNING,
+              deadline_s: float | None = None, prefix: str | None = None) -> JobHandle[ScoreResult]:
         body = {"prompt": [prompt + c for c in candidates], "max_tokens": 0, "echo": True, "logprobs": 0,
                 "temperature": 0.0, "priority": int(priority), "_prompt_len": len(prompt)}
         return self._start("score", "/completions", body, priority, deadline_s)
@@ -124,21 +129,41 @@ class RemoteLLM:
         return {**self._info, "runner": "remote", "base_url": self.base_url}
 
     def close(self) -> None:
+        """Cancel what is in flight (its handles complete as "cancelled") and stop."""
+        if self.closed:
+            return
+        self.closed = True
         if self._loop.is_running():
+            async def cancel_all() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=5)
+            except Exception:
+                pass          # a stuck request: its handle is finished below
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+        with self._lock:
+            live, self._live = self._live, {}
+        for handle in live.values():   # jobs whose task never started
+            handle._finish(failed(handle.kind, Status.CANCELLED, "the model was closed"))
 
     # -- plumbing --------------------------------------------------------------
-    def _start(self, kind: str, path: str, body: dict, priority, deadline_s: float | None) -> Handle:
+    def _start(self, kind: str, path: str, body: dict, priority, deadline_s: float | None) -> JobHandle:
         job_id, submitted = next_job_id(), time.monotonic()
         task_box: list = []
-        handle = Handle(job_id, kind, lambda _id: self._loop.call_soon_threadsafe(
+        handle: JobHandle = JobHandle(job_id, kind, lambda _id: self._loop.call_soon_threadsafe(
             lambda: task_box and task_box[0].cancel()))
         with self._lock:
-            full = self._outstanding >= self.max_outstanding
+            full = self.closed or self._outstanding >= self.max_outstanding
             self._outstanding += not full
+            if not full:
+                self._live[job_id] = handle
         if full:
-            handle._finish(_result(kind, Status.OVERLOADED, "too many outstanding remote requests", submitted))
+            handle._finish(failed(kind, Status.ERROR, "closed", submitted) if self.closed else
+                           failed(kind, Status.OVERLOADED, "too many outstanding remote requests", submitted))
             return handle
         if self.model:
             body["model"] = self.model
@@ -156,11 +181,12 @@ class RemoteLLM:
         try:
             result = await self._with_retries(handle, kind, path, body, submitted, deadline)
         except asyncio.CancelledError:
-            result = _result(kind, Status.CANCELLED, None, submitted)
+            result = failed(kind, Status.CANCELLED, None, submitted)
         except Exception as exc:
-            result = _result(kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
+            result = failed(kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
         with self._lock:
             self._outstanding -= 1
+            self._live.pop(handle.job_id, None)
         self.metrics.observe_result(int(priority), result)
         handle._finish(result)
 
@@ -169,7 +195,7 @@ class RemoteLLM:
         while True:
             timeout = self.timeout_s if deadline is None else min(self.timeout_s, deadline - time.monotonic())
             if timeout <= 0:
-                return _result(kind, Status.DEADLINE, "deadline passed", submitted)
+                return failed(kind, Status.DEADLINE, "deadline passed", submitted)
             try:
                 async with self._sem:
                     if kind == "score":
@@ -177,21 +203,22 @@ class RemoteLLM:
                     return await asyncio.wait_for(self._generate(handle, path, body, submitted), timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 if deadline is not None and time.monotonic() >= deadline - 1e-3:
-                    return _result(kind, Status.DEADLINE, "deadline passed", submitted)
+                    return failed(kind, Status.DEADLINE, "deadline passed", submitted)
                 error, status = "request timed out", Status.ERROR
             except _HttpStatus as exc:
                 if exc.status not in RETRY_STATUS:
-                    return _result(kind, {504: Status.DEADLINE}.get(exc.status, Status.ERROR), str(exc), submitted)
+                    return failed(kind, {504: Status.DEADLINE}.get(exc.status, Status.ERROR), str(exc), submitted)
                 error, status = str(exc), Status.OVERLOADED if exc.status in (429, 503) else Status.ERROR
             except (ConnectionError, OSError, h11.ProtocolError) as exc:
                 error, status = f"{type(exc).__name__}: {exc}", Status.ERROR
             if handle.text_so_far or attempt >= self.retries:
-                return _result(kind, status, error, submitted)
+                return failed(kind, status, error, submitted)
             await asyncio.sleep(self.backoff_s * (2 ** attempt))
             attempt += 1
 
     async def _generate(self, handle, path, body, submitted) -> GenerationResult:
-        text, finish, first_at = [], None, None
+        text: list[str] = []
+        finish, first_at = None, None
         sentences = body.get("hamlet_sentences")
         events = self._sse(path, body)
         async for event in events:
@@ -199,7 +226,7 @@ class RemoteLLM:
                 err = event["error"]
                 kind = err.get("type") if isinstance(err, dict) else None
                 status = kind if kind in (Status.DEADLINE, Status.OVERLOADED, Status.CANCELLED) else Status.ERROR
-                return _result("generate", status, str(err), submitted, "".join(text))
+                return failed("generate", status, str(err), submitted, "".join(text))
             choice = (event.get("choices") or [{}])[0]
             piece = choice.get("text")
             if piece is None:
@@ -305,9 +332,3 @@ class RemoteLLM:
         finally:
             writer.close()
 
-
-def _result(kind: str, status: str, error: str | None, submitted: float, text: str = ""):
-    latency = time.monotonic() - submitted
-    if kind == "score":
-        return ScoreResult([], status=status, latency_s=latency, error=error)
-    return GenerationResult(text, [], status=status, finish_reason=None, latency_s=latency, error=error)

@@ -1,24 +1,31 @@
-"""Where the engine steps on CPU: inline, in a thread, or in a worker process.
+"""Where the engine steps on the CPU: inline, in a thread, or in a worker process.
 
-Owns the backends behind `EngineClient`. Each has `attach(deliver)`,
-`submit(req) -> bool` (never blocks; False if its inbox is full),
-`cancel(job_id)`, `step()` and `close()`.
+Owns the CPU backends behind `EngineClient` (each a `Backend`, backend.py):
 
-- `InlineBackend`: the caller's loop calls `step()`; simple and exact, but a
-  step runs on the loop (the benchmark's "inline" baseline).
+- `InlineBackend`: the caller's loop calls `step()` (backend.DirectBackend).
 - `ThreadBackend`: a thread steps the engine; cheap to start, but the model's
   Python code competes with the loop for the GIL.
 - `ProcessBackend`: a spawned worker process loads the model and steps it;
   the loop only moves small messages. The CPU default.
+
+The thread and the worker run the same loop (`_serve_inbox`) over a bounded
+inbox of messages: ("submit", req), ("cancel", job_id), ("close",).
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import queue
+import signal
 import threading
 import traceback
+from typing import Any
+
+from .api import RunsIn
+from .backend import Device, DirectBackend, Named, OnDead, Stepper, StepEngine
+from .jobs import Deliver, Request
+
+InlineBackend = DirectBackend
 
 
 def _put(inbox, item) -> bool:
@@ -29,46 +36,22 @@ def _put(inbox, item) -> bool:
         return False
 
 
-class _InboxSubmit:
+class _InboxBackend(Named):
     """Backends fed through a bounded inbox: a full inbox refuses the job."""
+    inbox: Any            # queue.Queue or multiprocessing's Queue
 
-    def submit(self, req) -> bool:
+    def submit(self, req: Request) -> bool:
         return _put(self.inbox, ("submit", req))
 
 
-class InlineBackend:
-    name = "inline"
-
-    def __init__(self, engine):
-        self.engine = engine
-        self._deliver = None
-
-    def attach(self, deliver, on_dead=None) -> None:
-        self._deliver = deliver
-
-    def submit(self, req) -> bool:
-        refused = self.engine.submit(req)
-        if refused:
-            self._deliver(refused)
-        return True
-
-    def cancel(self, job_id: int) -> None:
-        self.engine.cancel(job_id)
-
-    def step(self) -> bool:
-        if self.engine.has_work():
-            self._deliver(self.engine.step(), self.engine.stats())
-        return self.engine.has_work()
-
-    def close(self) -> None:
-        pass
-
-
-def _serve_inbox(engine, inbox, send, stop: threading.Event | None = None) -> None:
-    """The loop a thread or worker runs: take messages, step while there is work.
+def _serve_inbox(engine: StepEngine, inbox, send: Deliver, stop: threading.Event | None = None,
+                 device: Device | None = None) -> None:
+    """The loop a thread or worker runs: take messages, step while there is work
+    (a whole step each time, through the shared `Stepper`: backend.py).
     Messages are also taken in the middle of a step (engine.interrupt), so a
     reply to a person can stop an NPC prefill between layers."""
     closing = False
+    stepper = Stepper(engine, device)
 
     def take(block: bool) -> None:
         nonlocal closing
@@ -96,24 +79,24 @@ def _serve_inbox(engine, inbox, send, stop: threading.Event | None = None) -> No
         if closing:
             return
         if engine.has_work():
-            send(engine.step(), engine.stats())
+            stepper.run(send)
 
 
-class ThreadBackend(_InboxSubmit):
-    name = "thread"
+class ThreadBackend(_InboxBackend):
+    runs_in: RunsIn = "thread"
 
-    def __init__(self, engine, inbox_size: int):
+    def __init__(self, engine: StepEngine, inbox_size: int):
         self.engine = engine
         # Bounded by the client's outstanding-job limit plus room for cancels.
         self.inbox: queue.Queue = queue.Queue(maxsize=inbox_size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def attach(self, deliver, on_dead=None) -> None:
+    def attach(self, deliver: Deliver, on_dead: OnDead | None = None) -> None:
         self._thread = threading.Thread(target=self._run, args=(deliver,), name="hamlet-llm", daemon=True)
         self._thread.start()
 
-    def _run(self, deliver) -> None:
+    def _run(self, deliver: Deliver) -> None:
         _serve_inbox(self.engine, self.inbox, deliver, self._stop)
 
     def cancel(self, job_id: int) -> None:
@@ -159,8 +142,8 @@ def _worker_main(model, device, dtype, limits, threads, nice, inbox, outbox) -> 
     outbox.put(("closed",))
 
 
-class ProcessBackend(_InboxSubmit):
-    name = "process"
+class ProcessBackend(_InboxBackend):
+    runs_in: RunsIn = "process"
 
     def __init__(self, model, device, dtype, limits: dict, inbox_size: int, threads: int | None = None,
                  nice: int = 15, start_timeout: float = 300.0):
@@ -183,12 +166,12 @@ class ProcessBackend(_InboxSubmit):
         self._receiver: threading.Thread | None = None
         self._closing = False
 
-    def attach(self, deliver, on_dead=None) -> None:
+    def attach(self, deliver: Deliver, on_dead: OnDead | None = None) -> None:
         self._receiver = threading.Thread(target=self._receive, args=(deliver, on_dead),
                                           name="hamlet-llm-receiver", daemon=True)
         self._receiver.start()
 
-    def _receive(self, deliver, on_dead) -> None:
+    def _receive(self, deliver: Deliver, on_dead: OnDead | None) -> None:
         while True:
             try:
                 msg = self.outbox.get(timeout=0.5)

@@ -6,7 +6,9 @@ continuation is what follows the longest common prefix with the tokenized
 prompt, and a shared cached prefix (if any) is reused as past keys/values.
 Without one, the tokens all candidates share are run once and used as the
 past of the candidates' tails (a choice among 3-4 actions after a 60-token
-prompt was ~300 tokens of forward, now ~80).
+prompt was ~300 tokens of forward, now ~80). The engine calls `score` with
+its `Forward`, tokenizer and the request's prefix entry (`Engine.prefix`);
+nothing here touches the engine itself.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import time
 
 import torch
 
-from .api import ScoreRequest, ScoreResult
-from .kv import common_prefix_len
+from .api import ScoreResult
+from .forward import Forward
+from .jobs import ScoreRequest
+from .kv import PrefixEntry, common_prefix_len
 
 
 def split_tokens(tok, prompt: str, candidate: str) -> tuple[list[int], int, list[int]]:
@@ -28,14 +32,13 @@ def split_tokens(tok, prompt: str, candidate: str) -> tuple[list[int], int, list
 
 
 @torch.inference_mode()
-def score_request(engine, req: ScoreRequest) -> ScoreResult:
-    tok, fw = engine.tok, engine.fw
+def score(fw: Forward, tok, req: ScoreRequest, entry: PrefixEntry | None, max_len: int) -> ScoreResult:
+    """entry: the cached keys/values of `req.prefix`, if any; max_len: the engine's sequence limit."""
     rows = [split_tokens(tok, req.prompt, c) for c in req.candidates]
     if not rows:
         return ScoreResult([], latency_s=time.monotonic() - req.submitted)
     # A token can only be scored from the logits of the token before it.
     firsts = [max(n, 1) for _, n, _ in rows]
-    entry = engine._prefix_entry(req.prefix)
     past, skip = None, 0
     if entry is not None:
         skip = min(min(common_prefix_len(entry.ids, ids) for ids, _, _ in rows), min(firsts) - 1)
@@ -48,8 +51,8 @@ def score_request(engine, req: ScoreRequest) -> ScoreResult:
             _, cache = fw.dense([shared[:skip]])
             past = cache.stacked_new(0)                                          # [L, H, skip, D] each
     longest = max(len(ids) for ids, _, _ in rows)
-    if longest > engine.max_seq_len:
-        raise ValueError(f"prompt + candidate of {longest} tokens exceeds {engine.max_seq_len}")
+    if longest > max_len:
+        raise ValueError(f"prompt + candidate of {longest} tokens exceeds {max_len}")
     hidden, _ = fw.dense([ids[skip:] for ids, _, _ in rows], past)             # [C, q, hidden]
     # Gather the positions that predict continuation tokens: token t from position t-1.
     b_idx, p_idx, targets, owner = [], [], [], []

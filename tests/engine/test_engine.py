@@ -260,7 +260,8 @@ PAUSED = ["Once upon a time, in a small village by the sea,", "List three colour
 
 
 def test_while_a_person_is_answered_other_rows_pause_and_nothing_else_starts(loaded, drain, reference_greedy):
-    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8)
+    # max_hold_s: no ordinary step during the reply, however slow the machine's steps are
+    llm = client_for(loaded, runner="inline", max_batch=8, max_queue=8, max_hold_s=600.0)
     engine = llm.backend.engine
     try:
         talk = _started_rows(llm, PAUSED)
