@@ -24,7 +24,7 @@ from typing import Any
 from agents import prompts
 from agents.budget import MindBudget, TokenBucket
 from agents.dialogue import clean_line
-from agents.inference.api import Priority
+from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
 from agents.memory import MemoryStream
@@ -45,8 +45,8 @@ QUERY_WAIT_S = 0.3
 log = logging.getLogger("hamlet.minds")
 
 class MindsSystem:
-    def __init__(self, personas: list[Persona], llm: Any, *, seed: int = 0, budget: MindBudget = MindBudget(),
-                 clock: Callable[[], float] = time.monotonic, embedder=None) -> None:
+    def __init__(self, personas: list[Persona], llm: LLM, *, seed: int = 0, budget: MindBudget = MindBudget(),
+                 clock: Callable[[], float] = time.monotonic, embedder: Embedder | None = None) -> None:
         self.llm = llm
         self.budget = budget
         self.clock = clock  # every wait and budget here reads this clock, never time.* directly

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from agents.inference.api import LLM
 from agents.memory_store import MemoryStore
 from agents.minds import MindBudget, MindsSystem
 from agents.personas import Persona, load_personas
@@ -42,7 +43,7 @@ class NpcSpawner:
         return out
 
 
-def install_minds(game: Game, personas: list[Persona], llm: Any, budget: MindBudget,
+def install_minds(game: Game, personas: list[Persona], llm: LLM, budget: MindBudget,
                   embedder: Any = None, clock: Callable[[], float] | None = None) -> MindsSystem:
     """Spawn the personas' NPCs and drive them with minds over `llm`.
     `clock` is the minds' budget clock (wall time by default; the fast sim
@@ -59,7 +60,7 @@ def install_minds(game: Game, personas: list[Persona], llm: Any, budget: MindBud
     return minds
 
 
-def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> MindsSystem | None:
+def install_npcs(game: Game, config: ServerConfig, llm: LLM | None = None) -> MindsSystem | None:
     """The server's NPCs: minds over `llm`, or routines alone when there is
     no model. Returns the minds system (None on routines)."""
     personas = load_personas(config.personas or None, known_places=set(game.world.map.places))
@@ -68,8 +69,7 @@ def install_npcs(game: Game, config: ServerConfig, llm: Any = None) -> MindsSyst
         return None
     from agents.embeddings import load_embedder
 
-    backend = getattr(getattr(llm, "backend", None), "name", "remote")
-    if config.embeddings and backend in ("process", "remote"):
+    if config.embeddings and llm.runs_in in ("process", "remote"):
         # The language model runs elsewhere: torch in this process only embeds
         # memories, on one core, leaving the other to the tick loop (measured
         # with 1,000 bots, two embedding threads pushed tick p99 past 150 ms).
