@@ -93,7 +93,8 @@ class EngineClient:
                 self._jobs[req.job_id] = (handle, req.priority)
         if refused:
             status = Status.ERROR if self.closed else Status.OVERLOADED
-            handle._finish(failed(req.kind, status, "engine closed" if self.closed else "too many outstanding requests"))
+            why = "engine closed" if self.closed else "too many outstanding requests"
+            handle._finish(failed(req.kind, status, why))
             self.metrics.finished.labels(req.kind, status).inc()
             return handle
         if not self.backend.submit(req):

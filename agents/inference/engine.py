@@ -14,12 +14,10 @@ block). A step therefore lasts about as long as `prefill_tokens` tokens
 take, and a person's reply arriving meanwhile waits at most that long.
 Replies to people (HUMAN_REPLY) are never chunked.
 
-Priority policy: while a reply to a person waits or is being generated,
-the step serves only such replies (their rows are swapped to the front; the
-others pause with their caches intact, and nothing else is admitted), with
-one ordinary step every `max_hold_s`; and a prefill of other work stops
-between layers when such a reply arrives (`interrupt`, set by the runner),
-its requests going back to the queue. FIFO policy shares every step.
+Priority policy: while a reply to a person waits or runs, only such rows
+decode (the others pause, caches intact; Scheduler.holding), and a prefill
+of other work stops between layers when one arrives (`interrupt`, set by
+the runner), its requests going back to the queue. FIFO shares every step.
 
 `step()` is synchronous and returns events (`Piece`, `Done`: jobs.py).
 `step_iter()` is the same step as a generator that yields at each point
@@ -43,8 +41,6 @@ from .llama import PrefillInterrupted
 from .sampling import TextState, make_generator, sample
 from .scheduler import Queued, Scheduler
 from .scoring import score
-
-MIN_PREFIX_TOKENS = 8   # shorter shared prefixes are cheaper to recompute than to copy
 
 Step = Generator["torch.cuda.Event", None, None]   # yields where it must wait for the device
 
@@ -100,19 +96,7 @@ class Engine:
         # stop between layers when a reply to a person comes in (_run_prefill).
         self.interrupt: Callable[[], None] | None = None
 
-    # -- what runners and tests see ------------------------------------------------
-    @property
-    def waiting(self) -> dict[int, Queued]:
-        return self.scheduler.waiting
-
-    @property
-    def running(self) -> list[Seq]:
-        return self.batch.rows
-
-    @property
-    def filling(self) -> Seq | None:
-        return self.batch.filling
-
+    # -- what runners see ---------------------------------------------------------------
     def submit(self, req: Request) -> list[Event]:
         """Queue a request. Returns events at once only if it is refused."""
         if not self.scheduler.push(req):
@@ -136,19 +120,8 @@ class Engine:
         (None if there is none or it is too short to be worth it)."""
         if not text:
             return None
-        entry = self.prefixes.get(text)
-        if entry is not None:
-            self.prefixes.hits += 1
-            return entry
-        self.prefixes.misses += 1
-        ids = self.tok(text)["input_ids"]
-        if len(ids) < MIN_PREFIX_TOKENS or len(ids) >= self.max_seq_len:
-            return None
-        _, cache = self.fw.dense([ids])
-        k, v = cache.stacked_new(0)                                            # [L, H, Tp, D]
-        entry = PrefixEntry(ids, k, v)
-        self.prefixes.put(text, entry)
-        return entry
+        return self.prefixes.lookup(text, self.scheduler.encode, lambda ids: self.fw.dense([ids])[1].stacked_new(0),
+                                    self.max_seq_len)                        # k, v: [L, H, Tp, D]
 
     def score(self, req: ScoreRequest) -> ScoreResult:
         """Score a request's candidates now (one batched forward)."""
@@ -286,7 +259,8 @@ class Engine:
             gen = make_generator(req.seed, self.device) if req.temperature > 0 else None
             seq = Seq(req, len(ids), start, TextState(self.tok, tuple(req.stop), req.sentences), gen, ids=ids)
             tail = ids[start:]
-            if len(tail) > budget and parked is None and not seq.urgent and (batch.filling is None or chunk is not None):
+            may_fill = parked is None and not seq.urgent and (batch.filling is None or chunk is not None)
+            if len(tail) > budget and may_fill:
                 tail = tail[:max(budget, 1)]
                 batch.filling = seq
             budget -= len(tail)

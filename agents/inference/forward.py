@@ -104,7 +104,7 @@ class Forward:
         pos = (tp + torch.arange(q, device=dev))[None, :].expand(n, q)       # [n, q]
         keys = torch.arange(tp + q, device=dev)
         allowed = (keys[None, None, :] <= pos[:, :, None])[:, None]          # [n, 1, q, tp+q]
-        cache = DenseKV(*(past or (None, None)), batch=n)
+        cache = DenseKV(None, None, batch=n) if past is None else DenseKV(past[0], past[1], batch=n)
         return self._run(ids, pos, allowed, cache), cache
 
     @torch.inference_mode()

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from collections.abc import Callable
+
 import torch
 
 # The buffer's length is a multiple of 64 positions. A reallocation is
@@ -32,6 +34,7 @@ import torch
 # attention reads a few steps past the longest row at most.
 CAPACITY_STEP = 64
 SHRINK_AFTER = 256
+MIN_PREFIX_TOKENS = 8   # shorter shared prefixes are cheaper to recompute than to copy
 
 
 class SlotKV:
@@ -131,7 +134,7 @@ class DenseKV:
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         # key, value: [B, H, q, D]
         self.new_k[layer_idx], self.new_v[layer_idx] = key, value
-        if self.past_k is None:
+        if self.past_k is None or self.past_v is None:
             return key, value
         pk = self.past_k[layer_idx].to(key.dtype).unsqueeze(0).expand(self.batch, -1, -1, -1)
         pv = self.past_v[layer_idx].to(value.dtype).unsqueeze(0).expand(self.batch, -1, -1, -1)
@@ -164,6 +167,24 @@ class PrefixCache:
         entry = self.entries.get(text)
         if entry is not None:
             self.entries.move_to_end(text)
+        return entry
+
+    def lookup(self, text: str, encode: Callable[[str], list[int]],
+               compute: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]], max_len: int
+               ) -> PrefixEntry | None:
+        """The entry of `text`; on a miss its keys/values come from compute(ids)
+        -> ([L, H, Tp, D], same), unless it is too short to be worth it or
+        reaches `max_len` tokens (then None)."""
+        entry = self.get(text)
+        if entry is not None:
+            self.hits += 1
+            return entry
+        self.misses += 1
+        ids = encode(text)
+        if len(ids) < MIN_PREFIX_TOKENS or len(ids) >= max_len:
+            return None
+        entry = PrefixEntry(ids, *compute(ids))
+        self.put(text, entry)
         return entry
 
     def put(self, text: str, entry: PrefixEntry) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 import uuid
+from typing import Any
 
 import h11
 
@@ -58,6 +59,7 @@ class LLMServer:
             writer.close()
             return
         task = asyncio.current_task()
+        assert task is not None
         self._tasks.add(task)
         try:
             await self._serve_connection(reader, writer)
@@ -136,7 +138,7 @@ class LLMServer:
         stop = (stop,) if isinstance(stop, str) else tuple(stop)
         try:
             max_tokens = int(req.get("max_tokens", req.get("max_completion_tokens", 16)))
-            kw = {"max_new_tokens": max(0, min(max_tokens, MAX_TOKENS_CAP)),
+            kw: dict[str, Any] = {"max_new_tokens": max(0, min(max_tokens, MAX_TOKENS_CAP)),
                   "temperature": float(req.get("temperature", 1.0)), "top_p": float(req.get("top_p", 1.0)),
                   "seed": None if req.get("seed") is None else int(req["seed"]), "stop": stop[:8],
                   "priority": int(req.get("priority", Priority.CONVERSATION)),
@@ -172,7 +174,7 @@ class LLMServer:
         messages = req.get("messages")
         if not isinstance(messages, list) or not messages:
             raise HttpError(400, "messages must be a non-empty list")
-        system, turns = "", []
+        system, turns = "", []  # type: str, list[tuple[str, str]]
         for m in messages:
             if not isinstance(m, dict) or not isinstance(m.get("content"), str):
                 raise HttpError(400, "each message needs a role and a string content")

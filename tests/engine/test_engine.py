@@ -58,7 +58,7 @@ def test_mixed_lengths_each_finish_correctly(llm, loaded, reference_greedy):
         assert len(r.token_ids) == n or r.finish_reason == "stop"
     # The short request did not wait for the longest one in its batch.
     assert finished_at[handles[0].job_id] < finished_at[handles[1].job_id] - 10
-    assert llm.backend.engine.running == []
+    assert llm.backend.engine.batch.rows == []
 
 
 def _reference_score(loaded, prompt: str, cand: str) -> float:
@@ -123,7 +123,7 @@ def test_deadline_and_cancellation(llm, drain):
     drain(llm, [running2])
     r = running2.result()
     assert r.status == "cancelled" and 0 < len(r.token_ids) < 40 and time.monotonic() - t0 < 10
-    assert llm.backend.engine.running == []
+    assert llm.backend.engine.batch.rows == []
 
 
 def test_queue_bound_overloads_without_raising(loaded, drain):
@@ -189,11 +189,11 @@ def test_long_prompts_are_prefilled_in_chunks_while_others_keep_decoding(loaded,
         long = chunked.generate(LONG, max_new_tokens=8)
         sampled = chunked.generate(LONG, max_new_tokens=8, temperature=0.8, seed=7)
         filling_steps, decoded_meanwhile = 0, 0
-        while (engine.filling is not None or engine.waiting) and not short.done():
-            row = next(q for q in engine.running if q.req.job_id == short.job_id)
+        while (engine.batch.filling is not None or engine.scheduler.waiting) and not short.done():
+            row = next(q for q in engine.batch.rows if q.req.job_id == short.job_id)
             before = len(row.gen_ids)
             chunked.step()
-            if engine.filling is not None:
+            if engine.batch.filling is not None:
                 filling_steps += 1
                 decoded_meanwhile += len(row.gen_ids) - before
         assert filling_steps >= 3                        # ~45 tokens each, in chunks of 16
@@ -218,13 +218,13 @@ def test_a_reply_to_a_person_goes_ahead_of_a_filling_row(loaded, drain, referenc
     try:
         talk = llm.generate(LONG, max_new_tokens=6, priority=Priority.CONVERSATION)
         llm.step()
-        assert engine.filling is not None                 # the long prompt is being chunked
+        assert engine.batch.filling is not None                 # the long prompt is being chunked
         prompt = "Hello there! How are you doing today, my friend? I"
         reply = llm.generate(prompt, max_new_tokens=6, priority=Priority.HUMAN_REPLY)
         llm.step()                                        # the reply's whole prompt goes first ...
-        assert engine.filling is not None and engine.filling.req.job_id == talk.job_id
-        assert engine.running[-1] is engine.filling and len(engine.running) == 2
-        assert engine.running[0].req.job_id == reply.job_id and engine.running[0].gen_ids  # ... and decodes
+        assert engine.batch.filling is not None and engine.batch.filling.req.job_id == talk.job_id
+        assert engine.batch.rows[-1] is engine.batch.filling and len(engine.batch.rows) == 2
+        assert engine.batch.rows[0].req.job_id == reply.job_id and engine.batch.rows[0].gen_ids  # ... and decodes
         drain(llm, [talk, reply])
     finally:
         llm.close()
@@ -271,13 +271,13 @@ def test_while_a_person_is_answered_other_rows_pause_and_nothing_else_starts(loa
         late = llm.generate("A new topic:", max_new_tokens=4)
         seen = {h.job_id: None for h in talk}
         while not reply.done():
-            counts = {s.req.job_id: len(s.gen_ids) for s in engine.running}
+            counts = {s.req.job_id: len(s.gen_ids) for s in engine.batch.rows}
             llm.step()
             for h in talk:                                  # paused: no token while the reply runs
-                row = next(s for s in engine.running if s.req.job_id == h.job_id)
+                row = next(s for s in engine.batch.rows if s.req.job_id == h.job_id)
                 assert len(row.gen_ids) == counts[h.job_id]
                 seen[h.job_id] = len(row.gen_ids)
-            assert late.job_id in engine.waiting            # and nothing else is admitted
+            assert late.job_id in engine.scheduler.waiting            # and nothing else is admitted
         drain(llm, talk + [late])
     finally:
         llm.close()
@@ -297,7 +297,7 @@ def test_other_rows_keep_going_under_fifo_or_after_the_hold_limit(loaded, drain,
         reply = llm.generate("Hello there! How are you? I", max_new_tokens=8, priority=Priority.HUMAN_REPLY)
         llm.step()
         engine = llm.backend.engine
-        row = next(s for s in engine.running if s.req.job_id == talk[0].job_id)
+        row = next(s for s in engine.batch.rows if s.req.job_id == talk[0].job_id)
         before = len(row.gen_ids)
         while not reply.done():
             time.sleep(0.001)
@@ -325,11 +325,11 @@ def test_a_person_arriving_mid_prefill_interrupts_npc_work_which_then_resumes_in
         score = llm.score("The sun rises in the", [" east", " west"])
         llm.step()                                  # NPC prefill: stopped at the 6th layer
         assert len(calls) == 5 and engine.interrupted == 1
-        assert engine.running == [] and set(engine.waiting) == {h.job_id for h in talk} | {
+        assert engine.batch.rows == [] and set(engine.scheduler.waiting) == {h.job_id for h in talk} | {
             score.job_id, reply[0].job_id}          # everything back in the queue, nothing lost
         llm.step()                                  # the reply alone goes first
-        assert [s.req.job_id for s in engine.running] == [reply[0].job_id]
-        assert len(engine.waiting) == 4
+        assert [s.req.job_id for s in engine.batch.rows] == [reply[0].job_id]
+        assert len(engine.scheduler.waiting) == 4
         drain(llm, talk + [score, reply[0]])
     finally:
         llm.close()
