@@ -28,14 +28,16 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 # Browser tests drive Debian's chromium (a Playwright browser download does
-# not work offline). Installed when we may (root with apt); otherwise those
-# tests skip and say why.
+# not work offline); the browser client's unit tests run under Node. Both are
+# installed when we may (root with apt); otherwise those tests skip and say why.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "could not install chromium: browser tests will skip"; \
-	  else echo "chromium not found: browser tests will skip"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "could not install$$missing: those tests will skip"; \
+	  else echo "not found:$$missing; those tests will skip"; fi; fi
 
 run: install
 	$(VENV)/bin/hamlet serve --host $(HOST) --port $(PORT)
