@@ -52,7 +52,11 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
     metrics = EngineMetrics(registry)
     dev = pick_device(device)
     if dev == "cpu":
-        limits.setdefault("int8_decode_rows", CPU_INT8_DECODE_ROWS)
+        from .model import cpu_has_native_bf16
+        # int8 weight copies pay where a one-row step is bound by reading bf16
+        # weights (avx512 CPUs: 27 against 42 ms a step); on an AVX2-only CPU
+        # in float32 the int8 kernel was slower (6.7 against 9.2 tok/s).
+        limits.setdefault("int8_decode_rows", CPU_INT8_DECODE_ROWS if cpu_has_native_bf16() else 0)
     if runner == "auto":
         runner = "cuda" if dev.startswith("cuda") else "process"
     if runner == "process":
