@@ -45,6 +45,11 @@ from .scoring import score
 Step = Generator["torch.cuda.Event", None, None]   # yields where it must wait for the device
 
 
+# A step that serves only replies to people may prefill this many times the
+# usual budget (4 x 256 tokens: about four replies' prompts at once).
+URGENT_PREFILL_FACTOR = 4
+
+
 @dataclass
 class _Prefill:
     """One batched prefill over contiguous rows from `first_row`: seqs[i] gets
@@ -156,7 +161,11 @@ class Engine:
                 seq.length += 1
                 self._on_token(seq, tok)
             batch.compact()
-        budget, chunk, fill = self.prefill_tokens, None, batch.filling
+        # While people wait (a hold), their replies are prefilled together: a
+        # crowd's replies start in a few steps rather than one a step, and one
+        # larger prefill uses the matmuls better than many small ones.
+        budget = self.prefill_tokens * (URGENT_PREFILL_FACTOR if hold else 1)
+        chunk, fill = None, batch.filling
         if fill is not None and not hold and not sched.urgent_next():
             n = min(budget, fill.prompt_len - fill.length)   # the filling row's next chunk comes first
             chunk, budget = (fill, n), budget - n
