@@ -41,6 +41,12 @@ class ReplyHost(Protocol):
 # each try costs a person ~1-3 s of waiting on the CPU.
 REPLY_RETRIES = 1
 
+# With several people waiting, each reply's prompt carries this many lines of
+# the talk around the NPC and memories (else 6 and 4): on the CPU a crowd's
+# replies spend most of their time in prefill, ~250 tokens each at full size.
+CROWD_HISTORY = 2
+CROWD_MEMORIES = 2
+
 # What happened to each person's turn, counted for /metrics and the sim:
 # model (the model's line passed the gate), fallback (refused or failed:
 # an in-character line from facts or the persona), held (told to wait),
@@ -85,7 +91,10 @@ class ReplyDesk:
         mind.queries.pop(query, None)
         conv = mind.conversation
         history = [h for h in (conv.history if conv is not None else []) if h != (person.name, person.text)]
-        memories = mind.memory.retrieve(query, world.game_minutes, k=4, q_emb=q_emb)
+        crowd = len(mind.waiting) + len(mind.reply_jobs) > 1
+        if crowd:  # a crowd: the last few lines around it and fewer memories (prefill is most of a reply's cost)
+            history = history[-CROWD_HISTORY:]
+        memories = mind.memory.retrieve(query, world.game_minutes, k=CROWD_MEMORIES if crowd else 4, q_emb=q_emb)
         people = [m.name for m in system.minds.values() if m is not mind]
         facts = facts_for(world, e.x, e.y, person.text, people)
         turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history,
