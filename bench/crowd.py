@@ -31,6 +31,7 @@ from agents.dialogue import is_holding_line  # noqa: E402
 from agents.personas import load_personas  # noqa: E402
 from agents.prompts import system_prompt  # noqa: E402
 from agents.reply_gate import LineContext, check  # noqa: E402
+from bench.villagers import write_villagers  # noqa: E402
 from client_demo.client import HamletClient  # noqa: E402
 from server.app import HamletServer  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
@@ -43,21 +44,7 @@ GREETINGS = ["Hello {npc}! Good morning.", "Hi {npc}, how are you today?", "Good
 
 
 def personas_file(path: Path, n: int) -> Path:
-    traits = [["cheerful", "chatty"], ["grumpy", "honest"], ["shy", "kind"], ["curious", "quick"]]
-    out = []
-    for i, name in enumerate(VILLAGERS[:n]):
-        out.append(f'''[[npc]]
-name = "{name}"
-age = {25 + 3 * i}
-occupation = "villager"
-traits = {json.dumps(traits[i % len(traits)])}
-home = "house {1 + i % 9}"
-workplace = "square"
-summary = "{name} lives in the village and likes to chat with neighbours on the square."
-routine = [[0, "square", "chatting with neighbours"]]
-''')
-    path.write_text("\n".join(out))
-    return path
+    return write_villagers(path, VILLAGERS[:n], ["square"], first_age=25)
 
 
 class Person:

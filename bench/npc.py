@@ -18,32 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.villagers import write_villagers  # noqa: E402
 from client_demo.client import HamletClient  # noqa: E402
 from server.app import HamletServer  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 
 NAMES = ["Ada", "Bo", "Cai", "Dov", "Eda", "Fen", "Gus", "Hal", "Ivo", "Jun", "Kit", "Lev", "Mo", "Nia", "Oli",
          "Pia", "Quin", "Ros", "Sol", "Tam", "Uma", "Vik", "Wen", "Xan", "Yul"]
-TRAITS = [["cheerful", "chatty"], ["grumpy", "honest"], ["shy", "kind"], ["curious", "quick"], ["proud", "loud"]]
 
 
 def personas_file(path: Path, n: int) -> Path:
     """n villagers who spend the day around the square and the market."""
-    out = []
-    for i, name in enumerate(NAMES[:n]):
-        place = "square" if i % 3 else "market"
-        out.append(f'''[[npc]]
-name = "{name}"
-age = {20 + i}
-occupation = "villager"
-traits = {json.dumps(TRAITS[i % len(TRAITS)])}
-home = "house {1 + i % 9}"
-workplace = "{place}"
-summary = "{name} likes to chat with neighbours at the {place}."
-routine = [[0, "{place}", "chatting with neighbours"]]
-''')
-    path.write_text("\n".join(out))
-    return path
+    return write_villagers(path, NAMES[:n], ["market", "square", "square"])
 
 
 async def measure(policy: str, npcs: int, seconds: float, tmp: Path) -> dict:
