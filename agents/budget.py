@@ -34,6 +34,11 @@ class MindBudget:
     # Wall-clock deadlines: a reply later than this is worse than the
     # fallback line. None (the headless sim's lockstep mode) waits for it.
     reply_deadline_s: float | None = 30.0
+    # A reply the gate refused is generated again only while its person has
+    # waited less than this: a second try costs a whole generation (~5-10 s in
+    # a crowd on the CPU); past this the fallback line serves them better.
+    # None (the headless sim) always tries again.
+    reply_retry_within_s: float | None = 8.0
     line_deadline_s: float | None = 30.0
 
 

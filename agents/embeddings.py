@@ -92,6 +92,7 @@ class ProcessEmbedder:
         self._lock = threading.Lock()    # the cache and the pending deque only
         self._pending: deque = deque(maxlen=MAX_PENDING)
         self._wake = threading.Event()
+        self._held = False               # memories wait while people wait for the language model
         self.dropped = 0
         ctx = mp.get_context("spawn")
         # One batch in flight at a time: each queue holds at most one message.
@@ -149,13 +150,27 @@ class ProcessEmbedder:
             self._pending.append(memory)
         self._wake.set()
 
+    def hold_memories(self, held: bool) -> None:
+        """While people wait for an NPC's reply, embedding memories waits too
+        (queries do not): measured on the 2-core AVX2 CPU, a crowd's 200 new
+        memories kept this worker at ~80-100% of a core for the first seconds
+        of its replies, and the language model's two threads, sharing the
+        cores with it, slowed by more than its share. Held memories stay
+        queued (the bound drops the oldest, scored lexically)."""
+        with self._lock:
+            if held == self._held:
+                return
+            self._held = held
+            if not held and self._pending:
+                self._wake.set()
+
     def _take(self) -> tuple[list[QueryTicket], list[Any]]:
         """Waiting queries first (all of them, up to a batch), else memories."""
         with self._lock:
             queries = [self._queries.popleft() for _ in range(min(BATCH, len(self._queries)))]
-            n = 0 if queries else min(BATCH, len(self._pending))
+            n = 0 if queries or self._held else min(BATCH, len(self._pending))
             batch = [self._pending.pop() for _ in range(n)]   # newest first
-            if not self._pending and not self._queries:
+            if not self._queries and (self._held or not self._pending):
                 self._wake.clear()
         return queries, batch
 

@@ -14,13 +14,16 @@ from agents.personas import Persona
 
 # People waiting for this NPC's answer, in arrival order. Each gets one;
 # MAX_PARALLEL_REPLIES of them are generated at once (the engine batches
-# them in one step), the others wait their turn and hear a short holding
-# line. Past MAX_PENDING_REPLIES a newcomer is told at once to come back
-# (a line addressed to them, from the persona, no model): at ~2-4 s a batch
-# on the CPU, a 13th person would wait half a minute or more, longer than
+# them, with other NPCs' replies, in one step), the others wait their turn
+# and hear a short holding line. 8: a crowd of 30 around 6 NPCs is served
+# in one wave of the engine's 32-row batch (with 4 a round, the fifth person
+# at each NPC waited a whole second round: p95 ~2x the p50 on the CPU).
+# Past MAX_PENDING_REPLIES a newcomer is told at once to come back (a line
+# addressed to them, from the persona, no model): at ~10-15 s a wave on the
+# 2-core CPU, a 13th person would wait half a minute or more, longer than
 # anyone waits for a greeting.
 MAX_PENDING_REPLIES = 12
-MAX_PARALLEL_REPLIES = 4
+MAX_PARALLEL_REPLIES = 8
 # This NPC's recent lines, for the gate's "repeats itself" verdict: a few
 # minutes of talk.
 RECENT_LINES = 8
@@ -74,6 +77,7 @@ class WaitingPerson:
     since_tick: int    # when they first asked
     held: bool = False  # told to wait (a holding line) already
     attempts: int = 0  # generations refused by the gate so far
+    since_s: float = 0.0  # when they first asked, on the minds' clock (seconds)
 
 
 class Mind:
@@ -93,6 +97,9 @@ class Mind:
         self.heading_to: str | None = None
         # recall query text -> (embedding ticket, clock when asked), one per person being answered
         self.queries: dict[str, tuple[Any, float]] = {}
+        # the context shared by the replies to a crowd (agents/replies.py), so
+        # that their prompts share a cached prefix; kept while the crowd lasts
+        self.crowd_context: str | None = None
 
     # -- state questions -----------------------------------------------------
     @property
@@ -125,7 +132,7 @@ class Mind:
             return conv.log
         return None
 
-    def queue_reply(self, speaker: int, name: str, text: str, tick: int) -> str:
+    def queue_reply(self, speaker: int, name: str, text: str, tick: int, now_s: float = 0.0) -> str:
         """Someone addressed this NPC. Returns "queued", "updated" (they were
         already waiting: their latest line is answered, keeping their place)
         or "full" (MAX_PENDING_REPLIES are waiting: not queued)."""
@@ -135,7 +142,7 @@ class Mind:
                 return "updated"
         if len(self.waiting) + len(self.reply_jobs) >= MAX_PENDING_REPLIES:
             return "full"
-        self.waiting.append(WaitingPerson(speaker, name, text, tick))
+        self.waiting.append(WaitingPerson(speaker, name, text, tick, since_s=now_s))
         return "queued"
 
     def next_to_answer(self) -> WaitingPerson | None:
@@ -149,4 +156,6 @@ class Mind:
         for i, person in enumerate(self.waiting):
             if person.speaker == speaker:
                 del self.waiting[i]
-                return
+                break
+        if not self.waiting and not self.reply_jobs:
+            self.crowd_context = None  # the crowd has gone: the next one gets a fresh context

@@ -98,6 +98,9 @@ def _serve_people(ctx: DecideContext, world: World, mind: Mind, walking: bool) -
     held = False
     blocked = False  # an earlier person's recall is not ready: keep arrival order
     position = len(mind.reply_jobs)  # people ahead, being answered now
+    # a crowd's replies recall from a context they share (agents/replies.py),
+    # not from each person's question: no query embedding to wait for
+    crowd = len(mind.waiting) + len(mind.reply_jobs) > 1
     for person in mind.waiting:
         if person.speaker in mind.reply_jobs:
             continue
@@ -106,7 +109,7 @@ def _serve_people(ctx: DecideContext, world: World, mind: Mind, walking: bool) -
             continue
         if free > 0:
             free -= 1
-            ready, q_emb = ctx.query_embedding(mind, f"{person.name} {person.text}")
+            ready, q_emb = (True, None) if crowd else ctx.query_embedding(mind, f"{person.name} {person.text}")
             if ready and not blocked:
                 out.append(Answer(person, q_emb))
                 position += 1

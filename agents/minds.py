@@ -197,6 +197,9 @@ class MindsSystem:
     # -- deciding and carrying out -------------------------------------------
     def _decide(self, world: World, out: list[Input]) -> None:
         self.people_waiting = any(m.reply_jobs for m in self.by_entity.values())
+        hold = getattr(self.embedder, "hold_memories", None)   # the worker's embedder; not a plain callable
+        if hold is not None:
+            hold(self.people_waiting)
         for mind in self.by_entity.values():
             if mind.entity in world.entities:
                 mind.activity = mind.persona.activity_at(game_hour(world)).activity
@@ -237,11 +240,16 @@ class MindsSystem:
                 out.append(SetFlags(e.id, e.flags ^ FLAG_THINKING))
 
     def submit(self, mind: Mind, kind: str, turns, priority: Priority, max_tokens: int,
-               deadline_s: float | None, temperature: float = 0.7):
-        """Start a generation for `mind`; returns its handle."""
+               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None):
+        """Start a generation for `mind`; returns its handle. `shared`: text of
+        the turns that other requests share (a crowd's context): the cached
+        prefix reaches to its end."""
         system = prompts.system_prompt(mind.persona)
         prompt = self.llm.chat_prompt(system, turns)
         prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
+        at = prompt.find(shared, len(prefix)) if shared else -1
+        if at >= 0:
+            prefix = prompt[:at + len(shared)]
         sentences = {"reply": self.budget.reply_sentences, "reflect": None}.get(kind, self.budget.line_sentences)
         handle = self.llm.generate(prompt, max_new_tokens=max_tokens, temperature=temperature, top_p=0.9,
                                    seed=self.rng.randrange(2**31), stop=("\n", "<|im_end|>"),

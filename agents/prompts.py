@@ -52,13 +52,25 @@ def reply_turns(p: Persona, clock: str, activity: str, memories: Sequence[Memory
                 facts: Sequence[str] = ()) -> list[tuple[str, str]]:
     """Chat turns for answering `speaker`, who just said `text` to you.
     `facts` come from the world's state (agents/facts.py) and are true."""
+    return [("user", reply_context(clock, activity, memories, history) + reply_question(speaker, text, facts))]
+
+
+def reply_context(clock: str, activity: str, memories: Sequence[Memory],
+                  history: Sequence[tuple[str, str]]) -> str:
+    """The part of a reply's prompt about the NPC and the talk around it: the
+    same for everyone a crowd's NPC answers in one tick, so the engine
+    computes it once (a cached prefix) and prefills only each person's part."""
     past = "\n".join(f"{who} said {quote(line)}" for who, line in history[-6:])
+    return (f"It is {clock}; you are {activity}.\nYou remember:\n{memory_lines(memories)}\n"
+            + (f"Earlier in this conversation:\n{past}\n" if past else ""))
+
+
+def reply_question(speaker: str, text: str, facts: Sequence[str] = ()) -> str:
+    """The part of a reply's prompt about one person: what they said, and the
+    facts of the world that bear on it."""
     known = "".join(f"- {f}\n" for f in facts)
-    user = (f"It is {clock}; you are {activity}.\nYou remember:\n{memory_lines(memories)}\n"
-            + (f"Facts (true now; answer from them):\n{known}" if known else "")
-            + (f"Earlier in this conversation:\n{past}\n" if past else "")
+    return ((f"Facts (true now; answer from them):\n{known}" if known else "")
             + f"Now {speaker} says to you: {quote(text)}\nWhat do you say to {speaker}?")
-    return [("user", user)]
 
 
 def opener_turns(p: Persona, clock: str, activity: str, memories: Sequence[Memory],

@@ -31,9 +31,10 @@ class ReplyHost(Protocol):
     budget: Any  # agents.minds.MindBudget
     minds: dict[str, Mind]
     people_waiting: bool
+    clock: Any  # () -> seconds, the minds' clock
 
     def submit(self, mind: Mind, kind: str, turns: list[tuple[str, str]], priority: Priority, max_tokens: int,
-               deadline_s: float | None, temperature: float = 0.7) -> Any: ...
+               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None) -> Any: ...
 
     def preempt_for_people(self, world: World, replying: Mind, out: list[Input]) -> None: ...
 
@@ -66,7 +67,7 @@ class ReplyDesk:
     # -- people arrive ---------------------------------------------------------
     def heard(self, world: World, mind: Mind, speaker: int, name: str, text: str, out: list[Input]) -> bool:
         """Someone addressed `mind`; False when the queue is full (they are told so)."""
-        if mind.queue_reply(speaker, name, text, world.tick) != "full":
+        if mind.queue_reply(speaker, name, text, world.tick, self.system.clock()) != "full":
             return True
         self.outcomes["full"] += 1
         self._say(world, mind, speaker, name, full_line(self.rng, name), None, out)
@@ -92,21 +93,42 @@ class ReplyDesk:
         conv = mind.conversation
         history = [h for h in (conv.history if conv is not None else []) if h != (person.name, person.text)]
         crowd = len(mind.waiting) + len(mind.reply_jobs) > 1
-        if crowd:  # a crowd: the last few lines around it and fewer memories (prefill is most of a reply's cost)
-            history = history[-CROWD_HISTORY:]
-        memories = mind.memory.retrieve(query, world.game_minutes, k=CROWD_MEMORIES if crowd else 4, q_emb=q_emb)
         people = [m.name for m in system.minds.values() if m is not mind]
         facts = facts_for(world, e.x, e.y, person.text, people)
-        turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history,
-                                    person.name, person.text, facts)
+        shared = None
+        if crowd:  # everyone in the crowd shares the context: the engine computes it once
+            shared = self._crowd_context(world, mind)
+            turns = [("user", shared + prompts.reply_question(person.name, person.text, facts))]
+        else:
+            mind.crowd_context = None
+            memories = mind.memory.retrieve(query, world.game_minutes, k=4, q_emb=q_emb)
+            turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history,
+                                        person.name, person.text, facts)
         b = system.budget
         handle = system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, b.reply_tokens, b.reply_deadline_s,
-                               temperature=0.7 + 0.2 * person.attempts)
+                               temperature=0.7 + 0.2 * person.attempts, shared=shared)
         if not system.people_waiting:
             system.preempt_for_people(world, mind, out)
         mind.reply_jobs[person.speaker] = PendingJob(handle, "reply", {
             "partner": person.speaker, "partner_name": person.name, "heard": person.text,
             "facts": tuple(facts), "priority": int(Priority.HUMAN_REPLY)})
+
+    def _crowd_context(self, world: World, mind: Mind) -> str:
+        """The context of the replies `mind` starts for a crowd: the last
+        CROWD_HISTORY lines around it (the other people's, and maybe the
+        person's own, which the gate's echo check then guards) and
+        CROWD_MEMORIES memories of its own (recent and important: no one
+        person's question picks them). The same text for each, so their
+        prompts share it as a cached prefix, until no one waits
+        (`Mind.forget_waiting`): the clock in it may lag a few game minutes,
+        which a greeting does not notice."""
+        if mind.crowd_context is not None:
+            return mind.crowd_context
+        conv = mind.conversation
+        history = (conv.history if conv is not None else [])[-CROWD_HISTORY:]   # the crowd's own lines among them
+        memories = mind.memory.retrieve(mind.activity, world.game_minutes, k=CROWD_MEMORIES, q_emb=None)
+        mind.crowd_context = prompts.reply_context(world.clock(), mind.activity, memories, history)
+        return mind.crowd_context
 
     def finished(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
         ctx = job.context
@@ -118,7 +140,7 @@ class ReplyDesk:
         if verdict != "ok" or line is None:
             if person is not None and person.text != ctx["heard"]:
                 return  # they said something new meanwhile: that is answered next
-            if result.ok and person is not None and person.attempts < REPLY_RETRIES:
+            if result.ok and person is not None and person.attempts < REPLY_RETRIES and self._may_retry(person):
                 person.attempts += 1  # stays in line: generated again next tick
                 return
             line = fallback_line(mind.persona, self.rng, name, ctx.get("facts", ()), tuple(mind.recent_lines),
@@ -132,6 +154,12 @@ class ReplyDesk:
         if conv is not None and conv.with_player:
             conv.log.lines.append((world.game_minutes, mind.name, line))
             conv.last_tick = world.tick
+
+    def _may_retry(self, person: WaitingPerson) -> bool:
+        """A second try costs a whole generation more: worth it only while the
+        person has not waited long (budget.reply_retry_within_s; None: always)."""
+        within = self.system.budget.reply_retry_within_s
+        return within is None or self.system.clock() - person.since_s < within
 
     def line_context(self, world: World, mind: Mind, heard: str, names: tuple[str, ...]) -> LineContext:
         e = world.entities[mind.entity]

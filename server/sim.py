@@ -53,7 +53,8 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
                        runner="process" if opts.realtime else "inline")
     tick_rate = config.tick_rate
     clock = time.monotonic if opts.realtime else (lambda: world.tick / tick_rate)
-    budget = opts.budget if opts.realtime else replace(opts.budget, reply_deadline_s=None, line_deadline_s=None)
+    budget = opts.budget if opts.realtime else replace(opts.budget, reply_deadline_s=None, line_deadline_s=None,
+                                                             reply_retry_within_s=None)
     from agents.embeddings import load_embedder
     minds = install_minds(game, personas, llm, budget, clock=clock,
                           embedder=load_embedder() if opts.embeddings else None)

@@ -125,8 +125,15 @@ class Engine:
         (None if there is none or it is too short to be worth it)."""
         if not text:
             return None
-        return self.prefixes.lookup(text, self.scheduler.encode, lambda ids: self.fw.dense([ids])[1].stacked_new(0),
-                                    self.max_seq_len)                        # k, v: [L, H, Tp, D]
+        return self.prefixes.lookup(text, self.scheduler.encode, self._prefix_kv, self.max_seq_len)
+
+    def _prefix_kv(self, ids: list[int], base: PrefixEntry | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values of `ids` [L, H, T, D], reusing base's first n positions."""
+        if base is None:
+            return self.fw.dense([ids])[1].stacked_new(0)
+        k, v = base.k[:, :, :n], base.v[:, :, :n]                             # [L, H, n, D]
+        nk, nv = self.fw.dense([ids[n:]], (k, v))[1].stacked_new(0)          # [L, H, T-n, D]
+        return torch.cat([k, nk], dim=2), torch.cat([v, nv], dim=2)
 
     def score(self, req: ScoreRequest) -> ScoreResult:
         """Score a request's candidates now (one batched forward)."""
@@ -150,7 +157,7 @@ class Engine:
         now = time.monotonic()
         self._expire(now)
         sched, batch = self.scheduler, self.batch
-        hold = sched.holding(now, batch.urgent_running(), len(batch))
+        hold = sched.holding(now, batch.urgent_running(), len(batch), any(not s.urgent for s in batch.rows))
         rows = batch.rows[:batch.gather_urgent()] if hold else batch.decoding()
         if rows:
             hidden = self.fw.decode(batch.kv, [s.gen_ids[-1] for s in rows], [s.length for s in rows],

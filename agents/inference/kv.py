@@ -170,11 +170,14 @@ class PrefixCache:
         return entry
 
     def lookup(self, text: str, encode: Callable[[str], list[int]],
-               compute: Callable[[list[int]], tuple[torch.Tensor, torch.Tensor]], max_len: int
-               ) -> PrefixEntry | None:
-        """The entry of `text`; on a miss its keys/values come from compute(ids)
-        -> ([L, H, Tp, D], same), unless it is too short to be worth it or
-        reaches `max_len` tokens (then None)."""
+               compute: Callable[[list[int], PrefixEntry | None, int], tuple[torch.Tensor, torch.Tensor]],
+               max_len: int) -> PrefixEntry | None:
+        """The entry of `text`; on a miss its keys/values come from
+        compute(ids, base, n) -> ([L, H, Tp, D], same), where `base` is the
+        cached entry whose first n tokens `text` starts with (the longest; None,
+        0 if none): a persona's prompt extended by a crowd's shared context
+        prefills only the extension. None if `text` is too short to be worth
+        it or reaches `max_len` tokens."""
         entry = self.get(text)
         if entry is not None:
             self.hits += 1
@@ -183,9 +186,23 @@ class PrefixCache:
         ids = encode(text)
         if len(ids) < MIN_PREFIX_TOKENS or len(ids) >= max_len:
             return None
-        entry = PrefixEntry(ids, *compute(ids))
+        key, base, n = self.base_for(text, ids)
+        entry = PrefixEntry(ids, *compute(ids, base, n))
+        if key is not None:
+            self.get(key)                                  # keep the base warm
         self.put(text, entry)
         return entry
+
+    def base_for(self, text: str, ids: list[int]) -> tuple[str | None, PrefixEntry | None, int]:
+        """The cached entry (key, entry, n) whose first n tokens `text` (tokens
+        `ids`) starts with, the longest; (None, None, 0) if none is worth it."""
+        best: tuple[str | None, PrefixEntry | None, int] = (None, None, 0)
+        for key, cand in self.entries.items():
+            if len(key) < len(text) and text.startswith(key):
+                m = min(common_prefix_len(cand.ids, ids), len(ids) - 1)
+                if m > best[2]:
+                    best = (key, cand, m)
+        return best if best[2] >= MIN_PREFIX_TOKENS else (None, None, 0)
 
     def put(self, text: str, entry: PrefixEntry) -> None:
         self.entries[text] = entry

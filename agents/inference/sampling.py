@@ -41,20 +41,41 @@ def make_generator(seed: int | None, device: str) -> torch.Generator:
     return g
 
 
+# Top-p looks among this many most likely tokens first: sorting the whole
+# vocabulary (49,152 for the embedded model) took ~4 ms a row on the 2-core
+# CPU, a fifth of a 23-row decode step. Exact: a row whose top-p set is not
+# inside the first TOP_P_FIRST tokens falls back to the full sort.
+TOP_P_FIRST = 64
+
+
 @torch.inference_mode()
 def sample(logits: torch.Tensor, temps: list[float], top_ps: list[float],
            generators: list[torch.Generator | None]) -> torch.Tensor:
     """logits: [n, vocab] float32 -> next ids [n] (greedy where temperature is 0)."""
     out = logits.argmax(dim=-1)                                       # [n]
-    for i, t in enumerate(temps):
-        if t <= 0:
+    hot = [i for i, t in enumerate(temps) if t > 0]
+    if not hot:
+        return out
+    temp = torch.tensor([temps[i] for i in hot], device=logits.device)[:, None]
+    scaled = logits[hot] / temp                                       # [m, vocab]
+    lse = torch.logsumexp(scaled, dim=-1, keepdim=True)               # [m, 1]
+    k = min(TOP_P_FIRST, scaled.shape[-1])
+    top_v, top_i = scaled.topk(k, dim=-1)                             # [m, k], descending
+    top_p_ = (top_v - lse).exp()                                      # [m, k] probabilities
+    before = top_p_.cumsum(-1) - top_p_                               # mass above each token
+    for j, i in enumerate(hot):
+        p = top_ps[i]
+        if p >= 1.0:
+            probs = (scaled[j] - lse[j]).exp()                        # [vocab]
+            out[i] = torch.multinomial(probs, 1, generator=generators[i])[0]
             continue
-        probs = torch.softmax(logits[i] / t, dim=-1)                  # [vocab]
-        if top_ps[i] < 1.0:
-            sorted_p, order = probs.sort(descending=True)
-            keep = sorted_p.cumsum(0) - sorted_p < top_ps[i]         # always keeps the top token
-            probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_p[keep])
-        out[i] = torch.multinomial(probs, 1, generator=generators[i])[0]
+        keep = before[j] < p                                          # always keeps the top token
+        if bool(keep[-1]) and k < scaled.shape[-1]:                   # the set may reach past k
+            sorted_p, order = (scaled[j] - lse[j]).exp().sort(descending=True)
+            keep_all = sorted_p.cumsum(0) - sorted_p < p
+            out[i] = order[keep_all][torch.multinomial(sorted_p[keep_all], 1, generator=generators[i])[0]]
+            continue
+        out[i] = top_i[j][keep][torch.multinomial(top_p_[j][keep], 1, generator=generators[i])[0]]
     return out
 
 

@@ -108,22 +108,27 @@ class Scheduler:
         head = self._head() if self.policy == "priority" else None
         return head is not None and head.urgent
 
-    def holding(self, now: float, urgent_running: bool, rows: int) -> bool:
+    def holding(self, now: float, urgent_running: bool, rows: int, npc_rows: bool = True) -> bool:
         """Whether this step serves only replies to people: while one waits or
         is being generated (priority policy), other rows pause and nothing else
         is admitted or prefilled, so the reply's tokens come at the batch-1 step
         time (~43 ms here, against ~77 ms at 28 rows and ~0.2 s for a step
         with a prefill). Every `max_hold_s` of holding, one ordinary step
-        runs, so a stream of people cannot starve the NPCs."""
+        runs, so a stream of people cannot starve the NPCs; unless there is
+        no NPC work (`npc_rows`: rows of theirs running; or queued), when it
+        would only shrink the step's prefill budget for the people waiting."""
         if self.policy != "priority" or not (urgent_running or (self.urgent_next() and rows < self.max_batch)):
             self._hold_since = None
             return False
         if self._hold_since is None:
             self._hold_since = now
-        if now - self._hold_since > self.max_hold_s:
+        if now - self._hold_since > self.max_hold_s and (npc_rows or self._npc_waiting()):
             self._hold_since = now
             return False
         return True
+
+    def _npc_waiting(self) -> bool:
+        return any(not q.urgent for q in self.waiting.values())
 
     def admit(self, budget: int, rows: int, *, may_chunk: bool, started: bool,
               urgent_only: bool = False) -> list[Queued]:
@@ -134,13 +139,14 @@ class Scheduler:
         MIN_CHUNK) starts as the chunked filling row, unless it is a reply to
         a person."""
         admitted: list[Queued] = []
+        paid: dict[str, int] = {}
         while (q := self._head()) is not None:
             if urgent_only and not q.urgent:
                 break
             limit = self.max_batch if q.urgent else self.max_batch - self.urgent_reserve
             if q.generates and rows >= limit:
                 break
-            cost = self._prefill_cost(q)
+            cost = self._prefill_cost(q, paid)
             chunked = (may_chunk and cost > budget and q.generates and not q.urgent
                        and (budget >= MIN_CHUNK or not (admitted or started)))
             if cost > budget and not chunked and (admitted or started):
@@ -154,9 +160,21 @@ class Scheduler:
                 break          # the filling row must be the last row
         return admitted
 
-    def _prefill_cost(self, q: Queued) -> int:
-        """Tokens this request would prefill, after what the prefix cache already holds."""
+    def _prefill_cost(self, q: Queued, paid: dict[str, int]) -> int:
+        """Tokens this request would prefill, after what the prefix cache
+        already holds. A prefix not yet cached is computed from the longest
+        cached one it extends, once a step: `paid` holds the token counts of
+        those already counted this step (a crowd's replies share one)."""
         ids = self.tokens(q)
-        entry = self.prefixes.entries.get(q.req.prefix) if q.req.prefix else None
         n = len(ids) if q.generates else len(ids) * max(1, len(q.req.candidates))  # type: ignore[union-attr]
-        return n - (common_prefix_len(entry.ids, ids) if entry is not None else 0)
+        text = q.req.prefix
+        if not text:
+            return n
+        entry = self.prefixes.entries.get(text)
+        if entry is not None:
+            return n - common_prefix_len(entry.ids, ids)
+        if text in paid:
+            return n - paid[text]
+        _, base, cached = self.prefixes.base_for(text, ids)
+        paid[text] = common_prefix_len(self.encode(text), ids)
+        return n - cached

@@ -98,6 +98,16 @@ def test_real_embeddings_find_related_memories_without_shared_words():
         # ... and asks for it, for next time
         until_sync(lambda: embed.query("who rang the chapel bell?") is not None, timeout=60,
                    what="the query embedded for next time")
+        # While people wait for replies, memories wait; queries still go ahead.
+        embed.hold_memories(True)
+        s.add(610, "observation", "Bram shod the miller's horse.", 5)
+        for q in ("what did Bram do?", "who shod a horse?"):
+            ticket = embed.request(q)
+            until_sync(ticket.done, timeout=60, what="a query's embedding while memories are held")
+            assert ticket.value is not None
+        assert s.memories[-1].embedding is None
+        embed.hold_memories(False)
+        until_sync(lambda: s.memories[-1].embedding is not None, timeout=60, what="the held memory, released")
     finally:
         embed.close()
     assert not embed._proc.is_alive()                               # the worker process is gone

@@ -54,7 +54,8 @@ def test_a_crowd_is_answered_in_arrival_order_with_holding_lines_past_the_batch(
     people = crowd(h, n)
     mira = h.npc("Mira")
     first = h.tick(*[Say(p, f"Hello Mira, I am number {p}!", to=mira.id) for p in people])
-    assert len(llm.prompts) == MAX_PARALLEL_REPLIES  # a batch at once, the rest wait their turn
+    replies = [p for p, _ in llm.prompts if "What do you say to" in p]   # (11 joins may start a reflection)
+    assert len(replies) == MAX_PARALLEL_REPLIES  # a batch at once, the rest wait their turn
     assert any(s.to == people[MAX_PARALLEL_REPLIES] and is_holding_line(s.text) for s in says(first))
     assert h.world.entities[mira.id].flags & FLAG_THINKING or any(
         getattr(o, "flags", 0) & FLAG_THINKING for o in first)
@@ -168,3 +169,42 @@ def test_a_refused_answer_to_a_greeting_greets_back_by_name_in_character():
     got = answers_to(h.run(8), mira.id)
     assert got[ann][0].endswith("P1! I'm Mira, a village guide. What brings you here?")
     assert got[bob] == ["Well enough, thank you, P2! I'm welcoming visitors today."]
+
+
+def test_a_crowds_replies_share_one_context_passed_as_the_cached_prefix():
+    llm = FakeLLM(ready_after=5)
+    h = Harness(llm=llm)
+    people = crowd(h, 3)
+    mira = h.npc("Mira")
+    h.tick(Say(people[0], "Good morning, Mira!", to=mira.id))
+    h.run(8)  # a first line, answered alone: its prompt is the full one
+    h.tick(*[Say(p, f"Hello Mira, I am number {p}!", to=mira.id) for p in people])
+    replies = [(p, kw["prefix"]) for (p, _), kw in zip(llm.prompts, llm.kwargs) if "What do you say to" in p]
+    alone, crowd_replies = replies[0], replies[1:]
+    assert len(crowd_replies) == 3
+    (prefix,) = {px for _, px in crowd_replies}            # one prefix for the whole crowd ...
+    assert len(prefix) > len(alone[1])                     # ... reaching past the persona into the context
+    assert "You remember:" in prefix and "Now P" not in prefix
+    assert 'P3 said "Hello Mira, I am number 3!"' in prefix  # the others' lines are context
+    for person, (p, _) in zip(people, crowd_replies):      # and past it, each person's own question
+        assert p.startswith(prefix) and f'Now P{person} says to you: "Hello Mira, I am number {person}!"' in p
+    # the crowd gone, the next person is answered from a fresh, full prompt
+    h.run(12)
+    assert mira_context(h) is None
+
+
+def mira_context(h: Harness):
+    return h.minds.minds["mira"].crowd_context
+
+
+def test_a_refused_line_falls_back_at_once_when_its_person_has_waited_long():
+    from agents.budget import MindBudget
+    h = Harness(llm=FakeLLM(replies=["Where is the pond?", "The pond lies south-west of the square."], ready_after=3))
+    (ann,) = crowd(h, 1)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Where is the pond?", to=mira.id))
+    h.clock += MindBudget().reply_retry_within_s   # the generation took long: no time for a second one
+    got = answers_to(h.run(8), mira.id)
+    assert len([p for p, _ in h.llm.prompts if "What do you say to" in p]) == 1
+    assert got[ann] != ["The pond lies south-west of the square."] and len(got[ann]) == 1
+    assert h.minds.stats()["gate"]["echo"] == 1 and h.minds.stats()["replies"]["fallback"] == 1

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from agents.inference import Priority, client_for
+from agents.inference.kv import common_prefix_len
 from agents.inference.scoring import split_tokens
 
 pytestmark = pytest.mark.model
@@ -37,6 +38,33 @@ def test_greedy_matches_transformers_generate(llm, loaded, drain, reference_gree
     drain(llm, [again])
     assert again.result().token_ids == handles[1].result().token_ids
     assert llm.backend.engine.prefixes.hits >= 1
+
+
+def test_a_prefix_extending_a_cached_one_computes_only_the_extension(llm, loaded, drain, reference_greedy):
+    engine = llm.backend.engine
+    drain(llm, [llm.generate(WORLD + "The smith says:", max_new_tokens=2, prefix=WORLD)])  # WORLD is cached
+    shared = WORLD + "It is noon, and the smith stands at the forge. "            # a crowd's context
+    forwards = []
+    dense = engine.fw.dense
+
+    def counted(rows, past=None):
+        forwards.append((len(rows[0]), None if past is None else past[0].shape[2]))
+        return dense(rows, past)
+    engine.fw.dense = counted
+    prompts = [shared + "Ann asks the smith:", shared + "Bob asks the smith:"]
+    handles = [llm.generate(p, max_new_tokens=8, prefix=shared, priority=Priority.HUMAN_REPLY) for p in prompts]
+    llm.step()
+    assert len(engine.batch.rows) == 2                     # both start in one step
+    drain(llm, handles)
+    engine.fw.dense = dense
+    entry = engine.prefixes.entries[shared]
+    reused = common_prefix_len(engine.prefixes.entries[WORLD].ids, entry.ids)   # WORLD's tokens but the last
+    assert reused >= len(engine.prefixes.entries[WORLD].ids) - 1                # (" " + "It" merge)
+    assert forwards == [(len(entry.ids) - reused, reused)]          # once, over the cached WORLD
+    for p, h in zip(prompts, handles):
+        assert h.result().token_ids == reference_greedy(loaded, p, 8)
+    k, v = dense([entry.ids])[1].stacked_new(0)                       # from scratch: the same keys/values
+    assert torch.allclose(entry.k, k, atol=1e-4) and torch.allclose(entry.v, v, atol=1e-4)
 
 
 def test_mixed_lengths_each_finish_correctly(llm, loaded, reference_greedy):

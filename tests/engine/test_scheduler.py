@@ -1,0 +1,55 @@
+"""The engine's queue discipline without a model: what a step's prefill
+budget admits when requests share a prefix the cache does not hold yet,
+and when the hold on NPC work lets an ordinary step through."""
+from __future__ import annotations
+
+import torch
+
+from agents.inference.api import Priority
+from agents.inference.jobs import GenerateRequest
+from agents.inference.kv import PrefixCache, PrefixEntry
+from agents.inference.scheduler import Scheduler
+
+
+def encode(text: str) -> list[int]:
+    return [ord(c) for c in text]   # a token per character
+
+
+def scheduler(cache: PrefixCache, max_hold_s: float = 2.0) -> Scheduler:
+    return Scheduler(encode, cache, policy="priority", max_queue=16, max_batch=8, urgent_reserve=0,
+                     max_hold_s=max_hold_s)
+
+
+def test_requests_sharing_a_new_prefix_pay_for_it_once_and_only_past_the_cached_part():
+    cache = PrefixCache(4)
+    persona = "S" * 100                                   # cached: a persona's system prompt
+    cache.put(persona, PrefixEntry(encode(persona), torch.zeros(1), torch.zeros(1)))
+    crowd = persona + "C" * 60                            # a crowd's context, not cached yet
+    sched = scheduler(cache)
+    for i in range(3):
+        sched.push(GenerateRequest(i + 1, crowd + f"q{i}" * 10, prefix=crowd, priority=Priority.HUMAN_REPLY))
+    # 60 (the context, once) + 3 x 20 (each question) = 120 tokens; counted
+    # apiece from the persona it would be 240, from nothing 540
+    admitted = sched.admit(125, rows=0, may_chunk=False, started=False)
+    assert [q.job_id for q in admitted] == [1, 2, 3]
+    # one token less and the third waits for the next step, in its place
+    sched2 = scheduler(cache)
+    for i in range(3):
+        sched2.push(GenerateRequest(i + 1, crowd + f"q{i}" * 10, prefix=crowd, priority=Priority.HUMAN_REPLY))
+    assert [q.job_id for q in sched2.admit(119, rows=0, may_chunk=False, started=False)] == [1, 2]
+    assert list(sched2.waiting) == [3]
+
+
+def test_the_hold_lets_an_ordinary_step_through_only_when_npc_work_waits_for_one():
+    sched = scheduler(PrefixCache(4), max_hold_s=1.0)
+    sched.push(GenerateRequest(1, "a reply", priority=Priority.HUMAN_REPLY))
+    assert sched.holding(0.0, urgent_running=True, rows=1, npc_rows=False)
+    # past max_hold_s with nothing of the NPCs' to run: an ordinary step would
+    # only shrink the prefill budget of the people waiting, so the hold stays
+    assert sched.holding(5.0, urgent_running=True, rows=1, npc_rows=False)
+    # NPC rows running: one ordinary step, then the hold again
+    assert not sched.holding(10.0, urgent_running=True, rows=2, npc_rows=True)
+    assert sched.holding(10.1, urgent_running=True, rows=2, npc_rows=True)
+    # NPC work queued (not running) counts as well
+    sched.push(GenerateRequest(2, "small talk", priority=Priority.CONVERSATION))
+    assert not sched.holding(20.0, urgent_running=True, rows=1, npc_rows=False)
