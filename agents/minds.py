@@ -49,6 +49,7 @@ class MindsSystem:
                  clock: Callable[[], float] = time.monotonic, embedder: Embedder | None = None) -> None:
         self.llm = llm
         self.budget = budget
+        self.warming: list[Any] = []  # handles of warm_prefixes' requests, until done
         self.clock = clock  # every wait and budget here reads this clock, never time.* directly
         self.tokens = TokenBucket(budget.tokens_per_minute, clock)
         self.rng = random.Random(seed ^ 0xA11CE)  # never the world's RNG: replay does not run minds
@@ -257,6 +258,24 @@ class MindsSystem:
                                    prefix=prefix if prompt.startswith(prefix) else None, sentences=sentences)
         self.tokens.spend(max_tokens)
         return handle
+
+    def warm_prefixes(self) -> None:
+        """Ask the engine, ahead of NPC small talk, to cache each NPC's system
+        prompt (a one-token generation, its result dropped): a crowd's shared
+        context then extends the persona's cached keys and values (~90 tokens
+        to prefill) instead of starting from nothing (~270: measured ~1.1 s
+        against ~0.4 s a crowd and NPC on the 2-core CPU)."""
+        for mind in self.minds.values():
+            system = prompts.system_prompt(mind.persona)
+            prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
+            self.warming.append(self.llm.generate(self.llm.chat_prompt(system, [("user", "Hello.")]), max_new_tokens=1,
+                              priority=Priority.CONVERSATION, prefix=prefix))
+
+    @property
+    def warm(self) -> bool:
+        """The prefixes asked for by `warm_prefixes` are cached (or failed)."""
+        self.warming = [h for h in self.warming if not h.done()]
+        return not self.warming
 
     def query_embedding(self, mind: Mind, query: str) -> tuple[bool, Any]:
         """(ready, embedding or None) for a reply's recall. The embedding is

@@ -50,6 +50,8 @@ def install_minds(game: Game, personas: list[Persona], llm: LLM, budget: MindBud
     passes game time)."""
     extra = {} if clock is None else {"clock": clock}
     minds = MindsSystem(personas, llm, seed=game.world.seed, budget=budget, embedder=embedder, **extra)
+    if getattr(llm, "runs_in", "remote") != "remote":   # a remote server keeps its own cache
+        minds.warm_prefixes()
     store = MemoryStore(minds)
     loaded = store.load(game.db.conn)
     log.info("minds for %d NPCs (%d memories restored)", len(personas), loaded)

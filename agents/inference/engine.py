@@ -127,6 +127,15 @@ class Engine:
             return None
         return self.prefixes.lookup(text, self.scheduler.encode, self._prefix_kv, self.max_seq_len)
 
+    def _prefix_kvs(self, items: list[tuple[list[int], PrefixEntry | None, int]]
+                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys/values of several prefixes [L, H, T, D], each reusing its base's
+        first n positions, in one forward (`Forward.dense_rows`)."""
+        pasts = [None if base is None else (base.k[:, :, :n], base.v[:, :, :n]) for _, base, n in items]
+        new = self.fw.dense_rows([ids[n:] for ids, _, n in items], pasts)
+        return [(nk, nv) if past is None else (torch.cat([past[0], nk], dim=2), torch.cat([past[1], nv], dim=2))
+                for past, (nk, nv) in zip(pasts, new)]
+
     def _prefix_kv(self, ids: list[int], base: PrefixEntry | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys/values of `ids` [L, H, T, D], reusing base's first n positions."""
         if base is None:
@@ -264,6 +273,9 @@ class Engine:
             plan.seqs.append(seq)
             plan.tails.append(seq.ids[seq.length:seq.length + n])
             plan.starts.append(seq.length)
+        # the new prefixes (a crowd's context at each NPC) in one forward, not one each
+        self.prefixes.fill([q.req.prefix for q in valid if q.req.prefix], self.scheduler.encode,
+                           self._prefix_kvs, self.max_seq_len)
         for q in valid:
             req, ids = q.req, self.scheduler.tokens(q)
             assert isinstance(req, GenerateRequest)

@@ -126,7 +126,8 @@ class DenseKV:
 
     def __init__(self, past_k: torch.Tensor | None = None, past_v: torch.Tensor | None = None,
                  batch: int = 1):
-        # past_k, past_v: [L, H, Tp, D], shared by all `batch` rows.
+        # past_k, past_v: [L, H, Tp, D], shared by all `batch` rows; or
+        # [L, n, H, Tp, D], one past per row (right-padded; the mask hides the padding).
         self.past_k, self.past_v, self.batch = past_k, past_v, batch
         self.new_k: dict[int, torch.Tensor] = {}
         self.new_v: dict[int, torch.Tensor] = {}
@@ -136,8 +137,10 @@ class DenseKV:
         self.new_k[layer_idx], self.new_v[layer_idx] = key, value
         if self.past_k is None or self.past_v is None:
             return key, value
-        pk = self.past_k[layer_idx].to(key.dtype).unsqueeze(0).expand(self.batch, -1, -1, -1)
-        pv = self.past_v[layer_idx].to(value.dtype).unsqueeze(0).expand(self.batch, -1, -1, -1)
+        pk, pv = self.past_k[layer_idx].to(key.dtype), self.past_v[layer_idx].to(value.dtype)
+        if pk.dim() == 3:                                 # shared: [H, Tp, D] -> [B, H, Tp, D]
+            pk = pk.unsqueeze(0).expand(self.batch, -1, -1, -1)
+            pv = pv.unsqueeze(0).expand(self.batch, -1, -1, -1)
         return torch.cat([pk, key], dim=2), torch.cat([pv, value], dim=2)
 
     def stacked_new(self, row: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,6 +195,27 @@ class PrefixCache:
             self.get(key)                                  # keep the base warm
         self.put(text, entry)
         return entry
+
+    def fill(self, texts: list[str], encode: Callable[[str], list[int]],
+             compute: Callable[[list[tuple[list[int], PrefixEntry | None, int]]], list[tuple[torch.Tensor, torch.Tensor]]],
+             max_len: int) -> None:
+        """Compute the missing entries among `texts` together: compute([(ids,
+        base, n), ...]) -> their keys/values (as in `lookup`), in one forward."""
+        todo: list[tuple[str, list[int], str | None, PrefixEntry | None, int]] = []
+        for text in dict.fromkeys(texts):
+            if text in self.entries:
+                continue
+            ids = encode(text)
+            if MIN_PREFIX_TOKENS <= len(ids) < max_len:
+                todo.append((text, ids, *self.base_for(text, ids)))
+        if not todo:
+            return
+        self.misses += len(todo)
+        kvs = compute([(ids, base, n) for _, ids, _, base, n in todo])
+        for (text, ids, key, _, _), kv in zip(todo, kvs):
+            if key is not None and key in self.entries:
+                self.get(key)                                  # keep the base warm
+            self.put(text, PrefixEntry(ids, *kv))
 
     def base_for(self, text: str, ids: list[int]) -> tuple[str | None, PrefixEntry | None, int]:
         """The cached entry (key, entry, n) whose first n tokens `text` (tokens

@@ -40,31 +40,41 @@ def test_greedy_matches_transformers_generate(llm, loaded, drain, reference_gree
     assert llm.backend.engine.prefixes.hits >= 1
 
 
-def test_a_prefix_extending_a_cached_one_computes_only_the_extension(llm, loaded, drain, reference_greedy):
+def test_prefixes_extending_cached_ones_are_computed_together_past_their_bases(llm, loaded, drain, reference_greedy):
     engine = llm.backend.engine
-    drain(llm, [llm.generate(WORLD + "The smith says:", max_new_tokens=2, prefix=WORLD)])  # WORLD is cached
-    shared = WORLD + "It is noon, and the smith stands at the forge. "            # a crowd's context
+    other = "Far to the north, the town of Brill has a harbour and a lighthouse. "
+    drain(llm, [llm.generate(WORLD + "The smith says:", max_new_tokens=2, prefix=WORLD),     # both cached
+                llm.generate(other + "The keeper says:", max_new_tokens=2, prefix=other)])
+    shared = [WORLD + "It is noon, and the smith stands at the forge. ",                   # two crowds'
+              other + "At dusk the keeper climbs the stairs to light the lamp. "]          # contexts
     forwards = []
-    dense = engine.fw.dense
+    dense_rows = engine.fw.dense_rows
 
-    def counted(rows, past=None):
-        forwards.append((len(rows[0]), None if past is None else past[0].shape[2]))
-        return dense(rows, past)
-    engine.fw.dense = counted
-    prompts = [shared + "Ann asks the smith:", shared + "Bob asks the smith:"]
-    handles = [llm.generate(p, max_new_tokens=8, prefix=shared, priority=Priority.HUMAN_REPLY) for p in prompts]
+    def counted(rows, pasts):
+        forwards.append([(len(r), None if p is None else p[0].shape[2]) for r, p in zip(rows, pasts)])
+        return dense_rows(rows, pasts)
+    engine.fw.dense_rows = counted
+    prompts = [(shared[0] + "Ann asks the smith:", shared[0]), (shared[0] + "Bob asks the smith:", shared[0]),
+               (shared[1] + "Cy asks the keeper:", shared[1])]
+    handles = [llm.generate(p, max_new_tokens=8, prefix=px, priority=Priority.HUMAN_REPLY) for p, px in prompts]
     llm.step()
-    assert len(engine.batch.rows) == 2                     # both start in one step
+    assert len(engine.batch.rows) == 3                     # all start in one step
     drain(llm, handles)
-    engine.fw.dense = dense
-    entry = engine.prefixes.entries[shared]
-    reused = common_prefix_len(engine.prefixes.entries[WORLD].ids, entry.ids)   # WORLD's tokens but the last
-    assert reused >= len(engine.prefixes.entries[WORLD].ids) - 1                # (" " + "It" merge)
-    assert forwards == [(len(entry.ids) - reused, reused)]          # once, over the cached WORLD
-    for p, h in zip(prompts, handles):
+    engine.fw.dense_rows = dense_rows
+    # one forward for both new prefixes, each over its cached base (its tokens but the last: " " + "It" merge)
+    expected = []
+    for base, text in zip((WORLD, other), shared):
+        ids = engine.prefixes.entries[text].ids
+        reused = common_prefix_len(engine.prefixes.entries[base].ids, ids)
+        assert reused >= len(engine.prefixes.entries[base].ids) - 1
+        expected.append((len(ids) - reused, reused))
+    assert forwards == [expected]
+    for (p, _), h in zip(prompts, handles):
         assert h.result().token_ids == reference_greedy(loaded, p, 8)
-    k, v = dense([entry.ids])[1].stacked_new(0)                       # from scratch: the same keys/values
-    assert torch.allclose(entry.k, k, atol=1e-4) and torch.allclose(entry.v, v, atol=1e-4)
+    for text in shared:                                    # the same keys/values as from scratch
+        entry = engine.prefixes.entries[text]
+        k, v = engine.fw.dense([entry.ids])[1].stacked_new(0)
+        assert torch.allclose(entry.k, k, atol=1e-4) and torch.allclose(entry.v, v, atol=1e-4)
 
 
 def test_mixed_lengths_each_finish_correctly(llm, loaded, reference_greedy):
