@@ -47,6 +47,10 @@ REPLY_RETRIES = 1
 # replies spend most of their time in prefill, ~250 tokens each at full size.
 CROWD_HISTORY = 2
 CROWD_MEMORIES = 2
+# ... and is cut at this many tokens (else budget.reply_tokens, 24): a wave's
+# last rows decide when the crowd's last person is answered, and a reply
+# that has not ended its first sentence within ~15 words is rambling anyway.
+CROWD_REPLY_TOKENS = 20
 
 # What happened to each person's turn, counted for /metrics and the sim:
 # model (the model's line passed the gate), fallback (refused or failed:
@@ -105,7 +109,8 @@ class ReplyDesk:
             turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history,
                                         person.name, person.text, facts)
         b = system.budget
-        handle = system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, b.reply_tokens, b.reply_deadline_s,
+        tokens = min(b.reply_tokens, CROWD_REPLY_TOKENS) if crowd else b.reply_tokens
+        handle = system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, tokens, b.reply_deadline_s,
                                temperature=0.7 + 0.2 * person.attempts, shared=shared)
         if not system.people_waiting:
             system.preempt_for_people(world, mind, out)
