@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from agents.dialogue import is_holding_line
+from agents.budget import MindBudget
 from agents.mind import MAX_PARALLEL_REPLIES, MAX_PENDING_REPLIES
+from agents.replies import CROWD_REPLY_TOKENS
 from server.world.inputs import Join, Say
 from server.world.world import FLAG_THINKING, WorldRules
 from tests.agents.fake_llm import FakeLLM
@@ -180,6 +182,8 @@ def test_a_crowds_replies_share_one_context_passed_as_the_cached_prefix():
     h.run(8)  # a first line, answered alone: its prompt is the full one
     h.tick(*[Say(p, f"Hello Mira, I am number {p}!", to=mira.id) for p in people])
     replies = [(p, kw["prefix"]) for (p, _), kw in zip(llm.prompts, llm.kwargs) if "What do you say to" in p]
+    caps = [kw["max_new_tokens"] for (p, _), kw in zip(llm.prompts, llm.kwargs) if "What do you say to" in p]
+    assert caps == [MindBudget().reply_tokens] + [CROWD_REPLY_TOKENS] * 3   # a crowd's wave ends sooner
     alone, crowd_replies = replies[0], replies[1:]
     assert len(crowd_replies) == 3
     (prefix,) = {px for _, px in crowd_replies}            # one prefix for the whole crowd ...
@@ -198,7 +202,6 @@ def mira_context(h: Harness):
 
 
 def test_a_refused_line_falls_back_at_once_when_its_person_has_waited_long():
-    from agents.budget import MindBudget
     h = Harness(llm=FakeLLM(replies=["Where is the pond?", "The pond lies south-west of the square."], ready_after=3))
     (ann,) = crowd(h, 1)
     mira = h.npc("Mira")
