@@ -125,24 +125,18 @@ class Engine:
         (None if there is none or it is too short to be worth it)."""
         if not text:
             return None
-        return self.prefixes.lookup(text, self.scheduler.encode, self._prefix_kv, self.max_seq_len)
+        def one(ids: list[int], base: PrefixEntry | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return self._prefix_kvs([(ids, base, n)])[0]
+        return self.prefixes.lookup(text, self.scheduler.encode, one, self.max_seq_len)
 
     def _prefix_kvs(self, items: list[tuple[list[int], PrefixEntry | None, int]]
                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Keys/values of several prefixes [L, H, T, D], each reusing its base's
-        first n positions, in one forward (`Forward.dense_rows`)."""
+        """Keys/values of prefixes [L, H, T, D], each reusing its base's first n
+        positions (or from nothing), in one forward (`Forward.dense_rows`)."""
         pasts = [None if base is None else (base.k[:, :, :n], base.v[:, :, :n]) for _, base, n in items]
         new = self.fw.dense_rows([ids[n:] for ids, _, n in items], pasts)
         return [(nk, nv) if past is None else (torch.cat([past[0], nk], dim=2), torch.cat([past[1], nv], dim=2))
                 for past, (nk, nv) in zip(pasts, new)]
-
-    def _prefix_kv(self, ids: list[int], base: PrefixEntry | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys/values of `ids` [L, H, T, D], reusing base's first n positions."""
-        if base is None:
-            return self.fw.dense([ids])[1].stacked_new(0)
-        k, v = base.k[:, :, :n], base.v[:, :, :n]                             # [L, H, n, D]
-        nk, nv = self.fw.dense([ids[n:]], (k, v))[1].stacked_new(0)          # [L, H, T-n, D]
-        return torch.cat([k, nk], dim=2), torch.cat([v, nv], dim=2)
 
     def score(self, req: ScoreRequest) -> ScoreResult:
         """Score a request's candidates now (one batched forward)."""

@@ -197,7 +197,8 @@ class PrefixCache:
         return entry
 
     def fill(self, texts: list[str], encode: Callable[[str], list[int]],
-             compute: Callable[[list[tuple[list[int], PrefixEntry | None, int]]], list[tuple[torch.Tensor, torch.Tensor]]],
+             compute: Callable[[list[tuple[list[int], PrefixEntry | None, int]]],
+                               list[tuple[torch.Tensor, torch.Tensor]]],
              max_len: int) -> None:
         """Compute the missing entries among `texts` together: compute([(ids,
         base, n), ...]) -> their keys/values (as in `lookup`), in one forward."""
