@@ -84,6 +84,14 @@ class ServerConfig:
     npc_tokens_per_minute: float = 4000.0
     # The engine's scheduling: "priority" (replies to people first) or "fifo".
     llm_policy: str = "priority"
+    # The CPU worker process's nice value (0-19). 15 keeps the tick first
+    # under heavy load (1,000 bots: tick p99 ~23 ms at 15, ~34 ms at 5). Its
+    # cost, measured with bench/crowd.py on a 2-core AVX2 machine whose 30
+    # clients share the cores: crowd reply p95 10.7-18.3 s at 15 against 9.4-10.6 s
+    # at 0 (the worker's two threads wait on each other whenever one is
+    # preempted). Where people's replies matter more than a huge crowd's
+    # tick, or the machine has cores to spare, 0.
+    llm_nice: int = 15
     web_root: str = ""  # defaults to client_demo/web beside the package
     log_level: str = "INFO"
 
@@ -121,6 +129,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None,
                 setattr(cfg, key, _coerce(types[key], value))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"setting {key}={value!r}: {exc}") from exc
+    if not 0 <= cfg.llm_nice <= 19:
+        raise ValueError(f"setting llm_nice={cfg.llm_nice!r}: a nice value from 0 to 19")
     return cfg
 
 

@@ -89,4 +89,5 @@ def load_model(config: ServerConfig, registry) -> Any:
     from agents.inference import load_llm
 
     model = None if config.model == "embedded" else config.model
-    return load_llm(model, runner=config.llm_runner, registry=registry, policy=config.llm_policy)
+    return load_llm(model, runner=config.llm_runner, registry=registry, policy=config.llm_policy,
+                    nice=config.llm_nice)

@@ -29,7 +29,7 @@ CPU_INT8_DECODE_ROWS = 4
 
 
 def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "auto", runner: str = "auto",
-             registry=None, threads: int | None = None, **limits) -> LLM:
+             registry=None, threads: int | None = None, nice: int = 15, **limits) -> LLM:
     """Load a model and start the engine.
 
     model: None or "embedded" (SmolLM2-135M-Instruct), a local Hugging Face
@@ -39,6 +39,7 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
       "inline" (the caller calls `llm.step()`), or "cuda".
     limits: max_batch, max_queue, max_seq_len, prefill_tokens, prefix_entries,
       policy ("priority" or "fifo"), urgent_reserve, max_hold_s, int8_decode_rows.
+    nice: the worker process's nice value (runner "process"; see ServerConfig.llm_nice).
     """
     from .metrics import EngineMetrics
     if model and model.startswith(("http://", "https://")):
@@ -64,7 +65,7 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
 
         from .runners import ProcessBackend
         source = str(ensure_embedded_converted()) if model in (None, "embedded") else model
-        backend = ProcessBackend(model, dev, dtype, limits, inbox_size=outstanding + 64, threads=threads)
+        backend = ProcessBackend(model, dev, dtype, limits, inbox_size=outstanding + 64, threads=threads, nice=nice)
         tokenizer = AutoTokenizer.from_pretrained(source)
         return EngineClient(backend, tokenizer, backend.info, max_outstanding=outstanding, metrics=metrics)
 

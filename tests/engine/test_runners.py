@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import time
 
 import pytest
@@ -32,9 +33,11 @@ async def test_thread_runner_await_and_stream(loaded):
 
 async def test_process_runner_generates_while_a_20hz_loop_ticks():
     registry = CollectorRegistry()
-    llm = load_llm(runner="process", dtype="bfloat16", registry=registry, max_batch=16)
+    llm = load_llm(runner="process", dtype="bfloat16", registry=registry, max_batch=16, nice=7)
     try:
         assert llm.info()["runner"] == "process"
+        # the worker runs at the nice value asked for (ServerConfig.llm_nice), above ours
+        assert os.getpriority(os.PRIO_PROCESS, llm.backend.proc.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
         handles = [llm.generate(f"Villager {i} walks to the market and", max_new_tokens=32,
                                 priority=Priority.CONVERSATION) for i in range(16)]
         period, lateness = 0.05, []

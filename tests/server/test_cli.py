@@ -46,6 +46,10 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "portt" in out.stderr
+    # a nice value the worker could not take: refused before anything starts
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--llm-nice", "25", "--port", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "llm_nice" in out.stderr and "0 to 19" in out.stderr
 
 
 async def test_sigterm_saves_tells_clients_and_exits(tmp_path):
