@@ -85,7 +85,7 @@ async def run(args) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         cfg = ServerConfig(port=0, db=str(tmp / "crowd.db"), personas=str(personas_file(tmp / "p.toml", args.npcs)),
-                           llm_runner=args.runner, llm_nice=args.llm_nice, max_clients_per_ip=1000)
+                           llm_runner=args.runner, llm_nice=args.llm_nice, llm_threads=args.llm_threads, max_clients_per_ip=1000)
         server = HamletServer(cfg)
         await server.start()
         personas = {p.name: p for p in load_personas(cfg.personas)}
@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("--npcs", type=int, default=6)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a round's answers")
     ap.add_argument("--llm-nice", type=int, default=15, help="the model worker's nice value (the server's default 15)")
+    ap.add_argument("--llm-threads", type=int, default=0, help="the model worker's threads (0: one per core)")
     ap.add_argument("--runner", default="process", choices=["process", "thread"],
                     help="where the engine steps (thread: in the server's process, for tracing it)")
     args = ap.parse_args()

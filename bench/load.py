@@ -27,10 +27,14 @@ from tests.reliability.helpers import ServerProcess  # noqa: E402
 TICK_P99_GOAL_MS = 25.0
 
 
-def start_server(db: str, model: str) -> tuple[subprocess.Popen, int]:
+def start_server(db: str, model: str, llm_nice: int | None = None, llm_threads: int | None = None) -> tuple[subprocess.Popen, int]:
     """The server under test, in its own process, with its NPCs."""
-    server = ServerProcess(Path(db), npcs=True, env={"HAMLET_SPAWN": "anywhere", "HAMLET_MODEL": model,
-                                                     "HAMLET_MAX_CLIENTS_PER_IP": "100000"}).start(timeout=300)
+    env = {"HAMLET_SPAWN": "anywhere", "HAMLET_MODEL": model, "HAMLET_MAX_CLIENTS_PER_IP": "100000"}
+    if llm_nice is not None:
+        env["HAMLET_LLM_NICE"] = str(llm_nice)
+    if llm_threads is not None:
+        env["HAMLET_LLM_THREADS"] = str(llm_threads)
+    server = ServerProcess(Path(db), npcs=True, env=env).start(timeout=300)
     return server.proc, server.port
 
 
@@ -47,9 +51,10 @@ def stats(port: int, last: int) -> dict:
         return json.loads(r.read())
 
 
-def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str, model: str) -> dict:
+def one_run(count: int, duration: float, ramp: float, procs: int, behaviour: str, model: str,
+            llm_nice: int | None = None, llm_threads: int | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, port = start_server(str(Path(tmp) / "load.db"), model)
+        proc, port = start_server(str(Path(tmp) / "load.db"), model, llm_nice, llm_threads)
         try:
             tokens_before = generated_tokens(port)
             out = Path(tmp) / "report.json"
@@ -84,11 +89,13 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--behaviour", default="mixed")
     ap.add_argument("--model", default="embedded", help='"embedded" (default) or "none": NPCs on routines only')
+    ap.add_argument("--llm-nice", type=int, default=None, help="the model worker's nice value (server default if unset)")
+    ap.add_argument("--llm-threads", type=int, default=None, help="the model worker's threads (server default if unset)")
     args = ap.parse_args()
     runs = {}
     held = 0
     for count in (int(c) for c in args.counts.split(",")):
-        r = one_run(count, args.duration, args.ramp, args.procs, args.behaviour, args.model)
+        r = one_run(count, args.duration, args.ramp, args.procs, args.behaviour, args.model, args.llm_nice, args.llm_threads)
         runs[str(count)] = r
         print(f"{count:5d} bots: {r}", flush=True)
         if r["connected"] == count and r["tick_p99_ms"] <= TICK_P99_GOAL_MS:

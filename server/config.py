@@ -85,13 +85,15 @@ class ServerConfig:
     # The engine's scheduling: "priority" (replies to people first) or "fifo".
     llm_policy: str = "priority"
     # The CPU worker process's nice value (0-19). 15 keeps the tick first
-    # under heavy load (1,000 bots: tick p99 ~23 ms at 15, ~34 ms at 5). Its
-    # cost, measured with bench/crowd.py on a 2-core AVX2 machine whose 30
-    # clients share the cores: crowd reply p95 10.7-18.3 s at 15 against 9.4-10.6 s
-    # at 0 (the worker's two threads wait on each other whenever one is
-    # preempted). Where people's replies matter more than a huge crowd's
-    # tick, or the machine has cores to spare, 0.
+    # under heavy load. Measured on a 2-core AVX2 machine (bots on the same
+    # cores): 500 bots' tick p99 16 ms at 15 against 30 ms at 0; a 30-person
+    # crowd's reply p95 (bench/crowd.py) 9.7-13.6 s at 15 against 9.4-12.7 s
+    # at 0. Where people's replies matter more than a huge crowd's tick, or
+    # the machine has cores to spare, 0.
     llm_nice: int = 15
+    # Threads the CPU model worker's matrix products use; 0 leaves torch's
+    # default (one per core).
+    llm_threads: int = 0
     web_root: str = ""  # defaults to client_demo/web beside the package
     log_level: str = "INFO"
 
@@ -131,6 +133,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None,
                 raise ValueError(f"setting {key}={value!r}: {exc}") from exc
     if not 0 <= cfg.llm_nice <= 19:
         raise ValueError(f"setting llm_nice={cfg.llm_nice!r}: a nice value from 0 to 19")
+    if not 0 <= cfg.llm_threads <= 1024:
+        raise ValueError(f"setting llm_threads={cfg.llm_threads!r}: 0 (one per core) to 1024 threads")
     return cfg
 
 

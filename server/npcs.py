@@ -90,4 +90,4 @@ def load_model(config: ServerConfig, registry) -> Any:
 
     model = None if config.model == "embedded" else config.model
     return load_llm(model, runner=config.llm_runner, registry=registry, policy=config.llm_policy,
-                    nice=config.llm_nice)
+                    nice=config.llm_nice, threads=config.llm_threads or None)

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--llm-runner", dest="llm_runner", help="auto, process, thread or cuda (default auto)")
     p.add_argument("--llm-nice", type=int, dest="llm_nice",
                    help="nice value of the CPU model worker, 0-19 (default 15: the tick first; 0: replies first)")
+    p.add_argument("--llm-threads", type=int, dest="llm_threads",
+                   help="threads of the CPU model worker (default 0: one per core)")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
     p.add_argument("--max-clients-per-ip", type=int, dest="max_clients_per_ip",
                    help="connections from one address (default 64)")

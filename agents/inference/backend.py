@@ -114,17 +114,7 @@ class Stepper:
             self.device.wait(self._sync)
 
 
-class Named:
-    runs_in: RunsIn
-
-    @property
-    def name(self) -> str:
-        """The old name of `runs_in`: server/npcs.py reads `llm.backend.name`
-        until it reads `llm.runs_in`. Not part of `Backend`; to be removed."""
-        return self.runs_in
-
-
-class DirectBackend(Named):
+class DirectBackend:
     """The engine on the caller's thread: submit and cancel go straight in,
     and the caller's loop calls `step()` (the inline runner: simple and
     exact, but a step runs on the loop; bench/inference's "inline" baseline)."""

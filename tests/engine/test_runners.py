@@ -5,6 +5,7 @@ import asyncio
 import importlib
 import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,6 +39,11 @@ async def test_process_runner_generates_while_a_20hz_loop_ticks():
         assert llm.info()["runner"] == "process"
         # the worker runs at the nice value asked for (ServerConfig.llm_nice), above ours
         assert os.getpriority(os.PRIO_PROCESS, llm.backend.proc.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+        # its OpenMP threads sleep at barriers instead of spinning (the tick's CPU), and ours are untouched
+        environ = Path(f"/proc/{llm.backend.proc.pid}/environ").read_bytes().split(b"\0")
+        if "OMP_WAIT_POLICY" not in os.environ:
+            assert b"OMP_WAIT_POLICY=PASSIVE" in environ
+            assert "OMP_WAIT_POLICY" not in os.environ
         handles = [llm.generate(f"Villager {i} walks to the market and", max_new_tokens=32,
                                 priority=Priority.CONVERSATION) for i in range(16)]
         period, lateness = 0.05, []

@@ -50,6 +50,10 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--llm-nice", "25", "--port", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "llm_nice" in out.stderr and "0 to 19" in out.stderr
+    # so is a negative thread count, from the environment as from a flag
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--port", "0"], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "HAMLET_LLM_THREADS": "-2"})
+    assert out.returncode == 2 and "llm_threads" in out.stderr
 
 
 async def test_sigterm_saves_tells_clients_and_exits(tmp_path):
