@@ -90,6 +90,12 @@ class HamletClient:
         self.welcome: dict[str, Any] | None = None
         self.tick = 0
         self.entities: dict[int, EntityView] = {}
+        # Your purse as the server last told it (`inv`), and the open offers
+        # made by or to you (`offer`), by id. Offers are bounded by the server
+        # (a few per maker, and they lapse).
+        self.coins = 0
+        self.items: dict[str, int] = {}
+        self.offers: dict[int, dict[str, Any]] = {}
         self.stats = ClientStats()
         self.close_code: int | None = None
         self.close_reason: str = ""
@@ -172,6 +178,38 @@ class HamletClient:
             return None
         msg = await self.request("say", text=text, to=to)
         return msg.get("chat")
+
+    # -- the economy (see PROTOCOL.md, *Economy*) --------------------------------
+    async def give(self, to: int, item: str, n: int = 1) -> None:
+        """Hand `n` of `item` (or coins: item "coins") to someone within reach."""
+        await self.request("give", to=to, item=item, n=n)
+
+    async def buy(self, shop: int, item: str, n: int = 1, max_price: int = 100_000) -> None:
+        """Buy from a shopkeeper within reach; `max_price` bounds the price for one."""
+        await self.request("buy", **{"from": shop}, item=item, n=n, max_price=max_price)
+
+    async def sell(self, shop: int, item: str, n: int = 1, min_price: int = 0) -> None:
+        await self.request("sell", to=shop, item=item, n=n, min_price=min_price)
+
+    async def shop(self, at: int, timeout: float = 10.0) -> dict[str, Any]:
+        """A shop's price list: {"at", "name", "goods": {item: {price, offer, stock}}}."""
+        msg = await self.request("shop", at=at, timeout=timeout)
+        goods = {row[0]: dict(zip(ROWS["shop"][1:], row[1:])) for row in msg.data["goods"]}
+        return {"at": msg.data["at"], "name": msg.data["name"], "goods": goods}
+
+    async def offer(self, to: int, give: dict[str, int] | None = None, coins: int = 0,
+                    want: dict[str, int] | None = None, want_coins: int = 0) -> int:
+        """Offer a trade to a player within reach; returns the offer's id."""
+        msg = await self.request("offer", to=to, give=[[k, v] for k, v in (give or {}).items()] or None,
+                                 coins=coins or None, want=[[k, v] for k, v in (want or {}).items()] or None,
+                                 want_coins=want_coins or None)
+        return msg.data["offer"]
+
+    async def accept(self, offer: int) -> None:
+        await self.request("accept", offer=offer)
+
+    async def decline(self, offer: int) -> None:
+        await self.request("decline", offer=offer)
 
     async def ping(self, timeout: float = 10.0) -> float:
         """Round-trip time in seconds."""
@@ -280,6 +318,22 @@ class HamletClient:
             fut = self._waiting.get(d.get("seq")) if d.get("seq") is not None else None
             if fut is not None and not fut.done():
                 fut.set_exception(ServerError(d["code"], d["msg"]))
+        elif t == "inv":
+            if d["full"]:
+                self.items = {}
+            self.coins = d["coins"]
+            for item, n in d["items"].items():
+                if n:
+                    self.items[item] = n
+                else:
+                    self.items.pop(item, None)
+        elif t == "offer":
+            if d["state"] == "open":
+                self.offers[d["id"]] = d
+            else:
+                self.offers.pop(d["id"], None)
+        elif t == "shop":
+            self._resolve(d.get("seq"), msg)
         elif t == "pong":
             entry = self._pings.get(d["id"])
             if entry is not None and not entry[1].done():

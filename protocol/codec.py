@@ -16,8 +16,9 @@ import msgpack
 
 from protocol.errors import CloseCode, ErrorCode, ProtocolError
 from protocol.limits import DEFAULT_LIMITS, Limits
-from protocol.schema import (ANY, BOOL, CLIENT_MESSAGES, FLOAT, INT, SERVER_MESSAGES, STR, TILE, Field,
+from protocol.schema import (ANY, BOOL, CLIENT_MESSAGES, FLOAT, GOODS, INT, SERVER_MESSAGES, STR, TILE, Field,
                              MessageSpec)
+from protocol.trade import ITEM_RULE, MAX_ITEM_NAME, MAX_OFFER_LINES
 from protocol.wire import FrameError, unpack_client
 
 
@@ -49,6 +50,36 @@ def _is_name(s: str) -> bool:
     return s == s.strip() and all(ch.isalnum() or ch in " _-." for ch in s)
 
 
+_ITEM = re.compile("[a-z][a-z0-9_]*")
+
+
+def _is_item(s: str) -> bool:
+    return _ITEM.fullmatch(s) is not None
+
+
+def _check_goods(f: Field, value: Any) -> tuple[ErrorCode, str] | None:
+    """An offer's side: a list of at most MAX_OFFER_LINES [item, n] pairs."""
+    if not isinstance(value, list):
+        return ErrorCode.BAD_TYPE, f"{f.name} must be a list of [item, n]"
+    if len(value) > MAX_OFFER_LINES:
+        return ErrorCode.TOO_LONG, f"{f.name} has more than {MAX_OFFER_LINES} lines"
+    for line in value:
+        if not isinstance(line, list) or len(line) != 2:
+            return ErrorCode.BAD_TYPE, f"each line of {f.name} must be [item, n]"
+        item, n = line
+        if _not_finite(n):
+            return ErrorCode.NOT_FINITE, f"{f.name} counts must be finite"
+        if not isinstance(item, str) or isinstance(n, bool) or not isinstance(n, int):
+            return ErrorCode.BAD_TYPE, f"each line of {f.name} must be [item, n]: a string and an integer"
+        if len(item) > MAX_ITEM_NAME:
+            return ErrorCode.TOO_LONG, f"an item in {f.name} is longer than {MAX_ITEM_NAME} characters"
+        if not _is_item(item):
+            return ErrorCode.BAD_VALUE, f"items are {ITEM_RULE}"
+        if not f.lo <= n <= f.hi:
+            return ErrorCode.OUT_OF_RANGE, f"{f.name} counts must be in [{f.lo:g}, {f.hi:g}]"
+    return None
+
+
 def _not_finite(value: Any) -> bool:
     return isinstance(value, float) and not math.isfinite(value)
 
@@ -78,6 +109,8 @@ def _check_field(f: Field, value: Any) -> tuple[ErrorCode, str] | None:
             return ErrorCode.BAD_VALUE, f"{f.name} contains control characters"
         if f.name == "name" and not _is_name(value):
             return ErrorCode.BAD_VALUE, "name may hold letters, digits, space, _ - . only"
+        if f.rule == ITEM_RULE and not _is_item(value):
+            return ErrorCode.BAD_VALUE, f"{f.name}: items are {ITEM_RULE}"
     elif kind == BOOL:
         if not isinstance(value, bool):
             return ErrorCode.BAD_TYPE, f"{f.name} must be true or false"
@@ -91,6 +124,8 @@ def _check_field(f: Field, value: Any) -> tuple[ErrorCode, str] | None:
                 return ErrorCode.BAD_TYPE, f"{f.name} must hold two integers"
             if (f.lo is not None and v < f.lo) or (f.hi is not None and v > f.hi):
                 return ErrorCode.OUT_OF_RANGE, f"{f.name} is off the map"
+    elif kind == GOODS:
+        return _check_goods(f, value)
     if f.choices and value not in f.choices:
         shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in f.choices)
         if f.refuse is ErrorCode.BAD_VERSION:

@@ -28,7 +28,9 @@ TRANSITIONS: dict[State, dict[str, State]] = {
     State.AWAIT_HELLO: {"hello": State.JOINING, "ping": State.AWAIT_HELLO, "admin": State.AWAIT_HELLO},
     State.JOINING: {"ping": State.JOINING},
     State.JOINED: {"move": State.JOINED, "say": State.JOINED, "ping": State.JOINED,
-                   "bye": State.CLOSED, "admin": State.JOINED},
+                   "bye": State.CLOSED, "admin": State.JOINED, "give": State.JOINED, "buy": State.JOINED,
+                   "sell": State.JOINED, "shop": State.JOINED, "offer": State.JOINED, "accept": State.JOINED,
+                   "decline": State.JOINED},
     State.CLOSED: {},
 }
 

@@ -17,6 +17,7 @@ from protocol.entities import (FLAGS, HEARING_RANGE, KINDS, ROWS, VIEW_CELL_TILE
                                VIEW_SIDE_TILES)
 from protocol.errors import CLOSE_DOCS, ERROR_DOCS
 from protocol.limits import DEFAULT_LIMITS, PROTOCOL_VERSION, SERVER_BOUNDS, SUBPROTOCOL
+from protocol import trade
 from protocol.schema import CLIENT_MESSAGES, SERVER_MESSAGES, STRING_RULE, Field, MessageSpec
 
 
@@ -69,6 +70,13 @@ def declaration() -> dict[str, Any]:
         "kinds": list(KINDS),
         "flags": {name: {"bit": bit, "doc": doc} for name, (bit, doc) in FLAGS.items()},
         "hearing_range": HEARING_RANGE,
+        "economy": {
+            "coins": trade.COINS, "item_rule": trade.ITEM_RULE, "max_item_name": trade.MAX_ITEM_NAME,
+            "max_count": trade.MAX_COUNT, "max_price": trade.MAX_PRICE, "max_offer_lines": trade.MAX_OFFER_LINES,
+            "max_stack": trade.MAX_STACK, "max_coins": trade.MAX_COINS, "handover_range": trade.HANDOVER_RANGE,
+            "offer_ttl_ticks": trade.OFFER_TTL_TICKS, "max_open_offers": trade.MAX_OPEN_OFFERS,
+            "offer_states": list(trade.OFFER_STATES),
+        },
         "view": {"cell_tiles": VIEW_CELL_TILES, "radius_cells": VIEW_RADIUS_CELLS,
                  "side_tiles": VIEW_SIDE_TILES},
     }

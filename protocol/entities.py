@@ -28,6 +28,9 @@ ROWS: dict[str, tuple[str, ...]] = {
     "move": ("id", "x", "y"),                            # state.move: a known entity's new tile
     "upd": ("id", "flags"),                              # state.upd: a known entity's new flags
     "place": ("name", "kind", "x", "y", "w", "h", "entry_x", "entry_y"),  # welcome.map.places
+    # shop.goods: price is what you pay for one, offer what the shop pays for
+    # one (0: it does not buy this), stock how many it has
+    "shop": ("item", "price", "offer", "stock"),
 }
 
 # Speech carries this many tiles (Euclidean distance, inclusive): about a

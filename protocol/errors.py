@@ -37,6 +37,13 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     OVERLOADED = "overloaded"
     FORBIDDEN = "forbidden"
+    # The economy.
+    NOT_ENOUGH = "not_enough"
+    NO_SUCH_ITEM = "no_such_item"
+    NO_SHOP = "no_shop"
+    PRICE_CHANGED = "price_changed"
+    OFFER_EXPIRED = "offer_expired"
+    FULL = "full"
     INTERNAL = "internal"
 
 
@@ -50,13 +57,13 @@ ERROR_DOCS: dict[ErrorCode, str] = {
     ErrorCode.MISSING_FIELD: "a required field is absent",
     ErrorCode.UNKNOWN_FIELD: "a field this message does not have",
     ErrorCode.BAD_TYPE: "a field has the wrong type",
-    ErrorCode.OUT_OF_RANGE: "a number outside its bounds",
+    ErrorCode.OUT_OF_RANGE: "a number outside its bounds, or the other party of a trade too far away to hand over",
     ErrorCode.NOT_FINITE: "NaN or infinity where a number is expected (in any numeric field)",
     ErrorCode.TOO_LONG: "a string over its limit, or too many fields",
     ErrorCode.BAD_VALUE: (
-        "a value outside its allowed set or pattern (an empty string, a bad name, a control character, "
+        "a value outside its allowed set or pattern (an empty string, a bad name or item, a control character, "
         "an unknown direction, `stop` other than `true`, not exactly one move target, "
-        "an addressee out of hearing range)"),
+        "an addressee out of hearing range, a trade with yourself, an empty offer or one naming an item twice)"),
     ErrorCode.NOT_JOINED: "this message is not allowed before joining",
     ErrorCode.ALREADY_JOINED: "`hello` on a joined connection",
     ErrorCode.BAD_VERSION: "`v` is an integer but not a version this server speaks",
@@ -67,6 +74,12 @@ ERROR_DOCS: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "too many messages; this one was dropped",
     ErrorCode.OVERLOADED: "the server's input queue is full; retry later",
     ErrorCode.FORBIDDEN: "not allowed for this connection",
+    ErrorCode.NOT_ENOUGH: "you (or, for `buy` and `accept`, the other side) do not have that many of it, or the coins",
+    ErrorCode.NO_SUCH_ITEM: "no item kind of that name exists in this world",
+    ErrorCode.NO_SHOP: "that entity keeps no shop, or its shop does not sell (or buy) that",
+    ErrorCode.PRICE_CHANGED: "the price is over your `max_price` (or under your `min_price`); ask `shop` again",
+    ErrorCode.OFFER_EXPIRED: "no open offer with that id for you: it lapsed, was answered or never existed",
+    ErrorCode.FULL: "the receiver cannot hold more of it, or you have too many open offers",
     ErrorCode.INTERNAL: "a server bug while handling this message; the connection is closed with 1011",
 }
 

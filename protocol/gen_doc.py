@@ -18,7 +18,8 @@ from protocol.connection import TRANSITIONS, ConnectionPolicy
 from protocol.entities import FLAGS, HEARING_RANGE, KINDS, ROWS, VIEW_CELL_TILES, VIEW_RADIUS_CELLS, VIEW_SIDE_TILES
 from protocol.errors import CLOSE_DOCS, ERROR_DOCS
 from protocol.limits import DEFAULT_LIMITS as L, SERVER_BOUNDS as B
-from protocol.schema import (BOOL, CLIENT_MESSAGES, INT, SERVER_MESSAGES, STR, STRING_RULE, TILE, Field,
+from protocol import trade as T
+from protocol.schema import (BOOL, CLIENT_MESSAGES, GOODS, INT, SERVER_MESSAGES, STR, STRING_RULE, TILE, Field,
                              MessageSpec)
 
 DOC = Path(__file__).resolve().parent / "PROTOCOL.md"
@@ -78,6 +79,9 @@ def _field_limit(f: Field) -> tuple[str, str] | None:
         return f"two integers, each {_num(f.lo)} .. {_num(f.hi)}", "`out_of_range` / `bad_type`"
     if f.kind == BOOL and f.choices:
         return " or ".join(str(c).lower() for c in f.choices), "`bad_value` (`bad_type` if not a boolean)"
+    if f.kind == GOODS:
+        return (f"at most {T.MAX_OFFER_LINES} lines `[item, n]`, item as `item`, n {_num(f.lo)} .. {_num(f.hi)}",
+                "`too_long` / `bad_type` / `bad_value` / `out_of_range`")
     return None
 
 
@@ -125,7 +129,7 @@ def _states() -> str:
 
 def _rows() -> str:
     where = {"enter": "`state.enter`", "move": "`state.move`", "upd": "`state.upd`",
-             "place": "`welcome.map.places`"}
+             "place": "`welcome.map.places`", "shop": "`shop.goods`"}
     rows = [(where[name], "[" + ", ".join(cols) + "]") for name, cols in ROWS.items()]
     return _table(("row of", "columns, in order"), rows)
 
@@ -144,6 +148,20 @@ def _world() -> str:
     return _table(("constant", "value"), rows)
 
 
+def _economy() -> str:
+    rows = [
+        ("coins", f"`{T.COINS}`: the name of coins as an item of `give`"),
+        ("hand-over range", f"{T.HANDOVER_RANGE} tiles (Chebyshev distance): `give`, `buy`, `sell`, `offer` and "
+                            "`accept` need the other party this close"),
+        ("largest stack", f"{T.MAX_STACK} of one item per holder"),
+        ("most coins", f"{T.MAX_COINS:,} per holder"),
+        ("offer lifetime", f"{T.OFFER_TTL_TICKS} ticks"),
+        ("open offers", f"{T.MAX_OPEN_OFFERS} made by one player at a time"),
+        ("offer states", ", ".join(f"`{s}`" for s in T.OFFER_STATES)),
+    ]
+    return _table(("constant", "value"), rows)
+
+
 def _errors() -> str:
     return _table(("code", "meaning"), [(f"`{c}`", doc) for c, doc in ERROR_DOCS.items()])
 
@@ -156,7 +174,7 @@ def _closes() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "limits": _limits, "states": _states, "client-messages": lambda: _messages(CLIENT_MESSAGES),
     "server-messages": lambda: _messages(SERVER_MESSAGES), "rows": _rows, "flags": _flags,
-    "world": _world, "errors": _errors, "closes": _closes,
+    "world": _world, "economy": _economy, "errors": _errors, "closes": _closes,
 }
 
 

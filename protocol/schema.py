@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 from protocol.entities import HEARING_RANGE
 from protocol.errors import ErrorCode
 from protocol.limits import DEFAULT_LIMITS as L, PROTOCOL_VERSION
+from protocol.trade import (COINS, HANDOVER_RANGE, ITEM_RULE, MAX_COUNT, MAX_ITEM_NAME, MAX_OFFER_LINES, MAX_PRICE,
+                            OFFER_STATES, OFFER_TTL_TICKS)
 
 # Field kinds understood by the validator.
 INT, FLOAT, STR, BOOL, TILE, ANY = "int", "float", "str", "bool", "tile", "any"
+# A list of at most MAX_OFFER_LINES `[item, n]` pairs (an offer's side).
+GOODS = "goods"
 
 DIRECTIONS = ("n", "s", "e", "w", "ne", "nw", "se", "sw")
 ADMIN_ACTIONS = ("kick", "broadcast", "snapshot")
@@ -47,6 +51,22 @@ class MessageSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+
+
+def _item(doc: str) -> Field:
+    return Field("item", STR, True, 1, MAX_ITEM_NAME, rule=ITEM_RULE, doc=doc)
+
+
+def _count(doc: str) -> Field:
+    return Field("n", INT, True, 1, MAX_COUNT, doc=doc)
+
+
+def _entity(name: str, doc: str, required: bool = True) -> Field:
+    return Field(name, INT, required, 1, MAX_ENTITY_ID, doc=doc)
+
+
+def _goods(name: str, doc: str) -> Field:
+    return Field(name, GOODS, False, 1, MAX_COUNT, shape=f"list of [item, n], at most {MAX_OFFER_LINES}", doc=doc)
 
 
 def _seq() -> Field:
@@ -97,6 +117,50 @@ CLIENT_MESSAGES: dict[str, MessageSpec] = {
             Field("text", STR, False, 1, L.max_text, doc="broadcast text"),
             _seq(),
         ), doc="operator actions, allowed before joining; see *Admin*"),
+        MessageSpec("give", (
+            _entity("to", "entity id of the one you hand it to (a player or an NPC)"),
+            _item(f"what you give: an item kind, or `{COINS}`"),
+            _count("how many"),
+            _seq(),
+        ), doc=f"hand goods or coins to someone within {HANDOVER_RANGE} tiles; the `ack` comes once it is "
+               "stored, with your purse's change in an `inv` before it"),
+        MessageSpec("buy", (
+            _entity("from", "the shopkeeper (an NPC with a shop)"),
+            _item("what you buy"),
+            _count("how many"),
+            Field("max_price", INT, True, 0, MAX_PRICE, doc="the most you pay for one"),
+            _seq(),
+        ), doc=f"buy from a shop within {HANDOVER_RANGE} tiles at its current price (n times the price for "
+               "one; `price_changed` if that is over `max_price`)"),
+        MessageSpec("sell", (
+            _entity("to", "the shopkeeper (an NPC whose shop buys this)"),
+            _item("what you sell"),
+            _count("how many"),
+            Field("min_price", INT, True, 0, MAX_PRICE, doc="the least you take for one"),
+            _seq(),
+        ), doc=f"sell to a shop within {HANDOVER_RANGE} tiles at the price it offers (`price_changed` if "
+               "that is under `min_price`)"),
+        MessageSpec("shop", (
+            _entity("at", "the shopkeeper"),
+            _seq(),
+        ), doc="ask a shop's price list; answered with `shop` (from anywhere: prices are public)"),
+        MessageSpec("offer", (
+            _entity("to", "the player you offer a trade to"),
+            _goods("give", "goods you give"),
+            Field("coins", INT, False, 0, MAX_PRICE, doc="coins you give"),
+            _goods("want", "goods you want in return"),
+            Field("want_coins", INT, False, 0, MAX_PRICE, doc="coins you want in return"),
+            _seq(),
+        ), doc=f"offer a trade to a player within {HANDOVER_RANGE} tiles; it stays open {OFFER_TTL_TICKS} "
+               "ticks. The `ack` carries the offer's id; both of you get an `offer` message"),
+        MessageSpec("accept", (
+            _entity("offer", "the offer's id"),
+            _seq(),
+        ), doc="accept an offer made to you: both sides change hands in one tick, or neither does"),
+        MessageSpec("decline", (
+            _entity("offer", "the offer's id"),
+            _seq(),
+        ), doc="decline an offer made to you, or withdraw one you made"),
     )
 }
 
@@ -123,20 +187,22 @@ SERVER_MESSAGES: dict[str, MessageSpec] = {
             Field("upd", ANY, shape="list of `upd` rows", doc="known entities whose flags changed"),
         ), doc="area-of-interest delta against what this connection was sent before (see *Rows*)"),
         MessageSpec("event", (
-            Field("kind", STR, choices=("say", "arrive", "depart", "broadcast")),
+            Field("kind", STR, choices=("say", "arrive", "depart", "broadcast", "trade")),
             Field("tick", INT),
             Field("from", INT, doc="speaker (say) or the entity arriving/departing; 0 for the server"),
             Field("name", STR, doc="that entity's name (`server` for a broadcast)"),
-            Field("text", STR, False, doc="for `say` and `broadcast`"),
-            Field("to", INT, False, doc="addressee entity id, for `say`"),
-            Field("to_name", STR, False, doc="addressee name, for `say`"),
+            Field("text", STR, False, doc="for `say` and `broadcast`; for `trade`, what changed hands, in words"),
+            Field("to", INT, False, doc="addressee entity id, for `say`; the other party, for `trade`"),
+            Field("to_name", STR, False, doc="addressee name, for `say`; the other party's, for `trade`"),
             Field("chat", INT, False, doc="chat line id, for `say`"),
-        ), doc="something happened within hearing range, or an operator's broadcast"),
+        ), doc="something happened within hearing range (a `trade`: goods or coins changed hands), or an "
+               "operator's broadcast"),
         MessageSpec("ack", (
             Field("seq", INT),
             Field("tick", INT),
             Field("chat", INT, False, doc="stored chat line id, for `say`"),
-        ), doc="your message `seq` was applied (and, for `say`, committed)"),
+            Field("offer", INT, False, doc="the new offer's id, for `offer`"),
+        ), doc="your message `seq` was applied and committed"),
         MessageSpec("error", (
             Field("code", STR, doc="see *Error codes*"),
             Field("msg", STR, doc="for people"),
@@ -147,5 +213,32 @@ SERVER_MESSAGES: dict[str, MessageSpec] = {
             Field("tick", INT),
             Field("seq", INT, False),
         ), doc="reply to `ping`"),
+        MessageSpec("inv", (
+            Field("tick", INT),
+            Field("coins", INT, doc="your coins"),
+            Field("items", ANY, shape="map item -> n", doc="your goods (with `full`: all of them; else only "
+                                                           "those that changed, 0 for none left)"),
+            Field("full", BOOL, doc="true: the whole inventory; false: a delta"),
+        ), doc="your purse, to you only: whole after `welcome`, then whenever it changes, before the `ack` of "
+               "what changed it"),
+        MessageSpec("shop", (
+            Field("at", INT, doc="the shopkeeper"),
+            Field("name", STR, doc="the shopkeeper's name"),
+            Field("goods", ANY, shape="list of `shop` rows", doc="what it sells or buys, now"),
+            Field("seq", INT, False),
+        ), doc="a shop's price list, in answer to `shop`"),
+        MessageSpec("offer", (
+            Field("id", INT, doc="the offer's id"),
+            Field("state", STR, choices=OFFER_STATES, doc="where it stands"),
+            Field("from", INT, doc="who made it"),
+            Field("from_name", STR),
+            Field("to", INT, doc="to whom"),
+            Field("to_name", STR),
+            Field("give", ANY, shape="list of [item, n]", doc="what its maker gives"),
+            Field("coins", INT),
+            Field("want", ANY, shape="list of [item, n]", doc="what its maker wants"),
+            Field("want_coins", INT),
+            Field("expires", INT, doc="the tick it lapses at"),
+        ), doc="an offer made by you or to you, and each change of its state (see *Economy*)"),
     )
 }

@@ -25,6 +25,7 @@ from server.socket_writer import SocketWriter, guard
 from server.npcs import install_npcs, load_model
 from server.persistence import Database
 from server.restore import open_world
+from server.world.catalog import load_goods
 from server.world.village import village
 from server.world.world import WorldRules
 
@@ -50,7 +51,7 @@ class HamletServer:
         self.db = Database(config.db)
         tilemap = village()
         rules = WorldRules(ticks_per_tile=config.ticks_per_tile)
-        world = open_world(self.db, tilemap, config.seed, rules)
+        world = open_world(self.db, tilemap, config.seed, rules, catalog=load_goods(config.goods or None))
         self.game = Game(config, world, self.db, self.metrics)
         self.llm = None
         self.minds = None

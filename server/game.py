@@ -32,6 +32,7 @@ from server.metrics import ServerMetrics
 from server.persistence import Database, TickStore
 from server.replication import CellCache, Replicator
 from server.sessions import Sessions
+from server.trade import TRADE_MESSAGES, economy_system, shop_reply, tell_owners, trade_input
 from server.world.inputs import Input, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
 from server.world.world import FLAG_AWAY, Rejection, World
 
@@ -61,7 +62,9 @@ class Game:
         metrics.state_every_ticks.set(len(self.replicators))
         self.inbox: deque[tuple[Any, Message]] = deque()
         self.clients: dict[int, Any] = {}  # entity -> welcomed client
-        self.agent_systems: list[AgentSystem] = []
+        # Systems that add inputs each tick: the workplaces and meals first, then
+        # the NPCs' minds (install_minds).
+        self.agent_systems: list[AgentSystem] = [economy_system]
         self.systems: list[tuple[str, Callable[[float], None]]] = [
             ("inputs", self.sys_inputs),
             ("agents", self.sys_agents),
@@ -197,7 +200,9 @@ class Game:
         self._log = []
 
     def sys_acknowledge(self, now: float) -> None:
-        """What waited for the commit: acks of chat lines and moves, welcomes."""
+        """What waited for the commit: purse and offer news, then acks of chat
+        lines, moves and trades, and welcomes."""
+        tell_owners(self)
         after, self._after_commit = self._after_commit, []
         for fn in after:
             fn()
@@ -235,6 +240,11 @@ class Game:
             inp = self._move_input(eid, msg)
         elif kind == "say":
             inp = Say(eid, msg.data["text"], msg.get("to"))
+        elif kind in TRADE_MESSAGES:
+            inp = trade_input(eid, msg)
+        elif kind == "shop":
+            client.send(shop_reply(self.world, msg))
+            return
         elif kind == "bye":
             self.end_session(eid)
             client.close(CloseCode.NORMAL, "bye")
@@ -248,7 +258,8 @@ class Game:
             return
         self.metrics.messages_in.labels(kind).inc()
         if msg.seq is not None:
-            ack = encode("ack", seq=msg.seq, tick=self.world.tick, chat=result if kind == "say" else None)
+            ack = encode("ack", seq=msg.seq, tick=self.world.tick, chat=result if kind == "say" else None,
+                         offer=result if kind == "offer" else None)
             self.after_commit(lambda: client.send(ack))
 
     def _move_input(self, eid: int, msg: Message) -> Input | Rejection:

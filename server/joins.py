@@ -10,6 +10,7 @@ from protocol.codec import Message, encode
 from protocol.errors import CloseCode, ErrorCode
 from protocol.limits import DEFAULT_LIMITS, PROTOCOL_VERSION
 from server.replication import EMPTY_VIEW
+from server.trade import welcome_purse
 from server.world.inputs import Join, SetFlags
 from server.world.world import FLAG_AWAY, Rejection
 
@@ -73,6 +74,8 @@ def handle_join(game: GameApi, client: Any, msg: Message) -> None:
             return
         client.protocol.join_accepted()
         client.send(welcome)
+        for frame in welcome_purse(world, account.entity):
+            client.send(frame)
         client.known, client.known_cell = EMPTY_VIEW, None
         game.clients[account.entity] = client
 

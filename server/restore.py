@@ -4,6 +4,7 @@ logged input after it, tick by tick, through the same `World.apply` and
 from __future__ import annotations
 
 from server.persistence import Database
+from server.world.catalog import Catalog
 from server.world.inputs import from_record
 from server.world.tilemap import TileMap
 from server.world.world import Rejection, World, WorldRules
@@ -36,15 +37,30 @@ def replay_into(world: World, db: Database, until_tick: int, from_tick: int | No
     return applied
 
 
-def open_world(db: Database, tilemap: TileMap, seed: int, rules: WorldRules = WorldRules()) -> World:
+def world_catalog(db: Database, catalog: Catalog | None = None) -> Catalog | None:
+    """The goods this database's world was created with (kept in its meta
+    table); a world from before the economy takes `catalog`, kept from now on."""
+    stored = db.get_meta("catalog")
+    if stored is not None:
+        return Catalog.from_dict(stored)
+    if catalog is not None:
+        db.set_meta_now("catalog", catalog.to_dict())
+    return catalog
+
+
+def open_world(db: Database, tilemap: TileMap, seed: int, rules: WorldRules = WorldRules(),
+               catalog: Catalog | None = None) -> World:
+    """The world in `db` (its latest snapshot and the log after it), or a new
+    one with `seed` and the goods in `catalog`."""
+    catalog = world_catalog(db, catalog)
     snap = db.latest_snapshot()
     if snap is not None:
         if snap.get("map") != tilemap.name:
             raise ValueError(f"the database holds a world on map {snap.get('map')!r}, not {tilemap.name!r}")
-        world = World.restore(tilemap, snap, rules)
+        world = World.restore(tilemap, snap, rules, catalog)
     else:
         stored_seed = db.get_meta("seed")
-        world = World(tilemap, stored_seed if stored_seed is not None else seed, rules)
+        world = World(tilemap, stored_seed if stored_seed is not None else seed, rules, catalog)
         if stored_seed is None:
             db.set_meta_now("seed", seed)
             db.set_meta_now("map", tilemap.name)

@@ -23,7 +23,8 @@ from server.game import Game
 from server.metrics import ServerMetrics
 from server.npcs import install_minds
 from server.persistence import Database
-from server.restore import open_world, replay_into
+from server.restore import open_world, replay_into, world_catalog
+from server.world.catalog import load_goods
 from server.world.village import village
 from server.world.world import World
 
@@ -40,7 +41,7 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     config = ServerConfig(db=str(db_path), seed=opts.seed, npcs=True)
     db = Database(config.db)
     tilemap = village()
-    world = open_world(db, tilemap, opts.seed)
+    world = open_world(db, tilemap, opts.seed, catalog=load_goods(config.goods or None))
     game = Game(config, world, db, ServerMetrics())
     personas = load_personas(opts.personas, known_places=set(tilemap.places))
     if opts.npcs > len(personas):
@@ -171,7 +172,7 @@ def replay(out: Path) -> tuple[bool, str, str]:
         final_tick = db.get_meta("final_tick")
         if recorded is None or final_tick is None:
             raise ValueError(f"{db_path} has no recorded final state (did the run finish?)")
-        world = World(village(), db.get_meta("seed"))
+        world = World(village(), db.get_meta("seed"), catalog=world_catalog(db))
         replay_into(world, db, int(final_tick), from_tick=0)
         got = world.state_hash()
         return got == recorded, recorded, got

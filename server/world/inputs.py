@@ -5,7 +5,13 @@ these records are the whole interface between the outside and the world.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+
+class Rejection(NamedTuple):
+    """What `World.apply` returns for an input it refuses (nothing changed)."""
+    code: str  # a protocol ErrorCode value
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +69,83 @@ class SetFlags:
     flags: int
 
 
-INPUT_TYPES: dict[str, type] = {t.kind: t for t in (Join, Leave, MoveTo, Step, Stop, Say, SetFlags)}
-Input = Join | Leave | MoveTo | Step | Stop | Say | SetFlags
+# -- goods and coins (rules in server/world/economy.py) ------------------------
+@dataclass(frozen=True, slots=True)
+class Give:
+    kind: ClassVar[str] = "give"
+    entity: int
+    to: int
+    item: str  # an item kind, or "coins"
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class Buy:
+    kind: ClassVar[str] = "buy"
+    entity: int
+    shop: int
+    item: str
+    n: int
+    max_price: int
+    delivery: bool = False  # an NPC's supply order: no need to stand at the shop
+
+
+@dataclass(frozen=True, slots=True)
+class Sell:
+    kind: ClassVar[str] = "sell"
+    entity: int
+    shop: int
+    item: str
+    n: int
+    min_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class MakeOffer:
+    kind: ClassVar[str] = "offer"
+    entity: int
+    to: int
+    give: tuple = ()  # ((item, n), ...)
+    coins: int = 0
+    want: tuple = ()
+    want_coins: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    kind: ClassVar[str] = "accept"
+    entity: int
+    offer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    kind: ClassVar[str] = "decline"
+    entity: int
+    offer: int
+
+
+@dataclass(frozen=True, slots=True)
+class Produce:
+    """A workplace's recipe runs (the economy system, on the game clock)."""
+    kind: ClassVar[str] = "produce"
+    entity: int
+    recipe: int  # index into the catalog's recipes
+
+
+@dataclass(frozen=True, slots=True)
+class Consume:
+    """An NPC uses something up (a meal)."""
+    kind: ClassVar[str] = "consume"
+    entity: int
+    item: str
+    n: int = 1
+
+
+INPUT_TYPES: dict[str, type] = {t.kind: t for t in (Join, Leave, MoveTo, Step, Stop, Say, SetFlags, Give, Buy, Sell,
+                                                    MakeOffer, Accept, Decline, Produce, Consume)}
+Input = (Join | Leave | MoveTo | Step | Stop | Say | SetFlags | Give | Buy | Sell | MakeOffer | Accept | Decline
+         | Produce | Consume)
 
 
 def to_record(inp: Input) -> tuple[str, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The authoritative world: entities on a tile map, movement, speech.
+"""The authoritative world: entities on a tile map, movement, speech, and
+their goods and coins (the rules of trade are in `economy.py`).
 
 The world is a plain object with no I/O and no clock: `begin_tick()`,
 `apply(input)` for each input of the tick, then `simulate()`. Given the same
@@ -11,13 +12,16 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgpack
 
 from protocol.entities import FLAG_AWAY, FLAG_THINKING, HEARING_RANGE
+from server.world import economy
+from server.world.catalog import Catalog
+from server.world.economy import Economy
 from server.world.grid import SpatialGrid
-from server.world.inputs import Input, Join, Leave, MoveTo, Say, SetFlags, Step, Stop
+from server.world.inputs import Input, Join, Leave, MoveTo, Rejection, Say, SetFlags, Step, Stop
 from server.world.tilemap import DIRECTIONS, TileMap
 
 # FLAG_THINKING and FLAG_AWAY (imported above, and used from here by others)
@@ -60,13 +64,9 @@ class Entity:
     cooldown: int = 0
 
 
-class Rejection(NamedTuple):
-    code: str  # a protocol ErrorCode value
-    message: str
-
-
 class World:
-    def __init__(self, tilemap: TileMap, seed: int = 0, rules: WorldRules = WorldRules()) -> None:
+    def __init__(self, tilemap: TileMap, seed: int = 0, rules: WorldRules = WorldRules(),
+                 catalog: Catalog | None = None) -> None:
         self.map = tilemap
         self.rules = rules
         self.seed = seed
@@ -84,11 +84,14 @@ class World:
         # ticks count too). At most one entry per cell of the map.
         self.changed_cells: dict[tuple[int, int], int] = {}
         self.change_count = 0
+        # Goods and coins; a world without a catalog has no goods to trade.
+        self.economy = Economy(catalog if catalog is not None else Catalog({}))
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
         self.tick += 1
         self.events = []
+        self.economy.begin_tick()
 
     def allocate_entity_id(self) -> int:
         eid = self.next_entity_id
@@ -106,6 +109,7 @@ class World:
         return handler(self, inp)
 
     def simulate(self) -> None:
+        self.economy.expire(self.tick)
         for e in self.entities.values():
             if not e.path:
                 continue
@@ -137,6 +141,7 @@ class World:
         self.grid.insert(e.id, e.x, e.y)
         self._changed(self.grid.where[e.id])
         self.next_entity_id = max(self.next_entity_id, e.id + 1)
+        self.economy.open_purse(e)
         self.events.append({"kind": "arrive", "tick": self.tick, "from": e.id, "name": e.name,
                             "x": e.x, "y": e.y})
         return None
@@ -235,11 +240,18 @@ class World:
             "next_entity_id": self.next_entity_id, "next_chat_id": self.next_chat_id,
             "entities": [[e.id, e.kind, e.name, e.x, e.y, e.flags, [list(p) for p in e.path], e.cooldown]
                          for e in sorted(self.entities.values(), key=lambda e: e.id)],
+            "economy": self.economy.snapshot(),
         }
 
     @classmethod
-    def restore(cls, tilemap: TileMap, snap: dict[str, Any], rules: WorldRules = WorldRules()) -> World:
-        w = cls(tilemap, snap["seed"], rules)
+    def restore(cls, tilemap: TileMap, snap: dict[str, Any], rules: WorldRules = WorldRules(),
+                catalog: Catalog | None = None) -> World:
+        """The world a snapshot holds. It keeps the goods it was created with;
+        `catalog` serves a snapshot from before the economy existed."""
+        w = cls(tilemap, snap["seed"], rules, catalog)
+        if "economy" in snap:
+            w.economy = Economy.restore(snap["economy"])
+        restored_purses = "economy" in snap
         v, internal, gauss = snap["rng"]
         w.rng.setstate((v, tuple(internal), gauss))
         w.tick = snap["tick"]
@@ -250,6 +262,9 @@ class World:
             w.entities[eid] = e
             w.by_name[name.casefold()] = eid
             w.grid.insert(eid, x, y)
+            if not restored_purses:  # a world from before the economy: holders open their purses now
+                w.economy.open_purse(e)
+        w.economy.begin_tick()
         return w
 
     def state_hash(self) -> str:
@@ -259,5 +274,5 @@ class World:
 # input type -> World method that applies it
 _HANDLERS: dict[type[Input], Callable[[World, Any], Rejection | int | None]] = {
     Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
-    Stop: World._stop, Say: World._say, SetFlags: World._flags,
+    Stop: World._stop, Say: World._say, SetFlags: World._flags, **economy.HANDLERS,
 }

@@ -69,6 +69,20 @@ def test_valid_messages_decode():
     (pack({"t": "move", "dir": "up"}), ErrorCode.BAD_VALUE),
     (pack({"t": "move"}), ErrorCode.BAD_VALUE),  # none of to/dir/place/stop
     (pack({"t": "move", "to": [1, 1], "dir": "n"}), ErrorCode.BAD_VALUE),  # two of them
+    (pack({"t": "give", "to": 2, "item": "Bread", "n": 1}), ErrorCode.BAD_VALUE),  # items are lowercase
+    (pack({"t": "give", "to": 2, "item": "bread", "n": 0}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "give", "to": 2, "item": "bread", "n": -3}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "give", "to": 2, "item": "bread", "n": 1.5}), ErrorCode.BAD_TYPE),
+    (pack({"t": "give", "to": 2, "item": "bread", "n": float("nan")}), ErrorCode.NOT_FINITE),
+    (pack({"t": "give", "to": 2, "item": "b" * 25, "n": 1}), ErrorCode.TOO_LONG),
+    (pack({"t": "buy", "from": 2, "item": "bread", "n": 1}), ErrorCode.MISSING_FIELD),
+    (pack({"t": "buy", "from": 2, "item": "bread", "n": 1, "max_price": -1}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "offer", "to": 2, "give": [["eggs", 1]] * 5}), ErrorCode.TOO_LONG),
+    (pack({"t": "offer", "to": 2, "give": [["eggs", 0]]}), ErrorCode.OUT_OF_RANGE),
+    (pack({"t": "offer", "to": 2, "give": [["eggs"]]}), ErrorCode.BAD_TYPE),
+    (pack({"t": "offer", "to": 2, "give": {"eggs": 1}}), ErrorCode.BAD_TYPE),
+    (pack({"t": "offer", "to": 2, "want": [["Eggs!", 1]]}), ErrorCode.BAD_VALUE),
+    (pack({"t": "offer", "to": 2, "want": [["eggs", 1.0]]}), ErrorCode.BAD_TYPE),
     ("text frame", ErrorCode.TEXT_FRAME),
 ])
 def test_bad_input_gets_its_code(data, code):
@@ -89,7 +103,11 @@ def test_error_carries_the_seq_of_the_bad_message():
 def test_every_client_type_round_trips():
     samples = {"hello": {"v": 1, "name": "Ann B."}, "move": {"place": "market"},
                "say": {"text": "hi"}, "ping": {"id": 3}, "bye": {},
-               "admin": {"token": "t", "action": "broadcast", "text": "hello all"}}
+               "admin": {"token": "t", "action": "broadcast", "text": "hello all"},
+               "give": {"to": 3, "item": "coins", "n": 5}, "buy": {"from": 2, "item": "bread", "n": 1, "max_price": 6},
+               "sell": {"to": 2, "item": "eggs", "n": 3, "min_price": 0}, "shop": {"at": 2},
+               "offer": {"to": 4, "give": [["eggs", 2]], "want_coins": 5}, "accept": {"offer": 1},
+               "decline": {"offer": 1}}
     assert set(samples) == set(CLIENT_MESSAGES)
     for type_, fields in samples.items():
         msg = decode_client(encode(type_, **fields))
