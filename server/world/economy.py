@@ -204,7 +204,7 @@ def _shop(world: World, me: Entity, keeper_id: int, item: str, sell: bool, deliv
     if keeper is None:
         return Rejection(E.NO_SUCH_ENTITY, f"nobody with id {keeper_id} is here")
     if keeper.id == me.id:
-        return Rejection(E.BAD_VALUE, "you cannot trade with your own shop")
+        return Rejection(E.BAD_VALUE, "you cannot trade with yourself")
     if (bad := _known(world, item)) is not None:
         return bad
     q = world.economy.quote(keeper, item)
