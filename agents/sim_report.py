@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.minds import MindBudget
+from agents.sim_economy import EconomyRecord
 
 if TYPE_CHECKING:
     from agents.minds import MindsSystem
@@ -40,6 +41,7 @@ class SimRecord:
     tokens: list[int] = field(default_factory=list)  # tokens completed in each tick
     queue: list[int] = field(default_factory=list)  # jobs in flight after each tick
     wall_s: float = 0.0
+    economy: EconomyRecord = field(default_factory=EconomyRecord)
 
 
 PRIORITY_NAMES = {0: "human_reply", 1: "conversation", 2: "planning", 3: "reflection"}
@@ -99,10 +101,15 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
         "tick_ms": {q: round(x * 1000 if q != "count" else x, 3) for q, x in percentiles(record.tick_s).items()},
         # the reply gate's verdicts and what became of each person's turn (agents/replies.py)
         **minds.stats(),
+        # trades, coins that changed hands, production, prices (agents/sim_economy.py)
+        "economy": record.economy.summary(world, dict(conn.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"))),
         "final_state_hash": final_hash,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     summary["plots"] = write_plots(out, record, minds, world)
+    economy_plot = record.economy.plot(out)
+    if economy_plot is not None:
+        summary["plots"].append(economy_plot)
     return summary
 
 

@@ -39,6 +39,9 @@ class ServerMetrics:
                                          buckets=_TICK_BUCKETS, registry=r)
         self.state_every_ticks = Gauge("hamlet_state_every_ticks",
                                        "Ticks between state updates to a client (raised under load)", registry=r)
+        self.trades = Counter("hamlet_trades_total", "Goods or coins that changed hands, by kind "
+                              "(give, buy, sell, offer)", ["kind"], registry=r)
+        self.coins_traded = Counter("hamlet_coins_traded_total", "Coins that changed hands in trades", registry=r)
         self.input_queue = Gauge("hamlet_input_queue_depth", "Inputs waiting for the next tick", registry=r)
 
     def watch_minds(self, stats: Callable[[], dict[str, dict[str, int]]]) -> None:

@@ -131,6 +131,7 @@ def _record(game: Game, minds: MindsSystem, record: SimRecord, tokens: int, bar:
     record.minute.append(world.game_minutes)
     record.tokens.append(tokens)
     record.queue.append(_in_flight(minds))
+    record.economy.observe(world)
     if bar is not None and (world.tick % 20 == 0 or world.tick == bar.ticks):
         bar.show(world, record)
 

@@ -82,6 +82,9 @@ def tell_owners(game: GameApi) -> None:
     of offers made to or by them (before the acks of what caused them)."""
     world, clients = game.world, game.clients
     eco = world.economy
+    for t in eco.trades:
+        game.metrics.trades.labels(t.kind).inc()
+        game.metrics.coins_traded.inc(t.coins + t.back_coins)
     for eid, items in eco.changed.items():
         client = clients.get(eid)
         if client is not None:

@@ -117,11 +117,11 @@ def parse_goods(data: dict[str, Any], where: str = "goods file") -> Catalog:
     prices = data.get("goods")
     if not isinstance(prices, dict) or not prices:
         raise CatalogError(f"{where}: needs a [goods] table of item = base price")
-    for item, price in prices.items():
-        if item == COINS or not _ITEM.fullmatch(item) or len(item) > MAX_ITEM_NAME:
-            raise CatalogError(f"{where}: bad item name {item!r}")
-        if not isinstance(price, int) or not 1 <= price <= 10_000:
-            raise CatalogError(f"{where}: price of {item} must be an integer from 1 to 10000")
+    for kind, base in prices.items():
+        if kind == COINS or not _ITEM.fullmatch(kind) or len(kind) > MAX_ITEM_NAME:
+            raise CatalogError(f"{where}: bad item name {kind!r}")
+        if not isinstance(base, int) or isinstance(base, bool) or not 1 <= base <= 10_000:
+            raise CatalogError(f"{where}: price of {kind} must be an integer from 1 to 10000")
 
     def item(name: Any, ctx: str) -> str:
         if name not in prices:

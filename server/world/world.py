@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from protocol.entities import FLAG_AWAY, FLAG_THINKING, HEARING_RANGE
-from server.world import economy
+from server.world import trade_rules
 from server.world.catalog import Catalog
 from server.world.economy import Economy
+from server.world.entity import Entity
 from server.world.grid import SpatialGrid
 from server.world.inputs import Input, Join, Leave, MoveTo, Rejection, Say, SetFlags, Step, Stop
 from server.world.tilemap import DIRECTIONS, TileMap
@@ -50,18 +51,6 @@ class WorldRules:
     # takes a game minute or so.
     game_seconds_per_tick: float = 0.5
     start_minute: int = 8 * 60  # a new world starts at 08:00 on day 0
-
-
-@dataclass(slots=True)
-class Entity:
-    id: int
-    kind: str  # "player" or "npc"
-    name: str
-    x: int
-    y: int
-    flags: int = 0
-    path: list[tuple[int, int]] = field(default_factory=list)
-    cooldown: int = 0
 
 
 class World:
@@ -272,7 +261,7 @@ class World:
 
 
 # input type -> World method that applies it
-_HANDLERS: dict[type[Input], Callable[[World, Any], Rejection | int | None]] = {
+_HANDLERS: dict[type, Callable[[World, Any], Rejection | int | None]] = {
     Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
-    Stop: World._stop, Say: World._say, SetFlags: World._flags, **economy.HANDLERS,
+    Stop: World._stop, Say: World._say, SetFlags: World._flags, **trade_rules.HANDLERS,
 }

@@ -114,5 +114,8 @@ def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path, embedded_mod
     assert (out / "conversations.png").stat().st_size > 1000
     recorded = json.loads((out / "summary.json").read_text())
     assert recorded["ticks"] == 240 and recorded["lines_spoken"] >= 2
+    # the economy's section: every NPC's purse from the goods file, shops' prices sampled
+    assert recorded["economy"]["holdings_end"]["Sanne"]["bread"] > 0
+    assert recorded["economy"]["prices_end"]["Sanne bread"] > 0 and (out / "economy.png").stat().st_size > 1000
     ok, want, got = replay(out)
     assert ok and got == recorded["final_state_hash"]
