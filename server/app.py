@@ -48,10 +48,11 @@ class HamletServer:
         only a model it loaded."""
         self.config = config
         self.metrics = ServerMetrics()
+        catalog = load_goods(config.goods or None)  # a bad goods file stops us before the database opens
         self.db = Database(config.db)
         tilemap = village()
         rules = WorldRules(ticks_per_tile=config.ticks_per_tile)
-        world = open_world(self.db, tilemap, config.seed, rules, catalog=load_goods(config.goods or None))
+        world = open_world(self.db, tilemap, config.seed, rules, catalog=catalog)
         self.game = Game(config, world, self.db, self.metrics)
         self.llm = None
         self.minds = None

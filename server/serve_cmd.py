@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--llm-threads", type=int, dest="llm_threads",
                    help="threads of the CPU model worker (default 0: one per core)")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
+    p.add_argument("--goods", metavar="FILE",
+                   help="goods file for a new world: items, prices, shops (default agents/data/goods.toml)")
     p.add_argument("--max-clients-per-ip", type=int, dest="max_clients_per_ip",
                    help="connections from one address (default 64)")
     p.add_argument("--no-npcs", action="store_const", const=False, dest="npcs", help="start without NPCs")

@@ -54,6 +54,12 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--port", "0"], capture_output=True,
                          text=True, timeout=60, env={**os.environ, "HAMLET_LLM_THREADS": "-2"})
     assert out.returncode == 2 and "llm_threads" in out.stderr
+    # a goods file with a bad item is named, with the problem, before anything starts
+    goods = tmp_path / "goods.toml"
+    goods.write_text('[goods]\nBread = 2\n')
+    out = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--port", "0", "--no-npcs", "--goods", str(goods),
+                          "--db", str(tmp_path / "w.db")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "bad item name 'Bread'" in out.stderr and not (tmp_path / "w.db").exists()
 
 
 async def test_sigterm_saves_tells_clients_and_exits(tmp_path):
