@@ -1,6 +1,7 @@
 """The full-screen terminal client (textual): the map around you, who is
 nearby, a scrolling chat log and an input line for speech and commands.
-The connection lives in tui_session.Session; drawing and parsing in tui_map.
+The connection lives in tui_session.Session; drawing and parsing in tui_map,
+trade commands in tui_trade (words) and tui_trade_actions (doing them).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from textual.widgets import Input, RichLog, Static
 
 from client_demo.tui_map import HELP, nearby_lines, parse_command, render_map, resolve_go
 from client_demo.tui_session import Session
+from client_demo.tui_trade import HELP_TRADE_LONG, TradeCommand, offer_text
+from client_demo.tui_trade_actions import Trader
 from protocol.codec import Message
 
 # Chat lines kept on screen and in `transcript`: a long evening of talk
@@ -60,6 +63,7 @@ class HamletApp(App):
         super().__init__()
         self.session = Session(url, name, token, on_status=self.on_status,
                                on_message=self.on_message, on_error=self.show_error)
+        self.trader = Trader(self.session, info=self.info_line, error=self.show_error)
         self.transcript: deque[str] = deque(maxlen=MAX_CHAT_LINES)
         self.exit_code = 0
         self._runner: asyncio.Task | None = None
@@ -90,17 +94,29 @@ class HamletApp(App):
         self.set_class(event.size.width < 90, "narrow")
 
     # -- session callbacks ---------------------------------------------------
-    def on_status(self, status: str, detail: str) -> None:
+    def status_line(self) -> Text:
+        status, detail, client = self.session.status, self.session.detail, self.session.client
         line = Text.assemble(("Hamlet", "bold"), f"  {self.session.name}  ·  ",
                              (status, STATUS_STYLE.get(status, "")))
+        if client is not None and client.welcome is not None:
+            line.append("  ·  ")
+            line.append(f"{client.coins} coins", "bold #ffd23f")
         if detail and status != "connected":
             line.append(f"  {detail}", "dim")
         if status == "lost":
             line.append("  (/quit, or restart to try again)", "dim")
+        return line
+
+    def refresh_status(self) -> bool:
         try:
-            self.query_one("#status", Static).update(line)
+            self.query_one("#status", Static).update(self.status_line())
         except Exception:
-            return  # not mounted yet, or already gone
+            return False  # not mounted yet, or already gone
+        return True
+
+    def on_status(self, status: str, detail: str) -> None:
+        if not self.refresh_status():
+            return
         if status == "reconnecting" and self.session.history[-2:-1] == ["connected"]:
             self.log_line(Text("Connection dropped; reconnecting…", style="italic yellow"))
         elif status == "lost":
@@ -125,11 +141,22 @@ class HamletApp(App):
                 self.log_line(Text(f"{d['name']} arrived.", style="dim italic"))
             elif d["kind"] == "depart":
                 self.log_line(Text(f"{d['name']} left.", style="dim italic"))
+            elif d["kind"] == "trade":
+                self.log_line(Text(d.get("text") or f"{d['name']} traded with {d.get('to_name', '?')}.",
+                                   style="#9bd17a"))
+        elif msg.type == "inv":
+            self.refresh_status()
+        elif msg.type == "offer":
+            client = self.session.client
+            self.log_line(Text(offer_text(d, client.entity if client else None), style="bold #ffd23f"))
         self._dirty = True
 
     def show_error(self, text: str) -> None:
         self.log_line(Text(text, style="bold red"))
         self.notify(text, severity="error", timeout=6)
+
+    def info_line(self, text: str) -> None:
+        self.log_line(Text(text, style="cyan"))
 
     def log_line(self, text: Text, plain: str | None = None) -> None:
         stamp = time.strftime("%H:%M")
@@ -180,7 +207,9 @@ class HamletApp(App):
         client = self.session.client
         entities = client.entities if client else {}
         cmd = parse_command(event.value, [e.name for e in entities.values()])
-        if cmd.name == "say":
+        if isinstance(cmd, TradeCommand):
+            self.spawn(self.trader.run(cmd))
+        elif cmd.name == "say":
             self.spawn(self.session.say(cmd.text))
         elif cmd.name == "to":
             target = next((e for e in entities.values() if e.name.casefold() == cmd.target.casefold()), None)
@@ -201,7 +230,7 @@ class HamletApp(App):
             places = sorted({row[0] for row in ((client.map or {}).get("places", []) if client else [])})
             self.log_line(Text("Places: " + ", ".join(places), style="cyan"))
         elif cmd.name == "help":
-            self.log_line(Text(HELP, style="cyan"))
+            self.info_line(HELP_TRADE_LONG if cmd.text in ("trade", "trades", "economy") else HELP)
         elif cmd.name == "quit":
             await self.action_quit_app()
         elif cmd.name == "error":

@@ -10,6 +10,7 @@ from typing import Any
 from rich.text import Text
 
 from client_demo.client import EntityView
+from client_demo.tui_trade import HELP_TRADE, TRADE_HEADS, TradeCommand, parse_trade
 from protocol.entities import FLAG_AWAY, FLAG_THINKING
 from protocol.entities import HEARING_RANGE as HEARING  # tiles; an addressee must be this close
 
@@ -104,18 +105,19 @@ def nearby_lines(entities: dict[int, EntityView], me: int | None, limit: int = 3
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    name: str  # say, to, go, stop, who, places, help, quit, error
+    name: str  # say, to, go, stop, who, places, help, quit, error (trades: a TradeCommand)
     text: str = ""
     target: str = ""
 
 
 HELP = ("Commands: type text to speak · /say TEXT · /to NAME TEXT · /go PLACE | NAME | X Y | n s e w ·"
-        " /stop · /who · /places · /quit.  Tab moves to the map, where the arrow keys walk.")
+        " /stop · /who · /places · /quit.  Tab moves to the map, where the arrow keys walk.\n" + HELP_TRADE)
 
 
-def parse_command(line: str, known_names: list[str]) -> Command:
-    """Parse one typed line. `known_names` (people in view) let `/to` take
-    names with spaces: the longest name the text starts with wins."""
+def parse_command(line: str, known_names: list[str]) -> Command | TradeCommand:
+    """Parse one typed line. `known_names` (people in view) let `/to`,
+    `/give` and `/offer` take names with spaces: the longest name the text
+    starts with wins."""
     line = line.strip()
     if not line:
         return Command("none")
@@ -136,7 +138,12 @@ def parse_command(line: str, known_names: list[str]) -> Command:
         return Command("to", target=target, text=text.strip())
     if head in ("go", "walk", "g"):
         return Command("go", target=rest) if rest else Command("error", text="Usage: /go PLACE, /go NAME, /go X Y or /go n|s|e|w")
-    if head in ("stop", "who", "places", "help", "quit", "exit", "q"):
+    if head in TRADE_HEADS:
+        cmd = parse_trade(head, rest, known_names)
+        return Command("error", text=cmd) if isinstance(cmd, str) else cmd
+    if head == "help":
+        return Command("help", text=rest.lower())
+    if head in ("stop", "who", "places", "quit", "exit", "q"):
         return Command({"exit": "quit", "q": "quit"}.get(head, head))
     return Command("error", text=f"Unknown command /{head}. {HELP}")
 

@@ -44,8 +44,18 @@ ERROR_WORDS = {
     "bad_version": "this client is too old for the server",
     "forbidden": "that is not allowed",
     "internal": "the server had a problem with it",
+    "out_of_range": "that is out of reach",
+    "not_enough": "there is not enough of it",
+    "no_such_item": "there is no such thing here",
+    "no_shop": "no shop trades that there",
+    "price_changed": "the price has moved past your limit (see /shop)",
+    "offer_expired": "that offer is no longer open",
+    "full": "there is no room for more",
 }
-ACTION_WORDS = {"say": "Your message was not sent", "move": "You can't go there", "hello": "Could not join"}
+ACTION_WORDS = {"say": "Your message was not sent", "move": "You can't go there", "hello": "Could not join",
+                "give": "Nothing was given", "buy": "Nothing was bought", "sell": "Nothing was sold",
+                "shop": "No price list", "offer": "No offer was made", "accept": "The trade did not happen",
+                "decline": "The offer is unchanged"}
 
 
 def describe_error(code: str, message: str, action: str | None = None) -> str:
