@@ -3,12 +3,13 @@
 // that draws. The pieces live in their own modules: spec.js (the protocol's
 // declaration, loaded from the server first), net.js and conn.js
 // (connection), world.js (what we know), render.js (canvas), chat.js,
-// people.js.
+// people.js, trade.js with trade_ui.js and trade_dialog.js (the economy).
 import { ChatLog, describeError } from "./chat.js";
 import { Connection } from "./net.js";
 import { PeoplePanel } from "./people.js";
 import { Renderer } from "./render.js";
 import { loadProtocol } from "./spec.js";
+import { TradeUi } from "./trade_ui.js";
 import { World } from "./world.js";
 
 const $ = (id) => document.getElementById(id);
@@ -59,12 +60,14 @@ const renderer = new Renderer($("map"), world);
 const people = new PeoplePanel($("people"), $("chat-to"), {
   onTalk: (e) => { people.choose(e); $("chat-text").focus(); },
   onWalk: (e) => walkTo(e.x, e.y),
+  onTrade: (e) => trade.open(e),
 });
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/`;
 const conn = new Connection(wsUrl, {
   onStatus: showStatus,
   onWelcome: (msg) => {
     world.welcome(msg);
+    trade.welcome(msg, performance.now());
     fillPlaces();
     $("join").hidden = true;
     document.body.classList.add("joined");
@@ -74,14 +77,18 @@ const conn = new Connection(wsUrl, {
     $("map").focus();
   },
   onMessage,
-  onRefused: (err, request) => showError(describeError(err, request)),
+  onRefused: (err, request) => {
+    if (!trade.onRefused(err, request)) showError(describeError(err, request));
+  },
   onJoinFailed: (err) => {
     showJoin(describeError(err, { type: "hello" }));
   },
 }, spec);
+const trade = new TradeUi(spec, world, conn, chat);
 
 function onMessage(msg) {
   const now = performance.now();
+  if (trade.onMessage(msg, now)) return;
   if (msg.t === "state") {
     world.applyState(msg, now);
     schedulePanel();
@@ -195,6 +202,7 @@ $("leave").addEventListener("click", () => {
   conn.leave();
   world.selfId = null;
   world.entities.clear();
+  trade.reset(performance.now());
   showJoin("");
 });
 
@@ -204,7 +212,10 @@ canvas.addEventListener("click", (ev) => {
   if (!world.map) return;
   const { x, y } = renderer.tileAt(ev.clientX, ev.clientY);
   const who = world.entityAt(x, y);
-  if (who) people.choose(who);
+  if (who) {
+    people.choose(who);
+    trade.pick(who);
+  }
   walkTo(x, y);
 });
 
@@ -241,7 +252,10 @@ function schedulePanel() {
   if (panelTimer !== null) return;
   panelTimer = setTimeout(() => {
     panelTimer = null;
-    if (world.map) people.update(world);
+    if (world.map) {
+      people.update(world);
+      trade.refresh(performance.now());
+    }
   }, PANEL_EVERY_MS);
 }
 new ResizeObserver(() => renderer.resize()).observe(canvas);
@@ -256,6 +270,7 @@ else showJoin();
 window.hamlet = {
   world,
   conn,
+  trade,
   renderer,
   statusLog,
   me: () => { const e = world.me; return e ? { id: e.id, name: e.name, x: e.x, y: e.y } : null; },

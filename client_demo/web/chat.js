@@ -1,5 +1,5 @@
-// The chat log (speech, arrivals, departures and errors as lines of text)
-// and the wording of the server's error codes for people.
+// The chat log (speech, arrivals, departures, trades and errors as lines of
+// text) and the wording of the server's error codes for people.
 
 // Lines kept in the log: a long conversation stays scrollable while the
 // page's memory and layout work stay bounded however long the tab is open.
@@ -21,19 +21,39 @@ const ERROR_WORDS = {
   bad_version: "this page is too old for the server, reload it",
   forbidden: "that is not allowed",
   internal: "the server had a problem with it",
+  out_of_range: "a number is out of bounds",
+  not_enough: "there is not enough of it",
+  no_such_item: "there is no such thing here",
+  no_shop: "they keep no shop for that",
+  price_changed: "the price has changed; look at the new prices",
+  offer_expired: "that offer is no longer open",
+  full: "there is no room for it, or you have too many open offers",
 };
+
+// Trades need the other party within hand-over range: out_of_range there
+// means too far away.
+const TRADES = new Set(["give", "buy", "sell", "offer", "accept"]);
+const TRADE_WORDS = { out_of_range: "they are too far away: walk closer" };
 
 // What was being attempted, by the type of the refused message.
 const ACTION_WORDS = {
   say: "Your message was not sent",
   move: "You can't go there",
   hello: "Could not join",
+  give: "Could not hand it over",
+  buy: "Could not buy",
+  sell: "Could not sell",
+  shop: "No price list",
+  offer: "Your offer was not made",
+  accept: "Could not accept the offer",
+  decline: "Could not decline the offer",
 };
 
 /** A sentence for an `error` message; `request` is what we had sent, if known. */
 export function describeError(err, request) {
   const action = request && ACTION_WORDS[request.type];
-  const reason = ERROR_WORDS[err.code] || "the server refused it";
+  const reason = (request && TRADES.has(request.type) && TRADE_WORDS[err.code]) || ERROR_WORDS[err.code]
+    || "the server refused it";
   let sentence = action ? `${action}: ${reason}` : reason.charAt(0).toUpperCase() + reason.slice(1);
   const detail = typeof err.msg === "string" ? err.msg.slice(0, 200).trim() : "";
   sentence += ".";
@@ -50,7 +70,7 @@ export class ChatLog {
     this.list = list; // an <ol>
   }
 
-  /** Add a line. kind: "say" | "self" | "system" | "error". */
+  /** Add a line. kind: "say" | "self" | "system" | "trade" | "error". */
   add(kind, parts) {
     const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
     const li = document.createElement("li");

@@ -244,7 +244,7 @@ export class Connection {
     if (msg.t === "welcome") this.onWelcome(msg);
     else if (msg.t === "error") this.onError(msg);
     else {
-      if (msg.t === "ack") this.pending.delete(msg.seq);
+      if (msg.seq !== undefined) this.pending.delete(msg.seq); // answered: an ack, a `shop`, a `pong`
       this.h.onMessage?.(msg);
     }
   }

@@ -1,7 +1,8 @@
 // The "Nearby" panel and the chat's addressee picker: who is in view, how
 // far and in which direction, who is thinking, and buttons to talk to
-// someone or walk to them. Rebuilt only when what it shows has changed, so
-// keyboard focus is not lost on every state update.
+// someone, trade with them (trade_dialog.js) or walk to them. Rebuilt only
+// when what it shows has changed, so keyboard focus is not lost on every
+// state update.
 // Flags and the hearing range come from the World (the protocol's declaration).
 
 // Rows shown in the panel: the nearest ones; the view can hold hundreds.
@@ -15,11 +16,12 @@ function direction(dx, dy) {
 }
 
 export class PeoplePanel {
-  constructor(list, select, { onTalk, onWalk }) {
+  constructor(list, select, { onTalk, onWalk, onTrade }) {
     this.list = list; // <ul>
     this.select = select; // <select> of addressees
     this.onTalk = onTalk;
     this.onWalk = onWalk;
+    this.onTrade = onTrade;
     this.signature = "";
     this.selectSignature = "";
   }
@@ -77,8 +79,9 @@ export class PeoplePanel {
       const talk = button("Talk", `Talk to ${e.name}`, `talk:${e.id}`, () => this.onTalk(e));
       talk.disabled = !world.inHearing(d);
       if (talk.disabled) talk.title = "Too far away to hear you: walk closer";
+      const trade = button("Trade", `Trade with ${e.name}`, `trade:${e.id}`, () => this.onTrade(e));
       const walk = button("Walk to", `Walk to ${e.name}`, `walk:${e.id}`, () => this.onWalk(e));
-      actions.append(talk, walk);
+      actions.append(talk, trade, walk);
       li.append(actions);
       this.list.append(li);
     }

@@ -2,8 +2,9 @@
 // The protocol's declaration as the server serves it at /protocol.json
 // (generated from protocol/ in Python, like PROTOCOL.md's tables): message
 // types, limits, error and close codes with their wording, the columns of
-// `state` rows, flag bits, hearing range and view. The page loads it before
-// anything else, so no protocol constant is copied into this client.
+// `state` and `shop` rows, flag bits, hearing range, view and the economy's
+// constants. The page loads it before anything else, so no protocol
+// constant is copied into this client.
 
 /**
  * @typedef {object} CloseInfo
@@ -20,16 +21,34 @@
  *             max_depth: number, max_values: number}} limits
  * @property {Object<string, string>} errors         error code -> meaning
  * @property {Object<string, CloseInfo>} closes      close code (as a string) -> meaning
- * @property {Object<string, string[]>} rows         row name (enter, move, upd, place) -> column names
+ * @property {Object<string, string[]>} rows         row name (enter, move, upd, place, shop) -> column names
  * @property {string[]} kinds                        entity kinds
  * @property {Object<string, {bit: number, doc: string}>} flags
  * @property {number} hearing_range                  tiles
  * @property {{cell_tiles: number, radius_cells: number, side_tiles: number}} view
+ * @property {Economy} economy
+ */
+
+/**
+ * The economy's constants (PROTOCOL.md, "Economy").
+ * @typedef {object} Economy
+ * @property {string} coins             the name of coins as an item of `give`
+ * @property {number} max_item_name     characters in an item's name
+ * @property {number} max_count         of one item in a `give`, `buy`, `sell` or offer line
+ * @property {number} max_price         a `max_price`, `min_price` or an offer's coins
+ * @property {number} max_offer_lines   lines a side of an offer
+ * @property {number} max_stack         of one item per holder
+ * @property {number} max_coins         per holder
+ * @property {number} handover_range    tiles (Chebyshev distance)
+ * @property {number} offer_ttl_ticks
+ * @property {number} max_open_offers   made by one player at a time
+ * @property {string[]} offer_states
  */
 
 // The declaration is about 10 KB; anything far larger is not it.
 const MAX_SPEC_BYTES = 256 * 1024;
-const REQUIRED = ["version", "subprotocol", "limits", "errors", "closes", "rows", "kinds", "flags", "hearing_range"];
+const REQUIRED = ["version", "subprotocol", "limits", "errors", "closes", "rows", "kinds", "flags", "hearing_range",
+                  "economy"];
 
 /**
  * Check the parsed JSON has what the client relies on.
@@ -39,8 +58,8 @@ const REQUIRED = ["version", "subprotocol", "limits", "errors", "closes", "rows"
 export function checkProtocol(spec) {
   if (spec === null || typeof spec !== "object") throw new Error("protocol.json is not an object");
   for (const key of REQUIRED) if (!(key in spec)) throw new Error(`protocol.json lacks ${key}`);
-  for (const row of ["enter", "move", "upd", "place"]) {
-    if (!Array.isArray(spec.rows[row]) || !spec.rows[row].includes("id") && row !== "place") {
+  for (const row of ["enter", "move", "upd", "place", "shop"]) {
+    if (!Array.isArray(spec.rows[row]) || !spec.rows[row].includes("id") && row !== "place" && row !== "shop") {
       throw new Error(`protocol.json: bad ${row} row`);
     }
   }

@@ -16,6 +16,8 @@ const { checkProtocol, columns, flagBit } = await load("spec.js");
 const { World } = await load("world.js");
 const { ConnState, TRANSITIONS } = await load("conn.js");
 const { decode, encode } = await load("msgpack.js");
+const trade = await load("trade.js");
+const { describeError } = await load("chat.js");
 
 /** A changed copy of the declaration. */
 function specWith(change) {
@@ -307,4 +309,146 @@ test("leaving says bye and ends in idle", () => {
   assert.equal(calls.status.at(-1), "idle");
   assert.equal(conn.storage.getItem("hamlet.token"), null);
   assert.equal(conn.send("say", { text: "late" }), null);
+});
+
+test("a `shop` reply settles its request like an ack", () => {
+  const { conn } = connection();
+  const ws = joinAs(conn);
+  const seq = conn.send("shop", { at: 9 });
+  assert.equal(conn.pending.has(seq), true);
+  ws.receive({ t: "shop", at: 9, name: "Sanne", goods: [], seq });
+  assert.equal(conn.pending.has(seq), false);
+  stop(conn);
+});
+
+// -- trade.js --------------------------------------------------------------------
+
+const ECO = SPEC.economy;
+
+test("the purse takes the whole inv, then deltas where 0 means gone", () => {
+  const p = new trade.Purse(SPEC);
+  assert.equal(p.coins, null);
+  assert.deepEqual(p.apply({ t: "inv", coins: 20, items: {}, full: true }), [ECO.coins]);
+  assert.equal(p.count(ECO.coins), 20);
+  assert.deepEqual(p.apply({ t: "inv", coins: 16, items: { bread: 1 }, full: false }), [ECO.coins, "bread"]);
+  assert.deepEqual(p.list(), [["bread", 1]]);
+  assert.deepEqual(p.apply({ t: "inv", coins: 16, items: { eggs: 2 }, full: false }), ["eggs"]);
+  assert.deepEqual(p.list(), [["bread", 1], ["eggs", 2]]); // a delta leaves the rest alone
+  assert.deepEqual(p.apply({ t: "inv", coins: 19, items: { bread: 0 }, full: false }), [ECO.coins, "bread"]);
+  assert.deepEqual(p.list(), [["eggs", 2]]);
+  assert.deepEqual(p.apply({ t: "inv", coins: 19, items: { flour: 3 }, full: true }), ["eggs", "flour"]);
+  assert.deepEqual(p.list(), [["flour", 3]]); // a full one replaces
+  assert.equal(p.count("eggs"), 0);
+});
+
+test("the purse skips what does not fit the declared bounds", () => {
+  const p = new trade.Purse(SPEC);
+  p.apply({ coins: 5, items: {}, full: true });
+  const long = "b".repeat(ECO.max_item_name + 1);
+  p.apply({ coins: -1, items: { [long]: 1, bread: ECO.max_stack + 1, eggs: 1.5, flour: "2", iron: 2 }, full: false });
+  assert.equal(p.coins, 5);
+  assert.deepEqual(p.list(), [["iron", 2]]);
+  assert.deepEqual(p.apply({ coins: 5, items: [1, 2], full: false }), []);
+  assert.deepEqual(p.apply(null), []);
+  const gold = new trade.Purse(specWith((s) => { s.economy.coins = "gold"; s.economy.max_stack = 3; }));
+  gold.apply({ coins: 7, items: { bread: 4, eggs: 3 }, full: true });
+  assert.equal(gold.count("gold"), 7);
+  assert.deepEqual(gold.list(), [["eggs", 3]]);
+});
+
+const OFFER = { t: "offer", id: 3, state: "open", from: 7, from_name: "ann", to: 8, to_name: "bob",
+                give: [["bread", 1]], coins: 0, want: [], want_coins: 3, expires: 1300 };
+
+test("offers follow their state changes, ours and theirs", () => {
+  const o = new trade.Offers(SPEC);
+  const mine = o.apply(OFFER, 7, 0);
+  assert.equal(mine.mine, true);
+  assert.equal(trade.offerWords(mine, ECO), "You offer bob 1 bread for 3 coins");
+  const theirs = o.apply(OFFER, 8, 0);
+  assert.equal(trade.offerWords(theirs, ECO), "ann offers you 1 bread for 3 coins");
+  assert.equal(trade.offerNews(theirs, ECO), "ann offers you 1 bread for 3 coins.");
+  const done = o.apply({ ...OFFER, state: "accepted" }, 8, 100);
+  assert.equal(trade.offerNews(done, ECO), "You accepted ann's offer.");
+  assert.equal(o.byId.size, 1);
+  assert.deepEqual(o.shown(100 + 999, 1000).map((x) => x.state), ["accepted"]);
+  assert.deepEqual(o.shown(100 + 1001, 1000), []); // a closed one is shown a while, then forgotten
+  for (const [state, mineToo, words] of [["declined", true, "bob declined your offer."],
+                                         ["withdrawn", false, "ann withdrew their offer."],
+                                         ["expired", true, "Your offer to bob lapsed."]]) {
+    assert.equal(trade.offerNews(o.apply({ ...OFFER, state }, mineToo ? 7 : 8, 0), ECO), words);
+  }
+});
+
+test("malformed offers change nothing, and the offers kept are bounded", () => {
+  const o = new trade.Offers(SPEC);
+  const lines = Array.from({ length: ECO.max_offer_lines + 1 }, (_, i) => [`g${i}`, 1]);
+  for (const bad of [{ ...OFFER, state: "haggling" }, { ...OFFER, id: "3" }, { ...OFFER, give: lines },
+                     { ...OFFER, want: [["eggs", 0]] }, { ...OFFER, give: "bread" }, null]) {
+    assert.equal(o.apply(bad, 7, 0), null);
+  }
+  assert.equal(o.byId.size, 0);
+  for (let id = 1; id <= 70; id++) o.apply({ ...OFFER, id }, 7, 0);
+  assert.equal(o.byId.size, 64);
+  o.apply({ ...OFFER, id: 71, state: "declined" }, 7, 0);
+  o.apply({ ...OFFER, id: 72 }, 7, 0);
+  assert.equal(o.byId.has(71), false); // a closed one goes before an open one
+  assert.equal(o.byId.has(72), true);
+});
+
+test("price lists are read by the declared columns of a shop row", () => {
+  const goods = [["bread", 4, 0, 8], ["flour", 0, 2, 6], ["x".repeat(ECO.max_item_name + 1), 1, 1, 1],
+                 ["eggs", -1, 1, 2], ["short"], "junk"];
+  const shop = trade.parseShop(SPEC, { t: "shop", at: 9, name: "Sanne", goods });
+  assert.deepEqual(shop, { at: 9, name: "Sanne", goods: [{ item: "bread", price: 4, offer: 0, stock: 8 },
+                                                        { item: "flour", price: 0, offer: 2, stock: 6 }] });
+  const turned = specWith((s) => { s.rows.shop = ["stock", "offer", "price", "item"]; });
+  const row = trade.parseShop(turned, { at: 9, name: "S", goods: [[8, 0, 4, "bread"]] }).goods[0];
+  assert.deepEqual(row, { item: "bread", price: 4, offer: 0, stock: 8 });
+  assert.equal(trade.parseShop(SPEC, { at: "9", goods: [] }), null);
+});
+
+test("an offer's goods are read from words", () => {
+  assert.deepEqual(trade.parseGoods("2 bread, eggs and 5 coins", ECO),
+                   { lines: [["bread", 2], ["eggs", 1]], coins: 5, error: "" });
+  assert.deepEqual(trade.parseGoods("  ", ECO), { lines: [], coins: 0, error: "" });
+  assert.deepEqual(trade.parseGoods("3 Coins; 2 coins", ECO).coins, 5);
+  for (const [words, error] of [["bread 2", /not a count/], ["2 bread, 1 bread", /named twice/],
+                                [`${ECO.max_count + 1} bread`, new RegExp(`1 to ${ECO.max_count}`)],
+                                ["0 bread", /from 1/], [`${ECO.max_price + 1} coins`, /at most/],
+                                [`2 ${"b".repeat(ECO.max_item_name + 1)}`, /too long/]]) {
+    assert.match(trade.parseGoods(words, ECO).error, error, words);
+  }
+  const many = Array.from({ length: ECO.max_offer_lines + 1 }, (_, i) => `1 g${i}`).join(", ");
+  assert.match(trade.parseGoods(many, ECO).error, /at most/);
+  const one = specWith((s) => { s.economy.max_offer_lines = 1; s.economy.coins = "gold"; }).economy;
+  assert.match(trade.parseGoods("1 bread, 1 eggs", one).error, /at most 1 kind/);
+  assert.deepEqual(trade.parseGoods("1 bread, 4 gold", one), { lines: [["bread", 1]], coins: 4, error: "" });
+});
+
+test("counts, reach and the offer's fields", () => {
+  assert.equal(trade.readCount("3", ECO.max_count), 3);
+  for (const bad of ["0", "", "1.5", "-2", "x", String(ECO.max_count + 1)]) {
+    assert.equal(trade.readCount(bad, ECO.max_count), null, bad);
+  }
+  const r = ECO.handover_range;
+  assert.equal(trade.inReach(ECO, { x: 0, y: 0 }, { x: r, y: -r }), true); // Chebyshev distance
+  assert.equal(trade.inReach(ECO, { x: 0, y: 0 }, { x: r + 1, y: 0 }), false);
+  assert.equal(trade.inReach({ ...ECO, handover_range: 1 }, { x: 0, y: 0 }, { x: 2, y: 0 }), false);
+  assert.deepEqual(trade.offerFields(8, { lines: [["bread", 1]], coins: 0 }, { lines: [], coins: 3 }),
+                   { to: 8, give: [["bread", 1]], want_coins: 3 });
+  assert.equal(trade.things([], 0, ECO), "nothing");
+});
+
+test("economy refusals are said in words", () => {
+  const far = describeError({ code: "out_of_range", msg: "Sanne is too far away" }, { type: "buy", fields: {} });
+  assert.match(far, /^Could not buy: they are too far away/);
+  assert.match(describeError({ code: "out_of_range", msg: "" }, { type: "move", fields: {} }), /out of bounds/);
+  assert.match(describeError({ code: "price_changed", msg: "" }, { type: "buy", fields: {} }), /price has changed/);
+  assert.match(describeError({ code: "not_enough", msg: "" }, { type: "give", fields: {} }), /not enough/);
+  assert.match(describeError({ code: "offer_expired", msg: "" }, { type: "accept", fields: {} }), /no longer open/);
+  for (const code of ["not_enough", "no_such_item", "no_shop", "price_changed", "offer_expired", "full"]) {
+    assert.ok(code in SPEC.errors, code);
+    assert.doesNotMatch(describeError({ code, msg: "" }, { type: "sell", fields: {} }), /refused it/, code);
+  }
+  assert.match(describeError({ code: "bad_frame", msg: "" }, undefined), /^The server refused it\.$/);
 });
