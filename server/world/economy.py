@@ -125,13 +125,14 @@ class Economy:
         self._touch(dst, item)
 
     def quote(self, keeper: Entity, item: str) -> tuple[int, int, int] | None:
-        """(price, offer, stock) of `item` at `keeper`'s shop; offer 0 when it does not buy it."""
+        """(price, offer, stock) of `item` at `keeper`'s shop: what buying one
+        costs now and what selling one pays now (0 when it does not buy it)."""
         shop = self.catalog.shop_of(keeper.name)
         if shop is None or (item not in shop.sells and item not in shop.buys):
             return None
         base, stock = self.catalog.prices[item], self.purse(keeper.id).goods.get(item, 0)
-        return (price(base, stock, shop.target) if item in shop.sells else 0,
-                offer_price(base, stock, shop.target) if item in shop.buys else 0, stock)
+        return (price(base, max(0, stock - 1), shop.target) if item in shop.sells else 0,
+                offer_price(base, stock + 1, shop.target) if item in shop.buys else 0, stock)
 
     def expire(self, tick: int) -> None:
         for o in [o for o in self.offers.values() if o.expires <= tick]:

@@ -109,12 +109,24 @@ def test_a_refused_trade_changes_nothing(inp, code):
     assert holdings(w) == before and w.snapshot() == snap
 
 
+def test_the_quoted_price_is_what_one_costs_and_one_pays():
+    w = village_world()
+    w.economy.purse(1).add("eggs", 1)
+    for _ in range(3):
+        p, o, _ = w.economy.quote(w.entities[3], "bread")
+        coins = w.economy.purse(1).coins
+        assert w.apply(Buy(1, 3, "bread", 1, p)) is None and w.economy.purse(1).coins == coins - p
+    _, o, _ = w.economy.quote(w.entities[3], "eggs")
+    coins = w.economy.purse(1).coins
+    assert w.apply(Sell(1, 3, "eggs", 1, o)) is None and w.economy.purse(1).coins == coins + o
+
+
 def test_buying_pays_the_price_at_the_stock_left_and_the_price_rises():
     w = village_world()
     shop = CATALOG.shop_of("Sanne")
     stock = w.economy.purse(3).goods["bread"]
     quoted = w.economy.quote(w.entities[3], "bread")
-    assert quoted == (price(4, stock, shop.target), 0, stock)
+    assert quoted == (price(4, stock - 1, shop.target), 0, stock)  # what buying one costs now
     unit = price(4, stock - 2, shop.target)
     assert w.apply(Buy(1, 3, "bread", 2, unit)) is None
     assert holdings(w)[1] == (CATALOG.start_coins - 2 * unit, {"bread": 2})
@@ -126,6 +138,7 @@ def test_selling_to_a_shop_that_buys_it():
     w = village_world()
     w.economy.purse(1).add("eggs", 3)
     stock = w.economy.purse(3).goods.get("eggs", 0)
+    assert w.economy.quote(w.entities[3], "eggs")[1] == offer_price(2, stock + 1, CATALOG.shop_of("Sanne").target)
     unit = offer_price(2, stock + 3, CATALOG.shop_of("Sanne").target)
     assert w.apply(Sell(1, 3, "eggs", 3, unit + 1)).code == ErrorCode.PRICE_CHANGED
     assert w.apply(Sell(1, 3, "eggs", 3, unit)) is None
