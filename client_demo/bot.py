@@ -1,7 +1,10 @@
 """One load-test bot: joins with its own name and behaves like a person
-(wanders between places, chats at a bounded rate, greets NPCs), measuring
-what it sees. Fault modes: churn (drop and resume with the token), slow
-reader (stops reading), garbage (sends malformed frames)."""
+(wanders between places, chats at a bounded rate, greets NPCs, trades at
+shops and with other players: client_demo/bot_trade.py), measuring what it
+sees. Fault modes: churn (drop and resume with the token), slow reader
+(stops reading), garbage (sends malformed frames). With `reconnect`, a bot
+whose connection is lost (the server went down) resumes its avatar with its
+token as soon as the server is back."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import msgpack
+from websockets.exceptions import ConnectionClosed
 
+from client_demo.bot_trade import Trader
 from client_demo.client import HamletClient, ServerError
 
 # Bots keep at most this many latency samples each (reservoir sampling):
@@ -20,6 +25,9 @@ MAX_SAMPLES = 512
 
 LINES = ("hello there", "lovely weather", "anyone going to the market?", "the bread smells good",
          "see you at the tavern", "on my way to the square", "has anyone seen the smith?", "good day")
+
+# What `mixed` picks from, each as likely.
+MIXED = ("wander", "chat", "talk-to-npcs", "trade")
 
 # Malformed frames for --garbage bots: each is refused with an error code
 # (or closes the connection with its documented close code).
@@ -60,19 +68,25 @@ class BotStats:
     bytes_out: int = 0
     state_updates: int = 0
     connected_s: float = 0.0
+    reconnects_ok: int = 0
+    reconnects_failed: int = 0  # attempts that did not get the avatar back (retried)
 
 
 class Bot:
-    def __init__(self, index: int, url: str, behaviour: str, seed: int, mode: str = "normal") -> None:
+    def __init__(self, index: int, url: str, behaviour: str, seed: int, mode: str = "normal",
+                 reconnect: bool = False) -> None:
         self.index = index
         self.url = url
         self.rng = random.Random(seed * 100_003 + index)
-        self.behaviour = behaviour if behaviour != "mixed" else self.rng.choice(["wander", "chat", "talk-to-npcs"])
+        self.behaviour = behaviour if behaviour != "mixed" else self.rng.choice(MIXED)
         self.mode = mode  # normal, churn, slow, garbage
+        self.reconnect = reconnect and mode in ("normal", "churn")
         self.name = f"bot{seed % 1000}-{index:05d}"
         self.stats = BotStats()
         self.ping_rtt = Samples(self.rng)
         self.action_rtt = Samples(self.rng)
+        self.trade_rtt = Samples(self.rng)
+        self.trader = Trader(self, self.trade_rtt) if self.behaviour == "trade" else None
         self.client: HamletClient | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -92,6 +106,9 @@ class Bot:
                 await self._garbage(stop)
             else:
                 await asyncio.gather(self._pinger(stop), self._act(stop))
+                if self.trader is not None:
+                    await asyncio.sleep(0.5)  # purse news of the last trades still on their way
+                    self.trader.finish()
         except (ConnectionError, ServerError, OSError, asyncio.TimeoutError):
             pass
         finally:
@@ -113,27 +130,40 @@ class Bot:
     async def _pinger(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await _sleep(stop, self.rng.uniform(1.5, 2.5))
-            if stop.is_set() or self.client.closed:
+            if stop.is_set():
+                return
+            if self.client.closed:
+                if self.reconnect:
+                    continue  # _act brings the connection back
                 return
             try:
                 self.ping_rtt.add(await self.client.ping(timeout=10))
-            except (asyncio.TimeoutError, ConnectionError):
-                if self.client.closed:
+            except (asyncio.TimeoutError, ConnectionError, ConnectionClosed):
+                if self.client.closed and not self.reconnect:
                     return
 
     async def _act(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _sleep(stop, self.rng.uniform(2.0, 6.0))
+            await _sleep(stop, self.rng.uniform(1.0, 3.0) if self.trader else self.rng.uniform(2.0, 6.0))
             if stop.is_set():
                 return
             c = self.client
             if c.closed:
+                if self.reconnect:
+                    await self._reconnect(stop)
+                    continue
                 if self.mode != "churn":
                     return
             if self.mode == "churn" and self.rng.random() < 0.3:
                 await self._churn()
                 continue
             b = self.behaviour
+            if self.trader is not None:
+                try:
+                    await self.trader.step()
+                except (ConnectionError, ConnectionClosed, OSError, asyncio.TimeoutError):
+                    pass  # the connection went: the next round reconnects (or ends)
+                continue
             if b == "wander" or (b == "talk-to-npcs" and self.rng.random() < 0.5):
                 await self._wander()
             elif b == "chat":
@@ -218,6 +248,36 @@ class Bot:
         else:
             self.stats.resumes_failed += 1
         self.client = new
+
+    async def _reconnect(self, stop: asyncio.Event) -> None:
+        """Resume our avatar with its token, retrying (0.5 s, then up to 2 s
+        apart) until it works or the run ends: the server may be restarting."""
+        old = self.client
+        self._absorb(old)
+        old.stats = type(old.stats)()  # absorbed: don't count it twice
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                new = await HamletClient.connect(self.url, open_timeout=10, keep_messages=False)
+            except Exception:
+                await _sleep(stop, delay)
+                delay = min(2.0, delay * 1.5)
+                continue
+            try:
+                welcome = await new.join(self.name, token=old.token, timeout=15)
+            except Exception:
+                self.stats.reconnects_failed += 1
+                await new.close()
+                await _sleep(stop, delay)
+                delay = min(2.0, delay * 1.5)
+                continue
+            if welcome["id"] == old.entity:
+                self.stats.reconnects_ok += 1
+            else:
+                self.stats.reconnects_failed += 1
+            self.client = new
+            await old.close()
+            return
 
     async def _garbage(self, stop: asyncio.Event) -> None:
         c = self.client

@@ -4,6 +4,13 @@ N bots (many per process, asyncio on uvloop; `--procs K` spreads them over
 K processes) join with their own names and behave like people for a fixed
 duration, then the run stops by itself and reports. Only loopback targets
 are allowed unless `--allow-remote` is given.
+
+`--behaviour trade` bots shop at the NPCs' shops and trade with each other
+(a quarter of `mixed` do); the report counts their trades and times each
+from request to ack. `--reconnect` bots resume their avatars when the
+server comes back after going down; `--trade-log FILE` writes every trade
+request a bot sent, with its outcome, and each trading bot's purse at the
+end (JSON), for an audit against the server's log (bench/economy.py).
 """
 from __future__ import annotations
 
@@ -32,10 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ramp", type=float, default=5.0, help="seconds over which bots connect (default 5)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds the run lasts after the ramp (default 30)")
     p.add_argument("--behaviour", "--behavior", dest="behaviour", default="mixed",
-                   choices=["wander", "chat", "talk-to-npcs", "mixed"])
+                   choices=["wander", "chat", "talk-to-npcs", "trade", "mixed"])
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--procs", type=int, default=1, help="spread the bots over this many processes")
     p.add_argument("--churn", action="store_true", help="bots drop now and then and resume with their token")
+    p.add_argument("--reconnect", action="store_true",
+                   help="a bot whose connection is lost resumes its avatar once the server is back")
+    p.add_argument("--trade-log", metavar="FILE", help="write the trading bots' requests and outcomes here (JSON)")
     p.add_argument("--slow-readers", type=int, default=0, metavar="K", help="K bots stop reading")
     p.add_argument("--garbage", type=int, default=0, metavar="K", help="K bots send malformed frames")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON here")
@@ -91,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         parts = _run_children(args)
     after = _try(lambda: rep.read_metrics(base))
-    report = rep.summarise(rep.merge(parts), before, after)
+    merged = rep.merge(parts)
+    if args.trade_log:
+        with open(args.trade_log, "w") as fh:
+            json.dump({"records": merged["trade_log"], "purses": merged["trade_purses"]}, fh)
+    report = rep.summarise(merged, before, after)
     print(rep.table(report))
     if args.json:
         with open(args.json, "w") as fh:
@@ -132,7 +146,8 @@ def _run_children(args: argparse.Namespace) -> list[dict]:
                "--ramp", str(args.ramp), "--duration", str(args.duration), "--behaviour", args.behaviour,
                "--seed", str(args.seed), "--slow-readers", str(args.slow_readers), "--garbage", str(args.garbage),
                "--part", f"{i}/{args.procs}", "--json", out, "--nice", "0"] + (["--churn"] if args.churn else []) \
-            + (["--allow-remote"] if args.allow_remote else [])
+            + (["--allow-remote"] if args.allow_remote else []) + (["--reconnect"] if args.reconnect else []) \
+            + (["--trade-log", "yes"] if args.trade_log else [])
         procs.append((subprocess.Popen(cmd), out))
     limit = time.monotonic() + args.ramp + args.duration + 120
     parts = []
@@ -150,14 +165,16 @@ def _run_children(args: argparse.Namespace) -> list[dict]:
 
 async def _run_bots(args: argparse.Namespace, indices, progress: bool) -> dict:
     from client_demo.bot import Bot
+    from client_demo.bot_trade import KNOWN_SHOPS
     from client_demo.bots_report import bots_part
 
+    KNOWN_SHOPS.clear()  # what an earlier run in this process learnt may not hold for this server
     indices = list(indices)
     bots = []
     for i in indices:
         mode = "slow" if i < args.slow_readers else "garbage" if i < args.slow_readers + args.garbage \
             else "churn" if args.churn else "normal"
-        bots.append(Bot(i, args.url, args.behaviour, args.seed, mode))
+        bots.append(Bot(i, args.url, args.behaviour, args.seed, mode, reconnect=getattr(args, "reconnect", False)))
     stop = asyncio.Event()
     tasks = []
     started = time.monotonic()
@@ -174,7 +191,7 @@ async def _run_bots(args: argparse.Namespace, indices, progress: bool) -> dict:
         t.cancel()
     if reporter:
         reporter.cancel()
-    return bots_part(bots, time.monotonic() - started)
+    return bots_part(bots, time.monotonic() - started, trade_log=bool(getattr(args, "trade_log", None)))
 
 
 async def _progress(bots, stop: asyncio.Event, started: float) -> None:

@@ -20,8 +20,13 @@ def pct(values: list[float], scale: float = 1000.0) -> dict[str, float]:
     return {"count": len(v), "p50": q(0.5), "p95": q(0.95), "p99": q(0.99), "max": round(v[-1] * scale, 2)}
 
 
-def bots_part(bots: list, duration: float) -> dict[str, Any]:
-    """The raw, mergeable figures of the bots of one process."""
+# Trades whose ack means goods or coins changed hands (client_demo/bot_trade.py).
+MOVING_KINDS = ("give", "buy", "sell", "accept")
+
+
+def bots_part(bots: list, duration: float, trade_log: bool = False) -> dict[str, Any]:
+    """The raw, mergeable figures of the bots of one process; with
+    `trade_log`, every trade request and each trading bot's last purse."""
     fails = Counter(b.stats.connect_error for b in bots if b.stats.connect_error)
     errors: Counter = Counter()
     closes: Counter = Counter()
@@ -29,6 +34,11 @@ def bots_part(bots: list, duration: float) -> dict[str, Any]:
         errors.update(b.stats.errors)
         if b.stats.close_code is not None:
             closes[str(b.stats.close_code)] += 1
+    traders = [b.trader for b in bots if getattr(b, "trader", None) is not None]
+    trade: dict[str, Counter] = {k: Counter() for k in ("requests", "acked", "refused", "lost")}
+    for t in traders:
+        for k, counter in trade.items():
+            counter.update(getattr(t.stats, k))
     return {
         "attempted": len(bots), "succeeded": sum(b.stats.connected for b in bots),
         "failed_reasons": dict(fails), "errors": dict(errors), "closes": dict(closes),
@@ -39,6 +49,14 @@ def bots_part(bots: list, duration: float) -> dict[str, Any]:
         "bot_seconds": sum(b.stats.connected_s for b in bots if b.stats.connected),
         "resumes_ok": sum(b.stats.resumes_ok for b in bots), "resumes_failed": sum(b.stats.resumes_failed for b in bots),
         "sent": sum(b.stats.sent for b in bots), "duration": duration,
+        "reconnects_ok": sum(b.stats.reconnects_ok for b in bots),
+        "reconnects_failed": sum(b.stats.reconnects_failed for b in bots),
+        "traders": len(traders), "shop_asks": sum(t.stats.shop_asks for t in traders),
+        "trade_requests": dict(trade["requests"]), "trade_acked": dict(trade["acked"]),
+        "trade_refused": dict(trade["refused"]), "trade_lost": dict(trade["lost"]),
+        "trade_rtt": [x for b in bots for x in b.trade_rtt.values],
+        "trade_log": [r for t in traders for r in t.stats.records] if trade_log else [],
+        "trade_purses": [t.stats.final for t in traders if t.stats.final] if trade_log else [],
     }
 
 
@@ -46,7 +64,10 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"attempted": 0, "succeeded": 0, "failed_reasons": Counter(), "errors": Counter(),
                            "closes": Counter(), "ping": [], "action": [], "bytes_in": 0, "bytes_out": 0,
                            "state_updates": 0, "bot_seconds": 0.0, "resumes_ok": 0, "resumes_failed": 0,
-                           "sent": 0, "duration": 0.0}
+                           "sent": 0, "duration": 0.0, "reconnects_ok": 0, "reconnects_failed": 0, "traders": 0,
+                           "shop_asks": 0, "trade_requests": Counter(), "trade_acked": Counter(),
+                           "trade_refused": Counter(), "trade_lost": Counter(), "trade_rtt": [], "trade_log": [],
+                           "trade_purses": []}
     for p in parts:
         for k, v in p.items():
             if isinstance(out.get(k), Counter):
@@ -72,8 +93,18 @@ def summarise(raw: dict[str, Any], server_before: dict | None, server_after: dic
         "errors_by_code": dict(raw["errors"]),
         "closes_by_code": dict(raw["closes"]),
         "resumes": {"ok": raw["resumes_ok"], "failed": raw["resumes_failed"]},
+        "reconnects": {"ok": raw.get("reconnects_ok", 0), "failed": raw.get("reconnects_failed", 0)},
         "duration_s": round(raw["duration"], 1),
     }
+    if raw.get("traders"):
+        acked = dict(raw["trade_acked"])
+        report["trades"] = {
+            "traders": raw["traders"],
+            "done": sum(acked.get(k, 0) for k in MOVING_KINDS),  # acknowledged: goods or coins moved
+            "requests": dict(raw["trade_requests"]), "acked": acked, "refused_by_code": dict(raw["trade_refused"]),
+            "lost": dict(raw["trade_lost"]), "shop_asks": raw["shop_asks"],
+        }
+        report["trade_rtt_ms"] = pct(raw["trade_rtt"])
     if server_before is not None and server_after is not None:
         report["server"] = server_delta(server_before, server_after)
     return report
@@ -153,7 +184,13 @@ def table(report: dict[str, Any]) -> str:
     rows += [("state updates/bot/s", report["state_updates_per_bot_s"]),
              ("bytes in/bot/s", report["bytes_in_per_bot_s"]), ("bytes out/bot/s", report["bytes_out_per_bot_s"]),
              ("errors by code", report["errors_by_code"] or "none"), ("closes by code", report["closes_by_code"] or "none"),
-             ("resumes", report["resumes"])]
+             ("resumes", report["resumes"]), ("reconnects", report["reconnects"])]
+    if "trades" in report:
+        t, r = report["trades"], report["trade_rtt_ms"]
+        rows += [("trades", f"{t['done']} done by {t['traders']} traders; acked {t['acked']}"),
+                 ("trades refused", t["refused_by_code"] or "none"), ("trades lost", t["lost"] or "none"),
+                 ("trade_rtt_ms", "no samples" if not r.get("count") else
+                  f"p50 {r['p50']}  p95 {r['p95']}  p99 {r['p99']}  max {r['max']}  (n={r['count']})")]
     if "server" in report:
         s = report["server"]
         rows += [("server tick ms", s["tick_ms"]), ("server lateness ms", s["lateness_ms"]),
