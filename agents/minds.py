@@ -115,10 +115,13 @@ class MindsSystem:
             speaker = world.entities.get(ev["from"])
             for hearer in world.hearers(ev["x"], ev["y"]):
                 mind = self.by_entity.get(hearer.id)
-                if mind is None or hearer.id == ev["from"]:
-                    continue
+                if mind is None or (hearer.id == ev["from"] and ev["kind"] != "trade"):
+                    continue  # its own lines and comings; but its own trades it remembers
                 if ev["kind"] == "say":
                     self._hear(world, mind, ev, speaker, now, out)
+                elif ev["kind"] == "trade":  # something changed hands near it (or with it)
+                    involved = mind.entity in (ev["from"], ev.get("to"))
+                    mind.memory.add(now, "observation", ev["text"] + ".", 5 if involved else 2, embed=False)
                 elif ev["kind"] in ("arrive", "depart"):
                     verb = "arrived" if ev["kind"] == "arrive" else "left"
                     is_player = speaker is not None and speaker.kind == "player"

@@ -20,8 +20,10 @@ from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, h
 from agents.facts import allowed_directions, facts_for
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
+from agents.npc_talk import best_normalised
 from agents.reply_gate import GateCounts, LineContext, check
-from server.world.inputs import Input, Say
+from agents.shop_talk import ShopAction, shop_actions, situation
+from server.world.inputs import Input, MakeOffer, Say
 from server.world.world import World
 
 
@@ -29,6 +31,7 @@ from server.world.world import World
 class ReplyHost(Protocol):
     """What the desk needs of the minds system (agents/minds.py)."""
     budget: Any  # agents.minds.MindBudget
+    llm: Any     # the LLM (agents.inference.api.LLM); shop answers are scored with it
     minds: dict[str, Mind]
     people_waiting: bool
     clock: Any  # () -> seconds, the minds' clock
@@ -55,8 +58,9 @@ CROWD_REPLY_TOKENS = 20
 # What happened to each person's turn, counted for /metrics and the sim:
 # model (the model's line passed the gate), fallback (refused or failed:
 # an in-character line from facts or the persona), held (told to wait),
-# full (past the queue's bound, told to come back), asleep (woken).
-OUTCOMES = ("model", "fallback", "held", "full", "asleep")
+# full (past the queue's bound, told to come back), asleep (woken), shop
+# (a shopkeeper's scored answer about its trade: agents/shop_talk.py).
+OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop")
 
 
 class ReplyDesk:
@@ -92,6 +96,10 @@ class ReplyDesk:
     def answer(self, world: World, mind: Mind, person: WaitingPerson, q_emb, out: list[Input]) -> None:
         system = self.system
         e = world.entities[mind.entity]
+        actions = shop_actions(world, e, world.entities.get(person.speaker), person.name, person.text)
+        if actions:
+            self._answer_shop(world, mind, person, actions, out)
+            return
         query = f"{person.name} {person.text}"
         mind.queries.pop(query, None)
         conv = mind.conversation
@@ -135,9 +143,46 @@ class ReplyDesk:
         mind.crowd_context = prompts.reply_context(world.clock(), mind.activity, memories, history)
         return mind.crowd_context
 
+    # -- a shopkeeper's answer -------------------------------------------------
+    def _answer_shop(self, world: World, mind: Mind, person: WaitingPerson, actions: list[ShopAction],
+                     out: list[Input]) -> None:
+        """One candidate: done now. Several: the model scores them."""
+        if len(actions) == 1:
+            self._do_shop(world, mind, person.speaker, person.name, actions[0], None, out)
+            return
+        e = world.entities[mind.entity]
+        prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity,
+                                       situation(world, e, person.name, person.text, actions))
+        handle = self.system.llm.score(prompt, [" " + a.label for a in actions], priority=Priority.HUMAN_REPLY,
+                                       deadline_s=self.system.budget.reply_deadline_s)
+        mind.reply_jobs[person.speaker] = PendingJob(handle, "shop", {
+            "partner": person.speaker, "partner_name": person.name, "heard": person.text, "actions": actions,
+            "priority": int(Priority.HUMAN_REPLY)})
+
+    def _do_shop(self, world: World, mind: Mind, speaker: int, name: str, action: ShopAction, job: int | None,
+                 out: list[Input]) -> None:
+        """Say the action's line and, for a sale, make the offer the person may accept."""
+        mind.forget_waiting(speaker)
+        self.outcomes["shop"] += 1
+        self._say(world, mind, speaker, name, action.line, job, out)
+        if action.kind == "offer" and action.item is not None:
+            out.append(MakeOffer(mind.entity, speaker, give=((action.item, action.n),), want_coins=action.coins))
+        self._log_line(world, mind, action.line)
+
+    def _log_line(self, world: World, mind: Mind, line: str) -> None:
+        conv = mind.conversation
+        if conv is not None and conv.with_player:
+            conv.log.lines.append((world.game_minutes, mind.name, line))
+            conv.last_tick = world.tick
+
     def finished(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
         ctx = job.context
         speaker, name = ctx["partner"], ctx["partner_name"]
+        if job.kind == "shop":  # the best-scored action, or the most helpful one if scoring failed
+            actions = ctx["actions"]
+            chosen = actions[best_normalised(result)] if result.ok and result.logprobs else actions[0]
+            self._do_shop(world, mind, speaker, name, chosen, job.handle.job_id, out)
+            return
         person = next((p for p in mind.waiting if p.speaker == speaker), None)
         line = clean_line(result.text, mind.name, (name,)) if result.ok else None
         verdict = check(line, self.line_context(world, mind, ctx["heard"], (name,)))
@@ -155,10 +200,7 @@ class ReplyDesk:
             self.outcomes["model"] += 1
         mind.forget_waiting(speaker)
         self._say(world, mind, speaker, name, line, job.handle.job_id, out)
-        conv = mind.conversation
-        if conv is not None and conv.with_player:
-            conv.log.lines.append((world.game_minutes, mind.name, line))
-            conv.last_tick = world.tick
+        self._log_line(world, mind, line)
 
     def _may_retry(self, person: WaitingPerson) -> bool:
         """A second try costs a whole generation more: worth it only while the

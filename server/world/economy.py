@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from protocol.trade import COINS, MAX_COINS, MAX_STACK
+from protocol.trade import COINS, HANDOVER_RANGE, MAX_COINS, MAX_OPEN_OFFERS, MAX_STACK
 from server.world.catalog import Catalog, Lines
 
 if TYPE_CHECKING:
@@ -67,6 +67,11 @@ class Offer:
     want_coins: int
     expires: int  # tick
     state: str = "open"
+
+
+def within_reach(a: Entity, b: Entity) -> bool:
+    """Close enough to hand things over (HANDOVER_RANGE, Chebyshev distance)."""
+    return max(abs(a.x - b.x), abs(a.y - b.y)) <= HANDOVER_RANGE
 
 
 def price(base: int, stock: int, target: int) -> int:
@@ -133,6 +138,10 @@ class Economy:
         base, stock = self.catalog.prices[item], self.purse(keeper.id).goods.get(item, 0)
         return (price(base, max(0, stock - 1), shop.target) if item in shop.sells else 0,
                 offer_price(base, stock + 1, shop.target) if item in shop.buys else 0, stock)
+
+    def may_offer(self, eid: int) -> bool:
+        """Whether `eid` may make another offer (MAX_OPEN_OFFERS open at most)."""
+        return sum(1 for o in self.offers.values() if o.maker == eid) < MAX_OPEN_OFFERS
 
     def expire(self, tick: int) -> None:
         for o in [o for o in self.offers.values() if o.expires <= tick]:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from protocol.errors import ErrorCode as E
 from protocol.trade import COINS, HANDOVER_RANGE, MAX_COINS, MAX_OPEN_OFFERS, MAX_STACK, OFFER_TTL_TICKS
 from server.world.catalog import Lines, Shop
-from server.world.economy import Economy, Offer, Purse, Trade, offer_price, price
+from server.world.economy import Economy, Offer, Purse, Trade, offer_price, price, within_reach
 from server.world.entity import Entity
 from server.world.inputs import Accept, Buy, Consume, Decline, Give, MakeOffer, Produce, Rejection, Sell
 
@@ -28,17 +28,13 @@ class World(Protocol):
     tick: int
 
 
-def _reach(a: Entity, b: Entity) -> bool:
-    return max(abs(a.x - b.x), abs(a.y - b.y)) <= HANDOVER_RANGE
-
-
 def _other(world: World, me: Entity, other: int, what: str) -> Entity | Rejection:
     e = world.entities.get(other)
     if e is None:
         return Rejection(E.NO_SUCH_ENTITY, f"nobody with id {other} is here")
     if e.id == me.id:
         return Rejection(E.BAD_VALUE, f"you cannot {what} yourself")
-    if not _reach(me, e):
+    if not within_reach(me, e):
         return Rejection(E.OUT_OF_RANGE, f"{e.name} is too far away (within {HANDOVER_RANGE} tiles, please)")
     return e
 
@@ -91,7 +87,7 @@ def _shop(world: World, me: Entity, keeper_id: int, item: str, sell: bool, deliv
     shop = world.economy.catalog.shop_of(keeper.name)
     if q is None or shop is None or (q[1] if sell else q[0]) == 0:
         return Rejection(E.NO_SHOP, f"{keeper.name} does not {'buy' if sell else 'sell'} {item}")
-    if not (delivery and me.kind == "npc") and not _reach(me, keeper):
+    if not (delivery and me.kind == "npc") and not within_reach(me, keeper):
         return Rejection(E.OUT_OF_RANGE, f"{keeper.name} is too far away (within {HANDOVER_RANGE} tiles, please)")
     return keeper, shop, q
 
@@ -184,7 +180,7 @@ def apply_offer(world: World, inp: MakeOffer) -> Rejection | int:
             return bad
     if (lack := _can_pay(eco.purse(me.id), give, inp.coins)) is not None:
         return Rejection(E.NOT_ENOUGH, f"you do not have {lack}")
-    if sum(1 for o in eco.offers.values() if o.maker == me.id) >= MAX_OPEN_OFFERS:
+    if not eco.may_offer(me.id):
         return Rejection(E.FULL, f"you have {MAX_OPEN_OFFERS} open offers; wait for answers or withdraw one")
     o = Offer(eco.next_offer_id, me.id, other.id, give, inp.coins, want, inp.want_coins,
               world.tick + OFFER_TTL_TICKS)
@@ -204,7 +200,7 @@ def apply_accept(world: World, inp: Accept) -> Rejection | None:
     maker = world.entities.get(o.maker)
     if maker is None:
         return Rejection(E.NO_SUCH_ENTITY, "whoever made that offer has left")
-    if not _reach(me, maker):
+    if not within_reach(me, maker):
         return Rejection(E.OUT_OF_RANGE, f"{maker.name} is too far away (within {HANDOVER_RANGE} tiles, please)")
     mp, yp = eco.purse(maker.id), eco.purse(me.id)
     if (lack := _can_pay(yp, o.want, o.want_coins)) is not None:

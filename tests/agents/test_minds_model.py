@@ -119,3 +119,47 @@ def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path, embedded_mod
     assert recorded["economy"]["prices_end"]["Sanne bread"] > 0 and (out / "economy.png").stat().st_size > 1000
     ok, want, got = replay(out)
     assert ok and got == recorded["final_state_hash"]
+
+
+async def test_asking_the_baker_for_bread_gets_a_line_that_matches_what_she_does(start_server, llm):
+    """Issue #12: Sanne's answer is chosen by the real model's score among
+    actions built from her stock; a sale comes as an offer whose numbers
+    are the ones she says, and only Ann's accept moves the goods."""
+    server = await start_server(llm=llm, npcs=True, model="embedded", tick_rate=20.0, ticks_per_tile=1)
+    c = await HamletClient.connect(server.url)
+    await c.join("Ann")
+    world = server.game.world
+    sanne = await _wait_for_npc(world, "Sanne")
+    await c.move(place="bakery")
+    await until(lambda: not world.entities[c.entity].path, timeout=60, what="Ann at the bakery")
+    me = world.entities[c.entity]
+    spot = next((sanne.x + dx, sanne.y + dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1))
+                if world.map.walkable(sanne.x + dx, sanne.y + dy))
+    if (me.x, me.y) != spot:
+        await c.move(to=spot)
+        await until(lambda: not world.entities[c.entity].path, timeout=60, what="Ann at Sanne's counter")
+    coins = c.coins
+    await c.say("Sanne, can I buy two loaves of bread?", to=sanne.id)
+    reply = await c.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"
+                             and m.data["from"] == sanne.id, timeout=120)
+    text = reply.data["text"]
+    assert reply.data["to"] == c.entity
+    await asyncio.sleep(0.5)  # an offer comes in the same tick as the line
+    offers = [o for o in c.offers.values() if o["from"] == sanne.id]
+    if "accept my offer" in text:
+        assert len(offers) == 1 and offers[0]["give"] == [["bread", 2]]
+        assert f"for {offers[0]['want_coins']} coins" in text
+        assert c.items == {} and c.coins == coins  # words alone moved nothing
+        await c.accept(offers[0]["id"])
+        await until(lambda: c.items.get("bread") == 2 and c.coins == coins - offers[0]["want_coins"])
+    else:
+        assert offers == [] and c.items == {}
+        assert "bread" in text and "coins" in text  # the price, from her stock
+    await c.close()
+
+
+async def _wait_for_npc(world, name: str):
+    await until(lambda: world.find_by_name(name) is not None, timeout=30, what=f"{name} in the world")
+    npc = world.find_by_name(name)
+    await until(lambda: not npc.path, timeout=60, what=f"{name} at her place")
+    return npc
