@@ -148,6 +148,8 @@ class HamletClient:
             return await asyncio.wait_for(fut, timeout)
         finally:
             self._waiting.pop(seq, None)
+            if not fut.done():
+                fut.cancel()  # no one waits for it now
 
     async def join(self, name: str, token: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
         msg = await self.request("hello", v=PROTOCOL_VERSION, name=name, token=token, timeout=timeout)

@@ -8,6 +8,8 @@ import asyncio
 
 import pytest
 
+from websockets.exceptions import ConnectionClosed
+
 from client_demo.client import HamletClient, ServerError
 from server.world.inputs import Join
 from tests.waiting import settled, until
@@ -137,3 +139,39 @@ async def test_purses_and_open_offers_outlast_a_restart(start_server, tmp_path):
     await bob2.join("bob", token=token)
     await until(lambda: bob2.coins == 27 and oid in bob2.offers)
     await bob2.close()
+
+
+async def test_two_connections_racing_with_the_same_goods_never_make_or_lose_any(server):
+    """Two gifts of the same loaf sent at once from two connections of
+    one account (the old one is being replaced by a resume): at most one
+    applies; the loaf and the coins are conserved either way."""
+    ann = await joined(server, "ann")
+    bob = await joined(server, "bob")
+    await next_to(server, bob, ann)
+    sanne = shopkeeper_next_to(server, ann)
+    eco = server.game.world.economy
+    eco.purse(ann.entity).add("bread", 1)
+
+    def totals() -> tuple[int, int]:
+        return (sum(p.goods.get("bread", 0) for p in eco.purses.values()), sum(p.coins for p in eco.purses.values()))
+    before = totals()
+    second = await HamletClient.connect(server.url)
+
+    async def resume_and_give() -> None:
+        await second.join("ann", token=ann.token)  # the first connection is closed with 4002
+        await second.give(sanne, "bread", 1)
+    sanne_bread = eco.purse(sanne).goods["bread"]
+    results = await asyncio.gather(ann.give(bob.entity, "bread", 1), resume_and_give(), return_exceptions=True)
+    await settled(server, second, bob)
+    assert totals() == before  # nothing made, nothing lost
+    went = eco.purse(bob.entity).goods.get("bread", 0) + eco.purse(sanne).goods["bread"] - sanne_bread
+    assert went + eco.purse(ann.entity).goods.get("bread", 0) == 1 and went <= 1
+    # an answer that came is true to what happened (an ack may be lost with its closed connection)
+    for r in results:
+        assert r is None or isinstance(r, (ServerError, ConnectionError, ConnectionClosed)), r
+    if results[1] is None:
+        assert eco.purse(sanne).goods["bread"] == sanne_bread + 1
+    if isinstance(results[1], ServerError):
+        assert results[1].code == "not_enough" and eco.purse(bob.entity).goods.get("bread") == 1
+    await second.close()
+    await bob.close()
