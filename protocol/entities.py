@@ -28,9 +28,10 @@ ROWS: dict[str, tuple[str, ...]] = {
     "move": ("id", "x", "y"),                            # state.move: a known entity's new tile
     "upd": ("id", "flags"),                              # state.upd: a known entity's new flags
     "place": ("name", "kind", "x", "y", "w", "h", "entry_x", "entry_y"),  # welcome.map.places
-    # shop.goods: price is what you pay for one, offer what the shop pays for
-    # one (0: it does not buy this), stock how many it has
-    "shop": ("item", "price", "offer", "stock"),
+    # shop.goods: price is what buying one costs now, offer what selling one
+    # pays now (0: it does not buy this), stock how many it has; base and
+    # target price a lot of n (PROTOCOL.md, Economy)
+    "shop": ("item", "price", "offer", "stock", "base", "target"),
 }
 
 # Speech carries this many tiles (Euclidean distance, inclusive): about a

@@ -55,7 +55,7 @@ def shop_reply(world: World, msg: Message) -> bytes:
     for item in dict.fromkeys(shop.sells + shop.buys):
         q = eco.quote(keeper, item)
         if q is not None:
-            rows.append([item, *q])
+            rows.append([item, *q, eco.catalog.prices[item], shop.target])
     return encode("shop", at=keeper.id, name=keeper.name, goods=rows, seq=msg.seq)
 
 

@@ -396,8 +396,8 @@ test("malformed offers change nothing, and the offers kept are bounded", () => {
 });
 
 test("price lists are read by the declared columns of a shop row", () => {
-  const goods = [["bread", 4, 0, 8], ["flour", 0, 2, 6], ["x".repeat(ECO.max_item_name + 1), 1, 1, 1],
-                 ["eggs", -1, 1, 2], ["short"], "junk"];
+  const goods = [["bread", 4, 0, 8, 4, 8], ["flour", 0, 2, 6, 3, 8], ["x".repeat(ECO.max_item_name + 1), 1, 1, 1, 1, 8],
+                 ["eggs", -1, 1, 2, 2, 8], ["bread", 4, 0, 8], ["short"], "junk"];
   const shop = trade.parseShop(SPEC, { t: "shop", at: 9, name: "Sanne", goods });
   assert.deepEqual(shop, { at: 9, name: "Sanne", goods: [{ item: "bread", price: 4, offer: 0, stock: 8 },
                                                         { item: "flour", price: 0, offer: 2, stock: 6 }] });

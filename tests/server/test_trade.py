@@ -22,6 +22,12 @@ async def joined(server, name: str) -> HamletClient:
     return c
 
 
+def doc_price(base: int, s: int, target: int) -> int:
+    """The price of one at stock s, as PROTOCOL.md's Economy section writes it."""
+    c = min(3 * target, max(target, 3 * target - s))
+    return max(1, (2 * base * c + 2 * target) // (4 * target))
+
+
 def free_tile_near(world, x: int, y: int) -> tuple[int, int]:
     taken = {(e.x, e.y) for e in world.entities.values()}
     for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (2, 0), (0, 2)):
@@ -52,10 +58,14 @@ async def test_the_purse_comes_after_welcome_and_a_purchase_is_told_before_its_a
     assert prices["name"] == "Sanne" and prices["goods"]["bread"]["price"] > 0
     assert prices["goods"]["flour"]["price"] == 0 and prices["goods"]["flour"]["offer"] > 0  # she buys flour
     ann.drain()
-    await ann.buy(sanne, "bread", 2, max_price=prices["goods"]["bread"]["price"] + 2)
+    # a lot of 2, priced from the row by PROTOCOL.md's formula alone
+    row = prices["goods"]["bread"]
+    assert row["price"] == doc_price(row["base"], row["stock"] - 1, row["target"])
+    unit = doc_price(row["base"], row["stock"] - 2, row["target"])
+    await ann.buy(sanne, "bread", 2, max_price=unit)
     seen = [m for m in ann.drain() if m.type in ("inv", "ack")]
     assert [m.type for m in seen][:2] == ["inv", "ack"]  # the purse's change before the ack
-    assert ann.items == {"bread": 2} and ann.coins < 20
+    assert ann.items == {"bread": 2} and ann.coins == 20 - 2 * unit
     world = server.game.world
     assert world.economy.purse(ann.entity).goods == {"bread": 2}
     assert world.economy.purse(sanne).coins == 60 + (20 - ann.coins)
