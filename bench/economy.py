@@ -350,7 +350,7 @@ class Server:
         for attempt in range(10):  # the port may take a moment to be free again
             sp = ServerProcess(self.db, *extra, env=env, npcs=True)
             try:
-                sp.start(timeout=timeout)
+                sp.start(timeout=timeout, drain=False)  # read below, into the run's log
                 break
             except AssertionError as exc:
                 self.tail.append(str(exc)[-400:])

@@ -6,7 +6,9 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from tests.waiting import until
@@ -27,8 +29,13 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.port = 0
+        # The server's last lines of output (warnings, a traceback): enough to
+        # see why it stopped, bounded so a chatty run cannot grow it.
+        self.output: deque[str] = deque(maxlen=200)
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0, drain: bool = True) -> ServerProcess:
+        """Start and wait for the URL line; `drain`: keep reading the output
+        into `output` (False: the caller reads `proc.stdout` itself)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--db", str(self.db),
              "--log-level", "WARNING", *self.extra],
@@ -43,9 +50,15 @@ class ServerProcess:
             m = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
             if m:
                 self.url, self.port = m.group(0), int(m.group(1))
+                if drain:  # keep reading: a full pipe (64 KiB) would block the server's writes
+                    threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
                 return self
         self.proc.kill()
         raise AssertionError("server did not start:\n" + "".join(lines))
+
+    def _drain(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.output.append(line)
 
     def kill9(self) -> None:
         self.proc.kill()
