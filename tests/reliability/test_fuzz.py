@@ -151,7 +151,10 @@ async def test_server_survives_thousands_of_bad_frames_over_sockets(start_server
     await asyncio.gather(*(attacker(chunk, k) for k, chunk in enumerate(chunks)))
     watching.cancel()
     moving.cancel()
-    assert set(codes) <= DOCUMENTED_ERRORS and sum(codes.values()) > 1000
+    # How many frames are answered before each 4005 close cuts a connection
+    # depends on the machine's load (889 of 3,000 in one loaded CI run, over
+    # 1,000 alone): a floor that shows the attack was answered, not a figure.
+    assert set(codes) <= DOCUMENTED_ERRORS and sum(codes.values()) > 600
     assert closes.get(4005, 0) >= 1  # persistent offenders are cut off
     assert set(closes) <= DOCUMENTED_CLOSES
     # the watcher kept getting the walker's updates: it steps every 0.2 s and
