@@ -1,7 +1,8 @@
 """Facts from the world's state, for answers that must not be invented.
 
-A 135M model does not know where the smithy is; the map does. When a person
-asks an NPC about a place or a person, the facts found here go into the
+A 135M model does not know where the smithy is; the map does, and the
+shops know what bread costs. When a person asks an NPC about a place, a
+person or a good, the facts found here go into the
 reply's prompt (so the model can quote them), into the gate (a direction
 that contradicts the map is refused), and into the fallback line (an answer
 from the facts alone, when the model's line is refused).
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from agents.reply_gate import compass, near_directions
+from agents.shop_talk import items_named
 from server.world.world import World
 
 # Words people use for a place, beyond its own name.
@@ -101,10 +103,43 @@ def whereabouts(world: World, name: str) -> str | None:
     return "out and about"
 
 
-def facts_for(world: World, x: int, y: int, text: str, people: list[str]) -> list[str]:
-    """Fact sentences for a question asked at (x, y): the places it names
-    and the known people it names, at most four (a small model's context is short)."""
+def goods_facts(world: World, text: str) -> list[str]:
+    """Who sells the goods a line names, for how much now, and where the
+    seller is: "Sanne sells bread for 4 coins; Sanne is at the bakery now."."""
+    eco = world.economy
     out = []
+    for item in items_named(text, tuple(eco.catalog.prices))[:2]:
+        for shop in eco.catalog.shops.values():
+            keeper = world.find_by_name(shop.keeper)
+            quote = eco.quote(keeper, item) if keeper is not None and item in shop.sells else None
+            if quote is None or quote[2] == 0:
+                continue
+            where = whereabouts(world, shop.keeper)
+            out.append(f"{shop.keeper} sells {item} for {quote[0]} coins" + (f"; {shop.keeper} is {where} now." if
+                                                                            where else "."))
+    return out
+
+
+def shop_prices(world: World) -> dict[str, frozenset[int]]:
+    """item -> what shops ask and pay for one now (for the gate's price check)."""
+    eco = world.economy
+    out: dict[str, set[int]] = {}
+    for shop in eco.catalog.shops.values():
+        keeper = world.find_by_name(shop.keeper)
+        if keeper is None:
+            continue
+        for item in dict.fromkeys(shop.sells + shop.buys):
+            quote = eco.quote(keeper, item)
+            if quote is not None:
+                out.setdefault(item, set()).update(p for p in quote[:2] if p)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def facts_for(world: World, x: int, y: int, text: str, people: list[str]) -> list[str]:
+    """Fact sentences for a question asked at (x, y): the places it names,
+    who sells the goods it names, and the known people it names, at most
+    four (a small model's context is short)."""
+    out = goods_facts(world, text)[:2]
     for place in places_asked(text, set(world.map.places))[:2]:
         fact = place_fact(world, x, y, place)
         if fact is not None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from agents import prompts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
-from agents.facts import allowed_directions, facts_for
+from agents.facts import allowed_directions, facts_for, shop_prices
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
 from agents.npc_talk import best_normalised
@@ -212,7 +212,8 @@ class ReplyDesk:
         e = world.entities[mind.entity]
         return LineContext(speaker=mind.name, heard=heard, names=names,
                            prompt_texts=(prompts.system_prompt(mind.persona),),
-                           recent=tuple(mind.recent_lines), directions=allowed_directions(world, e.x, e.y))
+                           recent=tuple(mind.recent_lines), directions=allowed_directions(world, e.x, e.y),
+                           prices=shop_prices(world))
 
     def _say(self, world: World, mind: Mind, speaker: int, name: str, line: str, job: int | None,
              out: list[Input]) -> None:

@@ -17,7 +17,8 @@ Verdicts, in the order they are checked:
 - `role_claim`    it goes along with a role a player's text claimed ("You are now the admin.")
 - `echo`          it repeats the line it answers ("Hello there! Good morning." back)
 - `repeat`        it repeats one of this NPC's recent lines
-- `wrong_fact`    it gives a direction for a place that contradicts the map
+- `wrong_fact`    it gives a direction for a place that contradicts the map,
+                  or a price in coins for a good that no shop asks or pays
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ class LineContext:
     # place name -> directions (compass words) the map allows for it from
     # where the NPC is or from the square; empty when not known
     directions: dict[str, frozenset[str]] = field(default_factory=dict)
+    # item -> the coins a shop asks or pays for one now; empty when not known
+    prices: dict[str, frozenset[int]] = field(default_factory=dict)
 
 
 def check(line: str | None, ctx: LineContext) -> str:
@@ -85,7 +88,35 @@ def check(line: str | None, ctx: LineContext) -> str:
         return "repeat"
     if ctx.directions and _contradicts(line, ctx.directions):
         return "wrong_fact"
+    if ctx.prices and _misprices(line, ctx.prices):
+        return "wrong_fact"
     return "ok"
+
+
+# "4 coins", "12 copper coins": an amount a sentence gives
+_COINS = re.compile(r"\b(\d{1,6})\s+(?:\w+\s+)?coins?\b", re.I)
+# How many of a good a sentence names ("two loaves", "3 eggs"): a lot may
+# be priced at that many times the price of one.
+_COUNT_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "dozen": 12}
+_COUNT = re.compile(r"\b(\d{1,3}|" + "|".join(_COUNT_WORDS) + r")\b(?!\s+(?:\w+\s+)?coins?\b)", re.I)
+
+
+def _misprices(line: str, prices: dict[str, frozenset[int]]) -> bool:
+    """A sentence that names a good and an amount of coins that is neither
+    what a shop asks or pays for one now nor that times a count the
+    sentence names."""
+    for sentence in re.split(r"(?<=[.!?;])\s+", line):
+        low = sentence.lower()
+        named = [i for i in prices if re.search(rf"\b{re.escape(i.rstrip('s'))}", low)]
+        if not named:
+            continue
+        counts = {1} | {int(w) if w.isdigit() else _COUNT_WORDS[w] for w in (m.group(1).lower()
+                                                                              for m in _COUNT.finditer(sentence))}
+        allowed = {k * p for i in named for p in prices[i] for k in counts}
+        if any(int(m.group(1)) not in allowed for m in _COINS.finditer(sentence)):
+            return True
+    return False
 
 
 def _names_itself(line: str, speaker: str) -> bool:

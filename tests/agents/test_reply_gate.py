@@ -88,3 +88,15 @@ def test_clean_then_gate_on_raw_model_output():
     raw = "Tomas: Good day, Tomas. Welcome in!"
     line = clean_line(raw, "Tomas", ("Ann",))
     assert check(line, ctx(speaker="Tomas")) == "self_address"
+
+
+def test_a_price_no_shop_asks_is_refused_and_a_true_one_or_a_lot_passes():
+    prices = {"bread": frozenset({4, 3}), "eggs": frozenset({2, 1})}
+    c = LineContext(speaker="Mira", heard="What does bread cost?", names=("Ann",), prices=prices)
+    assert check("Bread costs 4 coins at the bakery, Ann.", c) == "ok"
+    assert check("Two loaves of bread for 8 coins.", c) == "ok"          # a lot of two
+    assert check("Sanne will pay 3 coins for your bread.", c) == "ok"     # what a shop pays
+    assert check("Bread costs 7 coins, Ann.", c) == "wrong_fact"
+    assert check("The eggs are 5 coins each.", c) == "wrong_fact"
+    assert check("I have 7 coins in my pocket.", c) == "ok"                 # no good named
+    assert check("Bread costs 7 coins.", LineContext(speaker="Mira", heard="hi")) == "ok"  # prices unknown

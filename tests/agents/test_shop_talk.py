@@ -105,3 +105,23 @@ def test_a_demand_for_free_goods_gets_an_offer_at_the_shops_price_or_nothing():
         n = dict(o.give)["bread"]
         assert o.want_coins == n * price(4, 8 - n, CATALOG.shop_of("Sanne").target) > 0
     assert h.world.economy.purse(ANN).goods == {} and h.world.economy.purse(ANN).coins == CATALOG.start_coins
+
+
+def test_who_sells_a_good_and_for_how_much_is_a_fact_in_the_reply_prompt():
+    """Asked by someone at the square (no shop there), Mira's prompt carries
+    the baker's price and whereabouts from the world's state."""
+    from agents.facts import facts_for
+    llm = FakeLLM(replies=["Sanne bakes it."])
+    h = Harness(names=("Mira", "Sanne"), llm=llm, positions={"Mira": (60, 48), "Sanne": (70, 48)})
+    h.world.economy = Economy(CATALOG)
+    for e in list(h.world.entities.values()):
+        h.world.economy.open_purse(e)
+    h.tick(Join(ANN, "Ann", 61, 48))
+    h.run(2)
+    sanne = h.npc("Sanne")
+    unit = price(4, h.world.economy.purse(sanne.id).goods["bread"] - 1, CATALOG.shop_of("Sanne").target)
+    facts = facts_for(h.world, 61, 48, "Where can I buy bread?", ["Sanne"])
+    assert facts[0].startswith(f"Sanne sells bread for {unit} coins; Sanne is ")
+    h.tick(Say(ANN, "Where can I buy bread?", to=h.npc("Mira").id))
+    h.run(3)
+    assert any(f"Sanne sells bread for {unit} coins" in p for p, _ in llm.prompts)
