@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.memory import MemoryStream
+from agents.explain import WHY_KEPT, Why
 from agents.personas import Persona
 
 # People waiting for this NPC's answer, in arrival order. Each gets one;
@@ -100,6 +101,8 @@ class Mind:
         # the context shared by the replies to a crowd (agents/replies.py), so
         # that their prompts share a cached prefix; kept while the crowd lasts
         self.crowd_context: str | None = None
+        # why it said and did its last things (agents/explain.py), bounded
+        self.why: deque[Why] = deque(maxlen=WHY_KEPT)
 
     # -- state questions -----------------------------------------------------
     @property

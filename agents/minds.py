@@ -312,7 +312,8 @@ class MindsSystem:
         prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity, situation)
         handle = self.llm.score(prompt, [" " + label for label in labels], priority=Priority.PLANNING,
                                 deadline_s=self.budget.line_deadline_s)
-        mind.job = PendingJob(handle, "choose", {"actions": actions, "priority": int(Priority.PLANNING)})
+        mind.job = PendingJob(handle, "choose", {"actions": actions, "labels": labels,
+                                                 "priority": int(Priority.PLANNING)})
 
     # -- statistics and persistence -------------------------------------------
     def stats(self) -> dict[str, dict[str, int]]:

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from agents import prompts
 from agents.dialogue import clean_line, farewell_line
+from agents.explain import record, scored
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.reply_gate import check
 from server.world.inputs import Input, Say
@@ -45,8 +46,11 @@ class NpcTalk:
                 line = farewell_line(self.host.rng)
                 job = PendingJob(job.handle, "farewell", ctx)
             else:
+                record(world, mind, "line", to=name, heard=heard, outcome="ended", verdict=verdict)
                 self.host.end(world, mind)
                 return
+        record(world, mind, "line", to=name, heard=heard, line=line, verdict=verdict,
+               outcome="model" if verdict == "ok" else "farewell")
         me = world.entities[mind.entity]
         to = partner.id if partner is not None and world.in_hearing(me, partner) else None
         out.append(Say(mind.entity, line, to, job=job.handle.job_id))
@@ -64,6 +68,9 @@ class NpcTalk:
             return
         best = best_normalised(result)
         action = job.context["actions"][best]
+        labels = job.context.get("labels", [])
+        if labels:
+            record(world, mind, "choice", outcome="chosen", candidates=scored(labels, result), chosen=labels[best])
         if action[0] == "greet":
             other = self.host.by_entity.get(action[1])
             if other is None or not other.free_for_chat(world.tick, mind.entity) or mind.conversation:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from agents import prompts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
+from agents.explain import record, scored
 from agents.facts import allowed_directions, facts_for, shop_prices
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
@@ -78,19 +79,24 @@ class ReplyDesk:
         if mind.queue_reply(speaker, name, text, world.tick, self.system.clock()) != "full":
             return True
         self.outcomes["full"] += 1
-        self._say(world, mind, speaker, name, full_line(self.rng, name), None, out)
+        line = full_line(self.rng, name)
+        self._say(world, mind, speaker, name, line, None, out)
+        record(world, mind, "reply", to=name, heard=text, line=line, outcome="full")
         return False
 
     def hold(self, world: World, mind: Mind, person: WaitingPerson, out: list[Input]) -> None:
         person.held = True
         self.outcomes["held"] += 1
-        self._say(world, mind, person.speaker, person.name, holding_line(self.rng, person.name), None, out)
+        line = holding_line(self.rng, person.name)
+        self._say(world, mind, person.speaker, person.name, line, None, out)
+        record(world, mind, "reply", to=person.name, heard=person.text, line=line, outcome="held")
 
     def answer_asleep(self, world: World, mind: Mind, person: WaitingPerson, out: list[Input]) -> None:
         mind.forget_waiting(person.speaker)
         self.outcomes["asleep"] += 1
         line = asleep_line(mind.persona, self.rng, person.name)
         self._say(world, mind, person.speaker, person.name, line, None, out)
+        record(world, mind, "reply", to=person.name, heard=person.text, line=line, outcome="asleep")
 
     # -- a reply is generated --------------------------------------------------
     def answer(self, world: World, mind: Mind, person: WaitingPerson, q_emb, out: list[Input]) -> None:
@@ -108,12 +114,14 @@ class ReplyDesk:
         people = [m.name for m in system.minds.values() if m is not mind]
         facts = facts_for(world, e.x, e.y, person.text, people)
         shared = None
+        recalled: tuple[str, ...] = ()
         if crowd:  # everyone in the crowd shares the context: the engine computes it once
             shared = self._crowd_context(world, mind)
             turns = [("user", shared + prompts.reply_question(person.name, person.text, facts))]
         else:
             mind.crowd_context = None
             memories = mind.memory.retrieve(query, world.game_minutes, k=4, q_emb=q_emb)
+            recalled = tuple(m.text for m in memories)
             turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories, history,
                                         person.name, person.text, facts)
         b = system.budget
@@ -124,7 +132,7 @@ class ReplyDesk:
             system.preempt_for_people(world, mind, out)
         mind.reply_jobs[person.speaker] = PendingJob(handle, "reply", {
             "partner": person.speaker, "partner_name": person.name, "heard": person.text,
-            "facts": tuple(facts), "priority": int(Priority.HUMAN_REPLY)})
+            "facts": tuple(facts), "memories": recalled, "priority": int(Priority.HUMAN_REPLY)})
 
     def _crowd_context(self, world: World, mind: Mind) -> str:
         """The context of the replies `mind` starts for a crowd: the last
@@ -148,7 +156,8 @@ class ReplyDesk:
                      out: list[Input]) -> None:
         """One candidate: done now. Several: the model scores them."""
         if len(actions) == 1:
-            self._do_shop(world, mind, person.speaker, person.name, actions[0], None, out)
+            self._do_shop(world, mind, person.speaker, person.name, actions[0], None, out, person.text,
+                          ((actions[0].label, 0.0),))
             return
         e = world.entities[mind.entity]
         prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity,
@@ -160,8 +169,10 @@ class ReplyDesk:
             "priority": int(Priority.HUMAN_REPLY)})
 
     def _do_shop(self, world: World, mind: Mind, speaker: int, name: str, action: ShopAction, job: int | None,
-                 out: list[Input]) -> None:
+                 out: list[Input], heard: str, candidates: tuple[tuple[str, float], ...]) -> None:
         """Say the action's line and, for a sale, make the offer the person may accept."""
+        record(world, mind, "shop", to=name, heard=heard, line=action.line, outcome="shop", candidates=candidates,
+               chosen=action.label)
         mind.forget_waiting(speaker)
         self.outcomes["shop"] += 1
         self._say(world, mind, speaker, name, action.line, job, out)
@@ -181,7 +192,8 @@ class ReplyDesk:
         if job.kind == "shop":  # the best-scored action, or the most helpful one if scoring failed
             actions = ctx["actions"]
             chosen = actions[best_normalised(result)] if result.ok and result.logprobs else actions[0]
-            self._do_shop(world, mind, speaker, name, chosen, job.handle.job_id, out)
+            self._do_shop(world, mind, speaker, name, chosen, job.handle.job_id, out, ctx["heard"],
+                          scored([a.label for a in actions], result))
             return
         person = next((p for p in mind.waiting if p.speaker == speaker), None)
         line = clean_line(result.text, mind.name, (name,)) if result.ok else None
@@ -196,8 +208,12 @@ class ReplyDesk:
             line = fallback_line(mind.persona, self.rng, name, ctx.get("facts", ()), tuple(mind.recent_lines),
                                  heard=ctx["heard"], activity=mind.activity)
             self.outcomes["fallback"] += 1
+            outcome = "fallback"
         else:
             self.outcomes["model"] += 1
+            outcome = "model"
+        record(world, mind, "reply", to=name, heard=ctx["heard"], line=line, outcome=outcome, verdict=verdict,
+               facts=ctx.get("facts", ()), memories=ctx.get("memories", ()))
         mind.forget_waiting(speaker)
         self._say(world, mind, speaker, name, line, job.handle.job_id, out)
         self._log_line(world, mind, line)

@@ -24,6 +24,7 @@ class Host(Protocol):
     tick_stats: deque[tuple[float, float]]  # (duration, lateness) of recent ticks, for /stats
     batching: bool                   # a tick is running: frames wait for its end
     batched: list[Any]               # connections with frames waiting for the tick's end
+    minds: Any                       # the NPC minds (agents.minds.MindsSystem), or None without NPCs
 
     def framed(self, payload: bytes) -> bytes:
         """The WebSocket frame of a payload, framed once per tick."""

@@ -1,17 +1,21 @@
 """Plain HTTP on the WebSocket port: /protocol.json (the protocol's
-declaration, for clients), /healthz, /stats, /metrics and the browser
-client's static files. websockets hands us every request before the upgrade;
+declaration, for clients), /healthz, /stats, /metrics, /npc/NAME (why an
+NPC did what it did, for operators holding the admin token) and the
+browser client's static files. websockets hands us every request before the upgrade;
 requests that are not WebSocket upgrades get their answer here."""
 from __future__ import annotations
 
+import hmac
 import json
 import mimetypes
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from agents.explain import npc_report
 from protocol.declaration import declaration
 
 if TYPE_CHECKING:
@@ -57,7 +61,40 @@ def handle_http(server: HamletServer, request: Request) -> Response | None:
         return _response(200, "OK", json.dumps(tick_summary(server, last)).encode(), "application/json")
     if path == "/metrics":
         return _response(200, "OK", server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+    if path == "/npc" or path.startswith("/npc/"):
+        return _npc(server, request, path)
     return _static(server, path)
+
+
+# An NPC's name in /npc/NAME, percent-encoded: names are at most 24
+# characters, so anything longer is not one.
+MAX_NPC_PATH = 128
+
+
+def _json(status: int, reason: str, obj: object) -> Response:
+    return _response(status, reason, json.dumps(obj).encode(), "application/json")
+
+
+def _npc(server: HamletServer, request: Request, path: str) -> Response:
+    """GET /npc (the NPCs' names) or /npc/NAME (npc_report), with
+    `Authorization: Bearer <admin token>`: what NPCs remember is not public."""
+    token = server.config.admin_token
+    if not token:
+        return _json(403, "Forbidden", {"error": "forbidden", "msg": "no admin token is set (HAMLET_ADMIN_TOKEN)"})
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return _json(403, "Forbidden", {"error": "forbidden", "msg": "send Authorization: Bearer <admin token>"})
+    minds = getattr(server.minds, "minds", None) if server.minds is not None else None
+    if minds is None:
+        return _json(404, "Not Found", {"error": "not_found", "msg": "this server runs no NPC minds"})
+    if path in ("/npc", "/npc/"):
+        return _json(200, "OK", {"npcs": sorted(m.name for m in minds.values())})
+    if len(path) > MAX_NPC_PATH:
+        return _json(404, "Not Found", {"error": "not_found", "msg": "no such NPC"})
+    mind = minds.get(unquote(path[len("/npc/"):]).casefold())
+    if mind is None:
+        return _json(404, "Not Found", {"error": "not_found", "msg": "no such NPC"})
+    return _json(200, "OK", npc_report(server.game.world, mind))
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -163,3 +163,42 @@ async def _wait_for_npc(world, name: str):
     npc = world.find_by_name(name)
     await until(lambda: not npc.path, timeout=60, what=f"{name} at her place")
     return npc
+
+
+async def test_an_operator_reads_why_an_npc_answered_as_it_did(start_server, llm):
+    """Issue #13, explainable NPCs: GET /npc/NAME (admin token) shows the
+    line Mira said, what she heard, and the facts and memories behind it."""
+    import urllib.error
+    import urllib.request
+
+    server = await start_server(llm=llm, npcs=True, model="embedded", tick_rate=20.0, ticks_per_tile=4,
+                                admin_token="s3cret")
+    c = await HamletClient.connect(server.url)
+    await c.join("Ann")
+    await until(lambda: c.find("Mira") is not None, what="Mira at the square")
+    mira = c.find("Mira")
+    await c.say("Where is the smithy?", to=mira.id)
+    reply = await c.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"
+                             and m.data["from"] == mira.id, timeout=120)
+    base = server.url.replace("ws://", "http://")
+
+    def get(path: str, token: str | None) -> tuple[int, dict]:
+        req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+    assert (await asyncio.to_thread(get, "/npc/Mira", None))[0] == 403
+    assert (await asyncio.to_thread(get, "/npc/Mira", "wrong"))[0] == 403
+    assert (await asyncio.to_thread(get, "/npc/Nobody", "s3cret"))[0] == 404
+    status, names = await asyncio.to_thread(get, "/npc", "s3cret")
+    assert status == 200 and "Mira" in names["npcs"]
+    status, report = await asyncio.to_thread(get, "/npc/mira", "s3cret")
+    assert status == 200 and report["name"] == "Mira" and report["entity"] == mira.id
+    answered = [w for w in report["why"] if w["kind"] == "reply" and w["heard"] == "Where is the smithy?"]
+    assert answered and answered[-1]["line"] == reply.data["text"] and answered[-1]["to"] == "Ann"
+    assert any("smithy" in f for f in answered[-1]["facts"])  # the map's fact it was given
+    assert answered[-1]["outcome"] in ("model", "fallback")
+    assert any("Where is the smithy?" in m["text"] for m in report["memories"])
+    await c.close()
