@@ -96,6 +96,8 @@ class Mind:
         self.next_initiative_at = 0.0  # budget clock seconds
         self.activity = persona.routine[0].activity
         self.heading_to: str | None = None
+        # (person, their name, place, tick it began): walking someone somewhere (agents/guide.py)
+        self.guiding: tuple[int, str, str, int] | None = None
         # recall query text -> (embedding ticket, clock when asked), one per person being answered
         self.queries: dict[str, tuple[Any, float]] = {}
         # the context shared by the replies to a crowd (agents/replies.py), so

@@ -46,6 +46,8 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
     if ctx.people_waiting and not (conv is not None and conv.with_player):
         # replies to people first: no new small talk, choices or reflection meanwhile
         return [FollowRoutine()] if conv is None else []
+    if mind.guiding is not None:
+        return [FollowRoutine()]  # taking someone somewhere: keep walking (minds.py says when it arrives)
     if conv is not None:
         if conv.with_player:
             return [EndConversation()] if world.tick - conv.last_tick > b.player_idle_ticks else []

@@ -33,8 +33,9 @@ from agents.mind_decide import decide
 from agents.personas import Persona
 from agents.replies import ReplyDesk
 from agents.npc_talk import NpcTalk
+from agents.guide import GUIDE_TICKS, arrival_line
 from agents.routine import game_hour, routine_move
-from server.world.inputs import Input, SetFlags, Stop
+from server.world.inputs import Input, Say, SetFlags, Stop
 from server.world.world import FLAG_THINKING, World
 
 # How long a reply waits for its recall query's embedding from the worker
@@ -231,6 +232,23 @@ class MindsSystem:
                 move = routine_move(world, mind, self.rng)
                 if move is not None:
                     out.append(move)
+                if mind.guiding is not None:
+                    self._guided(world, mind, out)
+
+    def _guided(self, world: World, mind: Mind, out: list[Input]) -> None:
+        """A guided walk arrived (routine_move cleared `heading_to`): say so;
+        one that takes too long is given up quietly."""
+        person, name, place, began = mind.guiding
+        if mind.heading_to is None:
+            mind.guiding = None
+            me, them = world.entities[mind.entity], world.entities.get(person)
+            line = arrival_line(name, place)
+            out.append(Say(mind.entity, line, them.id if them is not None and world.in_hearing(me, them) else None))
+            mind.recent_lines.append(line)
+            mind.memory.add(world.game_minutes, "action", f"I took {name} to the {place}.", 4)
+        elif world.tick - began > GUIDE_TICKS:
+            mind.guiding = None
+            mind.heading_to = None
 
     def _show_thinking(self, world: World, out: list[Input]) -> None:
         """The thinking mark: on while someone waits for the NPC or a line of

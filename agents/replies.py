@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from agents import prompts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
 from agents.explain import record, scored
+from agents.guide import guide_actions
 from agents.facts import allowed_directions, facts_for, shop_prices
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
@@ -60,8 +61,9 @@ CROWD_REPLY_TOKENS = 20
 # model (the model's line passed the gate), fallback (refused or failed:
 # an in-character line from facts or the persona), held (told to wait),
 # full (past the queue's bound, told to come back), asleep (woken), shop
-# (a shopkeeper's scored answer about its trade: agents/shop_talk.py).
-OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop")
+# (a shopkeeper's scored answer about its trade: agents/shop_talk.py),
+# guide (asked to take someone somewhere: agents/guide.py).
+OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide")
 
 
 class ReplyDesk:
@@ -102,7 +104,8 @@ class ReplyDesk:
     def answer(self, world: World, mind: Mind, person: WaitingPerson, q_emb, out: list[Input]) -> None:
         system = self.system
         e = world.entities[mind.entity]
-        actions = shop_actions(world, e, world.entities.get(person.speaker), person.name, person.text)
+        actions = (guide_actions(world, e, person.name, person.text)
+                   or shop_actions(world, e, world.entities.get(person.speaker), person.name, person.text))
         if actions:
             self._answer_shop(world, mind, person, actions, out)
             return
@@ -151,7 +154,7 @@ class ReplyDesk:
         mind.crowd_context = prompts.reply_context(world.clock(), mind.activity, memories, history)
         return mind.crowd_context
 
-    # -- a shopkeeper's answer -------------------------------------------------
+    # -- an answer chosen among actions (a shop's trade, a guided walk) ----------
     def _answer_shop(self, world: World, mind: Mind, person: WaitingPerson, actions: list[ShopAction],
                      out: list[Input]) -> None:
         """One candidate: done now. Several: the model scores them."""
@@ -171,10 +174,14 @@ class ReplyDesk:
     def _do_shop(self, world: World, mind: Mind, speaker: int, name: str, action: ShopAction, job: int | None,
                  out: list[Input], heard: str, candidates: tuple[tuple[str, float], ...]) -> None:
         """Say the action's line and, for a sale, make the offer the person may accept."""
-        record(world, mind, "shop", to=name, heard=heard, line=action.line, outcome="shop", candidates=candidates,
-               chosen=action.label)
+        guiding = action.kind in ("guide", "direct", "here")
+        record(world, mind, "guide" if guiding else "shop", to=name, heard=heard, line=action.line,
+               outcome="guide" if guiding else "shop", candidates=candidates, chosen=action.label)
         mind.forget_waiting(speaker)
-        self.outcomes["shop"] += 1
+        self.outcomes["guide" if guiding else "shop"] += 1
+        if action.kind == "guide" and action.item is not None:  # a real walk, the person following
+            mind.heading_to = action.item
+            mind.guiding = (speaker, name, action.item, world.tick)
         self._say(world, mind, speaker, name, action.line, job, out)
         if action.kind == "offer" and action.item is not None:
             out.append(MakeOffer(mind.entity, speaker, give=((action.item, action.n),), want_coins=action.coins))
