@@ -54,7 +54,25 @@ def scored(labels: list[str], result: Any) -> tuple[tuple[str, float], ...]:
 def record(world: World, mind: Mind, kind: str, **fields: Any) -> Why:
     why = Why(world.tick, world.clock(), kind, **fields)
     mind.why.append(why)
+    if mind.why_log is not None:  # a headless sim keeps them all, for its transcript
+        mind.why_log.append(why)
     return why
+
+
+def because(why: Why) -> str:
+    """One line of why, for a transcript: the choice and its scores, the
+    facts, what became of the model's line."""
+    parts = []
+    if why.candidates and len(why.candidates) > 1:
+        shown = ", ".join(f"{label} {score:.2f}" if score == score else label for label, score in why.candidates)
+        parts.append(f"chose *{why.chosen}* of: {shown}")
+    if why.facts:
+        parts.append("facts: " + " ".join(why.facts))
+    if why.memories:
+        parts.append("recalled: " + " | ".join(why.memories[:2]))
+    if why.outcome == "fallback":
+        parts.append(f"the model's line was refused ({why.verdict}); said from facts or persona")
+    return "; ".join(parts)
 
 
 def _json_number(x: float) -> float | None:

@@ -105,6 +105,7 @@ class Mind:
         self.crowd_context: str | None = None
         # why it said and did its last things (agents/explain.py), bounded
         self.why: deque[Why] = deque(maxlen=WHY_KEPT)
+        self.why_log: list[Why] | None = None  # every Why, when a headless sim asks (bounded by its length)
 
     # -- state questions -----------------------------------------------------
     @property

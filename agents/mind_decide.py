@@ -60,7 +60,8 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
             return []
         if not ctx.tokens.can_spend(b.line_tokens):
             return [EndConversation()]
-        context = {"partner": conv.partner, "partner_name": conv.partner_name}
+        context: dict = {"partner": conv.partner, "partner_name": conv.partner_name}
+        memories = []
         if not conv.log.lines:
             memories = mind.memory.retrieve(conv.partner_name, now, k=3)
             turns = prompts.opener_turns(mind.persona, world.clock(), mind.activity, memories, conv.partner_name)
@@ -73,6 +74,7 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
             turns = prompts.reply_turns(mind.persona, world.clock(), mind.activity, memories,
                                         conv.history[:-1], last_speaker, last_text)
             kind = "line"
+        context["memories"] = tuple(m.text for m in memories)  # for why it said it (agents/explain.py)
         stop: list[Intent] = [StopWalking()] if e.path else []
         return stop + [Generate(kind, turns, Priority.CONVERSATION, b.line_tokens, b.line_deadline_s, context)]
     clock_now = ctx.clock()

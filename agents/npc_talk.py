@@ -50,7 +50,7 @@ class NpcTalk:
                 self.host.end(world, mind)
                 return
         record(world, mind, "line", to=name, heard=heard, line=line, verdict=verdict,
-               outcome="model" if verdict == "ok" else "farewell")
+               outcome="model" if verdict == "ok" else "farewell", memories=ctx.get("memories", ()))
         me = world.entities[mind.entity]
         to = partner.id if partner is not None and world.in_hearing(me, partner) else None
         out.append(Say(mind.entity, line, to, job=job.handle.job_id))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.explain import because
 from agents.minds import MindBudget
 from agents.sim_economy import EconomyRecord
 
@@ -66,11 +67,16 @@ def write_transcript(path: Path, minds: MindsSystem, world: World) -> int:
     logs = [c for c in minds.transcripts if c.lines]
     out = [f"# Hamlet simulation transcript\n\nSeed {world.seed}; {len(logs)} conversations; "
            f"ended {_clock(world.game_minutes)}.\n"]
+    whys = {(m.name, w.line): w for m in minds.minds.values() for w in (m.why_log or ()) if w.line}
     for c in logs:
         kind = "with a person" if c.with_player else "between NPCs"
         out.append(f"\n## {_clock(c.started)}: {' and '.join(c.participants)} ({kind})\n")
         for minute, who, text in c.lines:
             out.append(f"- **{who}** ({_clock(minute)[-5:]}): {text}")
+            why = whys.get((who, text))
+            reason = because(why) if why is not None else ""
+            if reason:
+                out.append(f"  - why: {reason}")
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
     return len(logs)
 

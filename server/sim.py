@@ -59,6 +59,8 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     from agents.embeddings import load_embedder
     minds = install_minds(game, personas, llm, budget, clock=clock,
                           embedder=load_embedder() if opts.embeddings else None)
+    for mind in minds.minds.values():
+        mind.why_log = []  # the transcript says why each line was said
     record = SimRecord()
     ticks = int(opts.minutes * 60 / world.rules.game_seconds_per_tick)
     started = time.monotonic()

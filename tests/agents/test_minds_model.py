@@ -110,6 +110,7 @@ def test_headless_sim_has_an_npc_conversation_and_replays(tmp_path, embedded_mod
     assert summary["npc_conversations"] >= 1, summary
     transcript = (out / "transcript.md").read_text()
     assert "between NPCs" in transcript
+    assert "  - why: " in transcript  # what each line recalled, chose or was refused for
     assert (out / "timeline.png").stat().st_size > 1000
     assert (out / "conversations.png").stat().st_size > 1000
     recorded = json.loads((out / "summary.json").read_text())
