@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agents.memory import MemoryStream, keywords
 from agents.reply_gate import compass, near_directions
 from agents.shop_talk import items_named
 from server.world.world import World
@@ -118,6 +119,31 @@ def goods_facts(world: World, text: str) -> list[str]:
             out.append(f"{shop.keeper} sells {item} for {quote[0]} coins" + (f"; {shop.keeper} is {where} now." if
                                                                             where else "."))
     return out
+
+
+# A question about the person asking: "what is my dog called?", "where do I come from?"
+_ABOUT_ME = re.compile(r"\b(my|i|me|mine)\b", re.I)
+_QUESTION = re.compile(r"\?\s*$|^\s*(what|where|who|which|when|how|do|did|can|remember)\b", re.I)
+
+
+def told_facts(memory: MemoryStream, name: str, text: str) -> list[str]:
+    """What `name` told this NPC about themself that the question asks back:
+    their own earlier line sharing the most words with it, quoted."""
+    if not (_ABOUT_ME.search(text) and _QUESTION.search(text)):
+        return []
+    want = keywords(text)
+    prefix = f"{name} said "
+    best, best_n = None, 0
+    for m in memory.memories:
+        if m.kind != "observation" or not m.text.startswith(prefix):
+            continue
+        quoted = m.text[len(prefix):].rstrip(".").removesuffix(" to me").strip('"')
+        if quoted.rstrip("?!. ") == text.rstrip("?!. ") or quoted.rstrip().endswith("?"):
+            continue  # the question itself, or another question: not something they told
+        n = len(want & keywords(quoted))
+        if n > best_n:
+            best, best_n = quoted, n
+    return [f'You told me, {name}: "{best}"'] if best else []
 
 
 def shop_prices(world: World) -> dict[str, frozenset[int]]:

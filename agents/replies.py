@@ -19,7 +19,7 @@ from agents import prompts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
 from agents.explain import record, scored
 from agents.guide import guide_actions
-from agents.facts import allowed_directions, facts_for, shop_prices
+from agents.facts import allowed_directions, facts_for, shop_prices, told_facts
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
 from agents.npc_talk import best_normalised
@@ -115,7 +115,7 @@ class ReplyDesk:
         history = [h for h in (conv.history if conv is not None else []) if h != (person.name, person.text)]
         crowd = len(mind.waiting) + len(mind.reply_jobs) > 1
         people = [m.name for m in system.minds.values() if m is not mind]
-        facts = facts_for(world, e.x, e.y, person.text, people)
+        facts = facts_for(world, e.x, e.y, person.text, people) + told_facts(mind.memory, person.name, person.text)
         shared = None
         recalled: tuple[str, ...] = ()
         if crowd:  # everyone in the crowd shares the context: the engine computes it once
@@ -204,12 +204,14 @@ class ReplyDesk:
             return
         person = next((p for p in mind.waiting if p.speaker == speaker), None)
         line = clean_line(result.text, mind.name, (name,)) if result.ok else None
-        verdict = check(line, self.line_context(world, mind, ctx["heard"], (name,)))
+        verdict = check(line, self.line_context(world, mind, ctx["heard"], (name,), ctx.get("facts", ())))
         self.gate.add(verdict)
         if verdict != "ok" or line is None:
             if person is not None and person.text != ctx["heard"]:
                 return  # they said something new meanwhile: that is answered next
-            if result.ok and person is not None and person.attempts < REPLY_RETRIES and self._may_retry(person):
+            # a line without the facts is answered from them at once: another try rarely quotes them
+            if (result.ok and person is not None and person.attempts < REPLY_RETRIES and self._may_retry(person)
+                    and verdict != "missing_fact"):
                 person.attempts += 1  # stays in line: generated again next tick
                 return
             line = fallback_line(mind.persona, self.rng, name, ctx.get("facts", ()), tuple(mind.recent_lines),
@@ -231,12 +233,13 @@ class ReplyDesk:
         within = self.system.budget.reply_retry_within_s
         return within is None or self.system.clock() - person.since_s < within
 
-    def line_context(self, world: World, mind: Mind, heard: str, names: tuple[str, ...]) -> LineContext:
+    def line_context(self, world: World, mind: Mind, heard: str, names: tuple[str, ...],
+                     facts: tuple[str, ...] = ()) -> LineContext:
         e = world.entities[mind.entity]
         return LineContext(speaker=mind.name, heard=heard, names=names,
                            prompt_texts=(prompts.system_prompt(mind.persona),),
                            recent=tuple(mind.recent_lines), directions=allowed_directions(world, e.x, e.y),
-                           prices=shop_prices(world))
+                           prices=shop_prices(world), facts=facts)
 
     def _say(self, world: World, mind: Mind, speaker: int, name: str, line: str, job: int | None,
              out: list[Input]) -> None:

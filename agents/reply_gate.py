@@ -19,6 +19,8 @@ Verdicts, in the order they are checked:
 - `repeat`        it repeats one of this NPC's recent lines
 - `wrong_fact`    it gives a direction for a place that contradicts the map,
                   or a price in coins for a good that no shop asks or pays
+- `missing_fact`  the question had facts (the map's, the shops', what the person
+                  told it) and the line quotes none of them: not an answer
 """
 from __future__ import annotations
 
@@ -26,8 +28,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from agents.memory import keywords
+
 VERDICTS = ("ok", "garbled", "speaker_label", "persona", "self_address", "role_claim", "echo",
-            "repeat", "wrong_fact")
+            "repeat", "wrong_fact", "missing_fact")
 
 _WORD = re.compile(r"[a-z0-9']+")
 # "Pell said, Mara: ...", "Bram replied: ...", a line opening "Tomas says ..."
@@ -68,6 +72,9 @@ class LineContext:
     directions: dict[str, frozenset[str]] = field(default_factory=dict)
     # item -> the coins a shop asks or pays for one now; empty when not known
     prices: dict[str, frozenset[int]] = field(default_factory=dict)
+    # the fact sentences the reply's prompt carried (agents/facts.py): an
+    # answer must quote one of them
+    facts: tuple[str, ...] = ()
 
 
 def check(line: str | None, ctx: LineContext) -> str:
@@ -90,7 +97,32 @@ def check(line: str | None, ctx: LineContext) -> str:
         return "wrong_fact"
     if ctx.prices and _misprices(line, ctx.prices):
         return "wrong_fact"
+    if ctx.facts and not quotes_a_fact(line, ctx.facts, ctx.heard, ctx.names):
+        return "missing_fact"
     return "ok"
+
+
+# Words of a fact sentence that say nothing by themselves.
+_FACT_FILLER = frozenset("about steps from here now sells coins told me you is are at the to for of a an and "
+                         "it its this that on in".split())
+_FACT_WORD = re.compile(r"[a-z0-9]+(?:-[a-z]+)?")
+
+
+def fact_keys(fact: str, heard: str, names: Sequence[str] = ()) -> set[str]:
+    """What a line must say to quote `fact`: its words but those the question
+    already holds, the people's names and filler ("The smithy is to the
+    south-east, about 20 steps from here." asked "Where is the smithy?":
+    south-east, 20)."""
+    asked = set(_FACT_WORD.findall(heard.lower())) | {n.lower() for n in names}
+    low = fact.lower()
+    words = keywords(low) | set(re.findall(r"\b\d+\b", low)) | set(re.findall(r"\b[a-z]+-[a-z]+\b", low))
+    return {w for w in words if w not in asked and w not in _FACT_FILLER}
+
+
+def quotes_a_fact(line: str, facts: Sequence[str], heard: str, names: Sequence[str] = ()) -> bool:
+    low = line.lower()
+    said = set(_FACT_WORD.findall(low)) | keywords(low)
+    return any(said & fact_keys(f, heard, names) for f in facts)
 
 
 # "4 coins", "12 copper coins": an amount a sentence gives

@@ -100,3 +100,17 @@ def test_a_price_no_shop_asks_is_refused_and_a_true_one_or_a_lot_passes():
     assert check("The eggs are 5 coins each.", c) == "wrong_fact"
     assert check("I have 7 coins in my pocket.", c) == "ok"                 # no good named
     assert check("Bread costs 7 coins.", LineContext(speaker="Mira", heard="hi")) == "ok"  # prices unknown
+
+
+def test_an_answer_must_quote_one_of_the_facts_it_was_given():
+    facts = ("The smithy is to the south-east, about 20 steps from here.",)
+    c = LineContext(speaker="Mira", heard="Where is the smithy?", names=("Ann",), facts=facts)
+    assert check("Go south-east from here, Ann, you can't miss it.", c) == "ok"
+    assert check("It's about 20 steps, that way.", c) == "ok"
+    assert check("I'm sorry for the misunderstanding.", c) == "missing_fact"
+    assert check("The smithy is a fine place, Ann.", c) == "missing_fact"  # names it, says nothing of it
+    told = ('You told me, Ann: "I have a dog called Rex."',)
+    c = LineContext(speaker="Mira", heard="What is my dog called?", names=("Ann",), facts=told)
+    assert check("Your dog is Rex, of course!", c) == "ok"
+    assert check("I'm here to assist you.", c) == "missing_fact"
+    assert check("I'm here to assist you.", LineContext(speaker="Mira", heard="Hello!")) == "ok"  # no facts

@@ -211,3 +211,17 @@ def test_a_refused_line_falls_back_at_once_when_its_person_has_waited_long():
     assert len([p for p, _ in h.llm.prompts if "What do you say to" in p]) == 1
     assert got[ann] != ["The pond lies south-west of the square."] and len(got[ann]) == 1
     assert h.minds.stats()["gate"]["echo"] == 1 and h.minds.stats()["replies"]["fallback"] == 1
+
+
+def test_what_a_person_told_an_npc_is_a_fact_when_they_ask_it_back():
+    llm = FakeLLM(replies=["Lovely!", "I'm here to assist you."])
+    h = Harness(llm=llm)
+    (ann,) = crowd(h, 1)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "I have a dog called Rex.", to=mira.id))
+    h.run(4)
+    h.tick(Say(ann, "What is my dog called?", to=mira.id))
+    got = answers_to(h.run(4), mira.id)[ann]
+    assert 'You told me, P1: "I have a dog called Rex."' in llm.prompts[-1][0]  # the fact, in the prompt
+    assert got[-1] == 'You told me, P1: "I have a dog called Rex."'  # the model's line quoted none: the fact
+    assert h.minds.desk.gate.counts["missing_fact"] == 1
