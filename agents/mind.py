@@ -98,6 +98,9 @@ class Mind:
         self.heading_to: str | None = None
         # (person, their name, place, tick it began): walking someone somewhere (agents/guide.py)
         self.guiding: tuple[int, str, str, int] | None = None
+        # person -> the question a teacher asked them (agents/school.py); at
+        # most one each, for the people who asked (bounded like `waiting`)
+        self.quizzes: dict[int, Any] = {}
         # recall query text -> (embedding ticket, clock when asked), one per person being answered
         self.queries: dict[str, tuple[Any, float]] = {}
         # the context shared by the replies to a crowd (agents/replies.py), so

@@ -35,6 +35,7 @@ from agents.replies import ReplyDesk
 from agents.npc_talk import NpcTalk
 from agents.guide import GUIDE_TICKS, arrival_line
 from agents.routine import game_hour, routine_move
+from agents.school import Lesson, load_lessons
 from server.world.inputs import Input, Say, SetFlags, Stop
 from server.world.world import FLAG_THINKING, World
 
@@ -47,8 +48,12 @@ log = logging.getLogger("hamlet.minds")
 
 class MindsSystem:
     def __init__(self, personas: list[Persona], llm: LLM, *, seed: int = 0, budget: MindBudget = MindBudget(),
-                 clock: Callable[[], float] = time.monotonic, embedder: Embedder | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, embedder: Embedder | None = None,
+                 lessons: tuple[Lesson, ...] | None = None) -> None:
         self.llm = llm
+        # a teacher's lessons (agents/school.py): the shipped ones when a persona teaches
+        self.lessons = lessons if lessons is not None else (
+            load_lessons() if any(p.role == "teacher" for p in personas) else ())
         self.budget = budget
         self.warming: list[Any] = []  # handles of warm_prefixes' requests, until done
         self.clock = clock  # every wait and budget here reads this clock, never time.* directly

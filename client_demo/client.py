@@ -96,6 +96,8 @@ class HamletClient:
         self.coins = 0
         self.items: dict[str, int] = {}
         self.offers: dict[int, dict[str, Any]] = {}
+        # topic -> [right, wrong] at the school (`progress`)
+        self.progress: dict[str, list[int]] = {}
         self.stats = ClientStats()
         self.close_code: int | None = None
         self.close_reason: str = ""
@@ -336,6 +338,8 @@ class HamletClient:
                 self.offers.pop(d["id"], None)
         elif t == "shop":
             self._resolve(d.get("seq"), msg)
+        elif t == "progress":
+            self.progress = {str(k): list(v) for k, v in d["topics"].items()}
         elif t == "pong":
             entry = self._pings.get(d["id"])
             if entry is not None and not entry[1].done():

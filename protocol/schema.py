@@ -240,5 +240,11 @@ SERVER_MESSAGES: dict[str, MessageSpec] = {
             Field("want_coins", INT),
             Field("expires", INT, doc="the tick it lapses at"),
         ), doc="an offer made by you or to you, and each change of its state (see *Economy*)"),
+        MessageSpec("progress", (
+            Field("tick", INT),
+            Field("topics", ANY, shape="map topic -> [right, wrong]",
+                  doc="each topic you had questions in at the school: answers judged right and wrong"),
+        ), doc="what you learned at the school, to you only: after `welcome` when there is any, then whenever "
+               "a teacher judges an answer of yours (see *School*)"),
     )
 }

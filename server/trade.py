@@ -77,9 +77,14 @@ def offer_frame(world: World, o: Offer) -> bytes:
                   want=[list(x) for x in o.want], want_coins=o.want_coins, expires=o.expires)
 
 
+def progress_frame(world: World, eid: int) -> bytes:
+    return encode("progress", tick=world.tick, topics=world.progress.summary(eid))
+
+
 def tell_owners(game: GameApi) -> None:
     """After the commit: each connected owner's purse changes, then the news
-    of offers made to or by them (before the acks of what caused them)."""
+    of offers made to or by them (before the acks of what caused them), then
+    learners' progress at the school."""
     world, clients = game.world, game.clients
     eco = world.economy
     for t in eco.trades:
@@ -95,12 +100,19 @@ def tell_owners(game: GameApi) -> None:
             client = clients.get(eid)
             if client is not None:
                 client.send(frame)
+    for eid in world.progress.changed:
+        client = clients.get(eid)
+        if client is not None:
+            client.send(progress_frame(world, eid))
 
 
 def welcome_purse(world: World, eid: int) -> list[bytes]:
-    """What a newly welcomed player is told: its whole purse and its open offers."""
+    """What a newly welcomed player is told: its whole purse, its open offers
+    and its progress at the school."""
     frames = [inventory(world, eid)]
     frames += [offer_frame(world, o) for o in world.economy.offers.values() if eid in (o.maker, o.to)]
+    if world.progress.of(eid):
+        frames.append(progress_frame(world, eid))
     return frames
 
 

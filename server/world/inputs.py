@@ -142,10 +142,22 @@ class Consume:
     n: int = 1
 
 
+# -- the school ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Learn:
+    """A teacher judged a learner's answer (agents/school.py)."""
+    kind: ClassVar[str] = "learn"
+    entity: int   # the learner
+    teacher: int
+    topic: str
+    question: int
+    right: bool
+
+
 INPUT_TYPES: dict[str, type] = {t.kind: t for t in (Join, Leave, MoveTo, Step, Stop, Say, SetFlags, Give, Buy, Sell,
-                                                    MakeOffer, Accept, Decline, Produce, Consume)}
+                                                    MakeOffer, Accept, Decline, Produce, Consume, Learn)}
 Input = (Join | Leave | MoveTo | Step | Stop | Say | SetFlags | Give | Buy | Sell | MakeOffer | Accept | Decline
-         | Produce | Consume)
+         | Produce | Consume | Learn)
 
 
 def to_record(inp: Input) -> tuple[str, dict[str, Any]]:

@@ -22,7 +22,8 @@ from server.world.catalog import Catalog
 from server.world.economy import Economy
 from server.world.entity import Entity
 from server.world.grid import SpatialGrid
-from server.world.inputs import Input, Join, Leave, MoveTo, Rejection, Say, SetFlags, Step, Stop
+from server.world.inputs import Input, Join, Leave, Learn, MoveTo, Rejection, Say, SetFlags, Step, Stop
+from server.world.learning import Progress
 from server.world.tilemap import DIRECTIONS, TileMap
 
 # FLAG_THINKING and FLAG_AWAY (imported above, and used from here by others)
@@ -75,12 +76,14 @@ class World:
         self.change_count = 0
         # Goods and coins; a world without a catalog has no goods to trade.
         self.economy = Economy(catalog if catalog is not None else Catalog({}))
+        self.progress = Progress()  # what learners learned at the school
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
         self.tick += 1
         self.events = []
         self.economy.begin_tick()
+        self.progress.begin_tick()
 
     def allocate_entity_id(self) -> int:
         eid = self.next_entity_id
@@ -189,6 +192,14 @@ class World:
                             "x": e.x, "y": e.y})
         return chat_id
 
+    def _learn(self, inp: Learn) -> Rejection | None:
+        teacher = self.entities.get(inp.teacher)
+        if teacher is None or teacher.kind != "npc":
+            return Rejection("no_such_entity", f"no teacher {inp.teacher} is here")
+        if not self.progress.answered(inp.entity, inp.topic, inp.question, inp.right):
+            return Rejection("full", "too many questions in that topic")
+        return None
+
     def _flags(self, inp: SetFlags) -> None:
         self.entities[inp.entity].flags = inp.flags
         self._changed(self.grid.where[inp.entity])
@@ -230,6 +241,7 @@ class World:
             "entities": [[e.id, e.kind, e.name, e.x, e.y, e.flags, [list(p) for p in e.path], e.cooldown]
                          for e in sorted(self.entities.values(), key=lambda e: e.id)],
             "economy": self.economy.snapshot(),
+            "progress": self.progress.snapshot(),
         }
 
     @classmethod
@@ -241,6 +253,8 @@ class World:
         if "economy" in snap:
             w.economy = Economy.restore(snap["economy"])
         restored_purses = "economy" in snap
+        if "progress" in snap:
+            w.progress = Progress.restore(snap["progress"])
         v, internal, gauss = snap["rng"]
         w.rng.setstate((v, tuple(internal), gauss))
         w.tick = snap["tick"]
@@ -263,5 +277,5 @@ class World:
 # input type -> World method that applies it
 _HANDLERS: dict[type, Callable[[World, Any], Rejection | int | None]] = {
     Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
-    Stop: World._stop, Say: World._say, SetFlags: World._flags, **trade_rules.HANDLERS,
+    Stop: World._stop, Say: World._say, SetFlags: World._flags, Learn: World._learn, **trade_rules.HANDLERS,
 }
