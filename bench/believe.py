@@ -13,10 +13,15 @@ village's NPCs, one person talks to Mira at the square:
    world questions, then asks for each of the three; recalled when the
    answer holds it.
 3. Repeats: over a six-turn talk, answers said word for word twice.
+4. The school: the person walks to Elena, asks to be quizzed and answers
+   alternately right (the lesson's answer) and wrong ("the pond"); judged
+   correctly when she says "That's right" to the right ones and "Not
+   quite" to the wrong ones (right answers are known by their words; a
+   wrong one, holding none of them, goes to the model's `score`).
 
 Last line, JSON: {"grounded_answer_accuracy", "by_kind", "recall_rate",
-"repeat_rate", "quiz_judged_correctly" (null: the school is not built yet),
-"questions", "reply_p50_ms", "reply_p95_ms", "unanswered", "examples"}.
+"repeat_rate", "quiz_judged_correctly", "questions", "reply_p50_ms",
+"reply_p95_ms", "unanswered", "examples"}.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.dialogue import is_holding_line  # noqa: E402
 from agents.facts import PLACE_ALIASES, allowed_directions, shop_prices, whereabouts  # noqa: E402
+from agents.school import load_lessons  # noqa: E402
 from client_demo.client import HamletClient  # noqa: E402
 from server.app import HamletServer  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
@@ -136,6 +142,7 @@ async def measure(server: HamletServer, args) -> dict:
     talk = [await q(line) for line in TALK]
     said = [a for a in talk if a]
     repeats = len(said) - len(set(said))
+    judged = await quiz(c, world, args, examples)
     await c.close()
     graded = [ok for v in results.values() for ok in v]
     waits.sort()
@@ -147,11 +154,41 @@ async def measure(server: HamletServer, args) -> dict:
         "by_kind": {k: f"{sum(v)}/{len(v)}" for k, v in results.items()},
         "recall_rate": round(sum(recalled) / len(recalled), 3),
         "repeat_rate": round(repeats / max(1, len(said)), 3),
-        "quiz_judged_correctly": None,
+        "quiz_judged_correctly": round(sum(judged) / len(judged), 3) if judged else None,
         "questions": len(graded) + len(TOLD) * 2 + len(TALK), "unanswered": unanswered,
         "reply_p50_ms": pct(0.5), "reply_p95_ms": pct(0.95),
         "examples": examples if args.examples else None,
     }
+
+
+async def stand_by(c: HamletClient, world, npc) -> None:
+    spot = next((npc.x + dx, npc.y + dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1))
+                if world.map.walkable(npc.x + dx, npc.y + dy))
+    await c.move(to=spot)
+    while world.entities[c.entity].path:
+        await asyncio.sleep(0.05)
+
+
+async def quiz(c: HamletClient, world, args, examples: list) -> list[bool]:
+    """Right and wrong answers to Elena's questions: was each judged as it should be?"""
+    answers = {q.q: q.a for lesson in load_lessons() for q in lesson.questions}
+    elena = world.find_by_name("Elena")
+    if elena is None or args.quiz <= 0:
+        return []
+    await stand_by(c, world, elena)
+    out = []
+    for k in range(args.quiz):
+        asked, _ = await ask(c, elena.id, "Quiz me, please.", args.timeout)
+        question = (asked or "").split("Here's a question, Ann: ")[-1]
+        if question not in answers:
+            continue
+        right = k % 2 == 0
+        verdict, _ = await ask(c, elena.id, answers[question] if right else "the pond", args.timeout)
+        ok = verdict is not None and verdict.startswith("That's right" if right else "Not quite")
+        out.append(ok)
+        examples.append({"q": question, "answered": answers[question] if right else "the pond", "verdict": verdict,
+                         "judged_correctly": ok})
+    return out
 
 
 async def run(args) -> dict:
@@ -175,6 +212,7 @@ def main() -> None:
     ap.add_argument("--runner", default="process", choices=["process", "thread"])
     ap.add_argument("--places", type=int, default=10, help="places asked about")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
+    ap.add_argument("--quiz", type=int, default=6, help="quiz questions answered at the school")
     ap.add_argument("--examples", action="store_true", help="include every question and answer in the JSON")
     args = ap.parse_args()
     out = asyncio.run(run(args))

@@ -203,3 +203,13 @@ async def test_an_operator_reads_why_an_npc_answered_as_it_did(start_server, llm
     assert answered[-1]["outcome"] in ("model", "fallback")
     assert any("Where is the smithy?" in m["text"] for m in report["memories"])
     await c.close()
+
+
+async def test_the_teachers_judge_scores_a_wrong_answer_wrong(llm):
+    """Issue #13, the school: an answer without the expected words goes to the
+    real model's score of " right" against " wrong"."""
+    from agents.school import JUDGE_CANDIDATES, judge_prompt, load_lessons
+    questions = [q for lesson in load_lessons() for q in lesson.questions][:4]
+    for q in questions:
+        result = await asyncio.wait_for(llm.score(judge_prompt(q, "the pond"), JUDGE_CANDIDATES), 120)
+        assert result.ok and best_normalised(result) == 1, (q.q, result.logprobs)
