@@ -36,6 +36,7 @@ from agents.npc_talk import NpcTalk
 from agents.guide import GUIDE_TICKS, arrival_line
 from agents.routine import game_hour, routine_move
 from agents.school import Lesson, load_lessons
+from agents.stories import Storytellers
 from server.world.inputs import Input, Say, SetFlags, Stop
 from server.world.world import FLAG_THINKING, World
 
@@ -70,6 +71,7 @@ class MindsSystem:
         self.completed: list[tuple[int, str, Any]] = []  # (priority, kind, result) for statistics
         self.people_waiting = False  # some NPC is generating a reply to a person
         self.desk = ReplyDesk(self, self.rng)
+        self.tales = Storytellers()  # the day's events and the evening's tale (agents/stories.py)
         self.talk = NpcTalk(self)
         self._seeded = False
 
@@ -95,6 +97,7 @@ class MindsSystem:
         self._perceive(world, out)
         self._collect(world, out)
         self._decide(world, out)
+        self.tales.tick(world, self.by_entity, out)
         self._show_thinking(world, out)
         return out
 
@@ -119,6 +122,10 @@ class MindsSystem:
         while self._perceived:
             ev = self._perceived.popleft()
             speaker = world.entities.get(ev["from"])
+            if ev["kind"] == "trade":  # the day's notable events, for the evening's tale
+                self.tales.day_log.add(now, ev["text"], 3)
+            elif ev["kind"] == "arrive" and speaker is not None and speaker.kind == "player":
+                self.tales.day_log.add(now, f"{ev['name']} came to the village", 2)
             for hearer in world.hearers(ev["x"], ev["y"]):
                 mind = self.by_entity.get(hearer.id)
                 if mind is None or (hearer.id == ev["from"] and ev["kind"] != "trade"):
@@ -341,7 +348,8 @@ class MindsSystem:
     # -- statistics and persistence -------------------------------------------
     def stats(self) -> dict[str, dict[str, int]]:
         """The gate's verdicts and what became of each person's turn."""
-        return {"gate": self.desk.gate.as_dict(), "replies": dict(self.desk.outcomes)}
+        return {"gate": self.desk.gate.as_dict(), "replies": dict(self.desk.outcomes),
+                "stories": {"told": self.tales.told, "events_of_the_day": len(self.tales.day_log.events)}}
 
     def close(self) -> None:
         """Stop the embedding worker, if any (the language model is the caller's)."""

@@ -22,6 +22,7 @@ class TalkHost(Protocol):
     desk: Any  # agents.replies.ReplyDesk
     by_entity: dict[int, Mind]
     transcripts: list[ConversationLog]
+    tales: Any  # agents.stories.Storytellers
 
     def end(self, world: World, mind: Mind) -> None: ...
 
@@ -80,6 +81,7 @@ class NpcTalk:
                 return
             log_ = ConversationLog.start([mind.name, other.name], False, world.game_minutes)
             self.host.transcripts.append(log_)
+            self.host.tales.day_log.add(world.game_minutes, f"{mind.name} and {other.name} had a chat", 1)
             mind.begin_conversation(other.entity, other.name, False, log_, True, world.tick)
             other.begin_conversation(mind.entity, mind.name, False, log_, False, world.tick)
         elif action[0] == "walk":

@@ -37,6 +37,7 @@ class ReplyHost(Protocol):
     budget: Any  # agents.minds.MindBudget
     llm: Any     # the LLM (agents.inference.api.LLM); shop answers are scored with it
     lessons: tuple[Lesson, ...]  # a teacher's (agents/school.py)
+    tales: Any   # agents.stories.Storytellers: the day's events
     minds: dict[str, Mind]
     people_waiting: bool
     clock: Any  # () -> seconds, the minds' clock
@@ -256,6 +257,8 @@ class ReplyDesk:
         self._log_line(world, mind, line)
         if world.entities.get(speaker) is not None:
             out.append(Learn(speaker, mind.entity, quiz.topic, quiz.question, right))
+            if right:
+                self.system.tales.day_log.add(world.game_minutes, f"{name} learned about {quiz.topic} with {mind.name}", 3)
         record(world, mind, "school", to=name, heard=heard, line=line, outcome="school", candidates=candidates,
                chosen="right" if right else "wrong")
 
