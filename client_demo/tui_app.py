@@ -1,7 +1,8 @@
 """The full-screen terminal client (textual): the map around you, who is
 nearby, a scrolling chat log and an input line for speech and commands.
 The connection lives in tui_session.Session; drawing and parsing in tui_map,
-trade commands in tui_trade (words) and tui_trade_actions (doing them).
+trade commands in tui_trade (words) and tui_trade_actions (doing them),
+the school's record in tui_school.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, RichLog, Static
 
 from client_demo.tui_map import HELP, nearby_lines, parse_command, render_map, resolve_go
+from client_demo.tui_school import progress_news, progress_text
 from client_demo.tui_session import Session
 from client_demo.tui_trade import HELP_TRADE_LONG, TradeCommand, offer_text
 from client_demo.tui_trade_actions import Trader
@@ -29,6 +31,7 @@ REDRAW_EVERY_S = 0.1
 STATUS_STYLE = {"connected": "bold green", "connecting": "yellow", "reconnecting": "bold yellow",
                 "lost": "bold red", "closed": "dim", "idle": "dim"}
 KEY_DIRS = {"up": "n", "down": "s", "left": "w", "right": "e"}
+SCHOOL_STYLE = "#c9a0ff"
 
 
 class MapView(Static, can_focus=True):
@@ -149,6 +152,10 @@ class HamletApp(App):
         elif msg.type == "offer":
             client = self.session.client
             self.log_line(Text(offer_text(d, client.entity if client else None), style="bold #ffd23f"))
+        elif msg.type == "progress":
+            news = progress_news(d.get("topics"))  # this message's record (the mirror may be newer)
+            if news:
+                self.log_line(Text(news, style=SCHOOL_STYLE))
         self._dirty = True
 
     def show_error(self, text: str) -> None:
@@ -229,6 +236,8 @@ class HamletApp(App):
         elif cmd.name == "places":
             places = sorted({row[0] for row in ((client.map or {}).get("places", []) if client else [])})
             self.log_line(Text("Places: " + ", ".join(places), style="cyan"))
+        elif cmd.name == "progress":
+            self.log_line(Text(progress_text(client.progress if client else None), style=SCHOOL_STYLE))
         elif cmd.name == "help":
             self.info_line(HELP_TRADE_LONG if cmd.text in ("trade", "trades", "economy") else HELP)
         elif cmd.name == "quit":

@@ -10,6 +10,7 @@ from typing import Any
 from rich.text import Text
 
 from client_demo.client import EntityView
+from client_demo.tui_school import HELP_SCHOOL
 from client_demo.tui_trade import HELP_TRADE, TRADE_HEADS, TradeCommand, parse_trade
 from protocol.entities import FLAG_AWAY, FLAG_THINKING
 from protocol.entities import HEARING_RANGE as HEARING  # tiles; an addressee must be this close
@@ -105,13 +106,14 @@ def nearby_lines(entities: dict[int, EntityView], me: int | None, limit: int = 3
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    name: str  # say, to, go, stop, who, places, help, quit, error (trades: a TradeCommand)
+    name: str  # say, to, go, stop, who, places, progress, help, quit, error (trades: a TradeCommand)
     text: str = ""
     target: str = ""
 
 
 HELP = ("Commands: type text to speak · /say TEXT · /to NAME TEXT · /go PLACE | NAME | X Y | n s e w ·"
-        " /stop · /who · /places · /quit.  Tab moves to the map, where the arrow keys walk.\n" + HELP_TRADE)
+        " /stop · /who · /places · /progress · /quit.  Tab moves to the map, where the arrow keys walk.\n"
+        + HELP_TRADE + "\n" + HELP_SCHOOL)
 
 
 def parse_command(line: str, known_names: list[str]) -> Command | TradeCommand:
@@ -143,6 +145,8 @@ def parse_command(line: str, known_names: list[str]) -> Command | TradeCommand:
         return Command("error", text=cmd) if isinstance(cmd, str) else cmd
     if head == "help":
         return Command("help", text=rest.lower())
+    if head in ("progress", "school"):
+        return Command("progress") if not rest else Command("error", text=f"Usage: /{head}")
     if head in ("stop", "who", "places", "quit", "exit", "q"):
         return Command({"exit": "quit", "q": "quit"}.get(head, head))
     return Command("error", text=f"Unknown command /{head}. {HELP}")

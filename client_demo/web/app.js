@@ -3,11 +3,13 @@
 // that draws. The pieces live in their own modules: spec.js (the protocol's
 // declaration, loaded from the server first), net.js and conn.js
 // (connection), world.js (what we know), render.js (canvas), chat.js,
-// people.js, trade.js with trade_ui.js and trade_dialog.js (the economy).
+// people.js, trade.js with trade_ui.js and trade_dialog.js (the economy),
+// school.js (your record at the school).
 import { ChatLog, describeError } from "./chat.js";
 import { Connection } from "./net.js";
 import { PeoplePanel } from "./people.js";
 import { Renderer } from "./render.js";
+import { SchoolPanel } from "./school.js";
 import { loadProtocol } from "./spec.js";
 import { TradeUi } from "./trade_ui.js";
 import { World } from "./world.js";
@@ -68,6 +70,7 @@ const conn = new Connection(wsUrl, {
   onWelcome: (msg) => {
     world.welcome(msg);
     trade.welcome(msg, performance.now());
+    school.reset();
     fillPlaces();
     $("join").hidden = true;
     document.body.classList.add("joined");
@@ -85,10 +88,11 @@ const conn = new Connection(wsUrl, {
   },
 }, spec);
 const trade = new TradeUi(spec, world, conn, chat);
+const school = new SchoolPanel(spec, $("school"), $("school-topics"), chat);
 
 function onMessage(msg) {
   const now = performance.now();
-  if (trade.onMessage(msg, now)) return;
+  if (trade.onMessage(msg, now) || school.onMessage(msg)) return;
   if (msg.t === "state") {
     world.applyState(msg, now);
     schedulePanel();
@@ -203,6 +207,7 @@ $("leave").addEventListener("click", () => {
   world.selfId = null;
   world.entities.clear();
   trade.reset(performance.now());
+  school.reset();
   showJoin("");
 });
 
@@ -271,6 +276,7 @@ window.hamlet = {
   world,
   conn,
   trade,
+  school,
   renderer,
   statusLog,
   me: () => { const e = world.me; return e ? { id: e.id, name: e.name, x: e.x, y: e.y } : null; },

@@ -17,6 +17,7 @@ const { World } = await load("world.js");
 const { ConnState, TRANSITIONS } = await load("conn.js");
 const { decode, encode } = await load("msgpack.js");
 const trade = await load("trade.js");
+const school = await load("school.js");
 const { describeError } = await load("chat.js");
 
 /** A changed copy of the declaration. */
@@ -451,4 +452,62 @@ test("economy refusals are said in words", () => {
     assert.doesNotMatch(describeError({ code, msg: "" }, { type: "sell", fields: {} }), /refused it/, code);
   }
   assert.match(describeError({ code: "bad_frame", msg: "" }, undefined), /^The server refused it\.$/);
+});
+
+// -- school.js -------------------------------------------------------------------
+
+const PROGRESS = { t: "progress", tick: 120, topics: { well: [2, 0], bread: [1, 1] } };
+
+test("the school's record is read from `progress`, as the declaration describes it", () => {
+  const fields = SPEC.messages.server.progress.fields.map((f) => f.name);
+  assert.deepEqual(fields, ["tick", "topics"]);
+  const records = school.readProgress(PROGRESS, SPEC);
+  assert.deepEqual(records, [{ topic: "bread", right: 1, wrong: 1 }, { topic: "well", right: 2, wrong: 0 }]);
+  assert.deepEqual(records.map(school.topicWords), ["bread: 1 right, 1 wrong", "well: 2 right, 0 wrong"]);
+  assert.deepEqual(school.totals(records), { right: 3, answered: 4 });
+  assert.equal(school.progressNews(records), "School: 3 of 4 right so far.");
+  assert.equal(school.progressNews([]), "");
+  assert.deepEqual(school.readProgress({ t: "progress", tick: 1, topics: {} }, SPEC), []);
+});
+
+test("a malformed record is skipped, and topics are bounded", () => {
+  const long = "t".repeat(SPEC.limits.max_short + 10);
+  const topics = { bread: [1, 1], a: [1], b: ["1", 0], c: [-1, 0], d: [1.5, 0], e: "1 1", f: null, [long]: [0, 1] };
+  assert.deepEqual(school.readProgress({ t: "progress", topics }, SPEC),
+                   [{ topic: "bread", right: 1, wrong: 1 },
+                    { topic: long.slice(0, SPEC.limits.max_short), right: 0, wrong: 1 }]);
+  for (const bad of [null, { t: "inv", topics: {} }, { t: "progress" }, { t: "progress", topics: [[1, 1]] },
+                     { t: "progress", topics: "bread" }]) {
+    assert.equal(school.readProgress(bad, SPEC), null);
+  }
+  const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`t${i}`, [1, 0]]));
+  assert.equal(school.readProgress({ t: "progress", topics: many }, SPEC).length, 64);
+  const short = specWith((s) => { s.limits.max_short = 3; });
+  assert.equal(school.readProgress(PROGRESS, short)[0].topic, "bre");
+});
+
+test("the School section shows the record, a line in the chat, and hides while empty", () => {
+  const saved = globalThis.document;
+  globalThis.document = /** @type {any} */ ({ createElement: () => ({ dataset: {}, textContent: "" }) });
+  try {
+    const box = { hidden: false, title: "" };
+    const list = { children: [], replaceChildren(...c) { this.children = c; } };
+    const lines = [];
+    const chat = { add: (kind, parts) => lines.push([kind, parts.text]) };
+    const panel = new school.SchoolPanel(SPEC, box, list, chat);
+    assert.equal(box.hidden, true);
+    assert.equal(panel.onMessage({ t: "state" }), false);
+    assert.equal(panel.onMessage(PROGRESS), true);
+    assert.equal(box.hidden, false);
+    assert.deepEqual(list.children.map((li) => [li.dataset.topic, li.textContent]),
+                     [["bread", "bread: 1 right, 1 wrong"], ["well", "well: 2 right, 0 wrong"]]);
+    assert.deepEqual(lines, [["school", "School: 3 of 4 right so far."]]);
+    assert.equal(panel.onMessage({ t: "progress", topics: "junk" }), true); // the school's, but unreadable
+    assert.equal(list.children.length, 2);
+    panel.reset();
+    assert.equal(box.hidden, true);
+    assert.equal(list.children.length, 0);
+  } finally {
+    globalThis.document = saved;
+  }
 });

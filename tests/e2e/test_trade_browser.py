@@ -2,9 +2,11 @@
 server: the purse panel shows the coins a newcomer starts with, a click on
 a shopkeeper NPC opens her price list, buying changes the coins and the
 goods in the panel and the trade shows in the chat log, a refused purchase
-is said in words, an NPC without a shop opens no window; two players trade
-by an offer that the other accepts in the page (and decline another), and
-hand goods over. Screenshots go to test-artifacts/."""
+is said in words, an NPC without a shop opens no window, and the teacher's
+judgements (Learn inputs) show as a School record in the same panel, again
+after a reload; two players trade by an offer that the other accepts in the
+page (and decline another), and hand goods over. Screenshots go to
+test-artifacts/."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +14,7 @@ import asyncio
 import pytest
 
 from protocol.trade import HANDOVER_RANGE
-from server.world.inputs import Join
+from server.world.inputs import Join, Learn
 from tests.clients.browser_support import artifact
 from tests.e2e.test_browser import WAIT_MS, click_tile, join_with_keyboard, open_page, seen_at
 
@@ -78,6 +80,7 @@ async def test_buy_bread_from_a_shopkeeper(chromium, server):
     assert server.game.world.economy.catalog.start_coins == 20
     await coins_are(page, 20)
     assert await page.locator("#inv-items li.empty").text_content() == "no goods"
+    assert await page.locator("#school").is_hidden()  # no lessons yet
 
     spot = free_tile_near(server, me["x"], me["y"], 2)
     await add_npc(server, "Sanne", *spot)
@@ -154,6 +157,28 @@ async def test_buy_bread_from_a_shopkeeper(chromium, server):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     await page.screenshot(path=str(artifact("browser-shop-narrow.png")))
+
+    # Elena the teacher judges two answers: the School section shows the record, the chat log the news
+    me = await page.evaluate("window.hamlet.me()")
+    elena = await add_npc(server, "Elena", *free_tile_near(server, me["x"], me["y"], 3))
+    assert await apply_in_a_tick(server, Learn(me["id"], elena, "bread", 0, True)) is None
+    topic = page.locator("#school-topics li[data-topic='bread']")
+    await topic.wait_for(timeout=WAIT_MS)
+    assert await topic.text_content() == "bread: 1 right, 0 wrong"
+    assert await page.locator("#school").is_visible()
+    await page.locator("#chat-log .line.school", has_text="School: 1 of 1 right so far.").wait_for(timeout=WAIT_MS)
+    assert await apply_in_a_tick(server, Learn(me["id"], elena, "bread", 1, False)) is None
+    await page.locator("#school-topics li[data-topic='bread']", has_text="bread: 1 right, 1 wrong").wait_for(
+        timeout=WAIT_MS)
+    await page.locator("#chat-log .line.school", has_text="School: 1 of 2 right so far.").wait_for(timeout=WAIT_MS)
+    # a reload resumes the avatar; the record comes again after `welcome`
+    await page.reload()
+    await page.wait_for_function("window.hamlet && window.hamlet.me() !== null", timeout=WAIT_MS)
+    await page.locator("#school-topics li[data-topic='bread']", has_text="bread: 1 right, 1 wrong").wait_for(
+        timeout=WAIT_MS)
+    assert await page.locator("#school-topics li").count() == 1
+    await page.locator("#school").scroll_into_view_if_needed()
+    await page.screenshot(path=str(artifact("browser-school-narrow.png")))
     assert errors == []
 
 
