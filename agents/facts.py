@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from agents.memory import MemoryStream, keywords
+from agents.personas import Persona
 from agents.reply_gate import compass, near_directions
 from agents.shop_talk import items_named
 from server.world.world import World
@@ -144,6 +145,36 @@ def told_facts(memory: MemoryStream, name: str, text: str) -> list[str]:
         if n > best_n:
             best, best_n = quoted, n
     return [f'You told me, {name}: "{best}"'] if best else []
+
+
+_WHEN = re.compile(r"\b(when|what time|hours|open|opens|close|closes)\b", re.I)
+_NEWS = re.compile(r"\b(news|what happened|what's new|whats new|anything new|gossip)\b", re.I)
+
+
+def hours_facts(personas: list[Persona], known: set[str], text: str) -> list[str]:
+    """When someone is at the place a "when does ... open?" question names,
+    from their routines: "Sanne is at the bakery from 05:00 to 11:00 and
+    from 15:00 to 19:00."."""
+    if not _WHEN.search(text):
+        return []
+    out: list[tuple[bool, str]] = []
+    for place in places_asked(text, known)[:1]:
+        for p in personas:
+            entries = sorted(p.routine, key=lambda r: r.hour)
+            spans = [(r.hour, entries[(i + 1) % len(entries)].hour) for i, r in enumerate(entries) if r.place == place]
+            if spans:
+                told = " and ".join(f"from {a:02d}:00 to {b:02d}:00" for a, b in spans)
+                out.append((p.workplace == place, f"{p.name} is at the {place} {told}."))
+    keepers = [f for keeper, f in out if keeper]  # whose workplace it is first; anyone's if nobody works there
+    return (keepers or [f for _, f in out])[:2]
+
+
+def news_facts(events: list, text: str) -> list[str]:
+    """The day's latest notable events (agents/stories.DayLog), for "any news?"."""
+    if not _NEWS.search(text) or not events:
+        return []
+    latest = sorted(events, key=lambda e: (-e.weight, -e.minute))[:2]
+    return ["Today " + "; and ".join(e.text for e in sorted(latest, key=lambda e: e.minute)) + "."]
 
 
 def shop_prices(world: World) -> dict[str, frozenset[int]]:

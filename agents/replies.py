@@ -21,7 +21,7 @@ from agents.explain import record, scored
 from agents.guide import guide_actions
 from agents.school import (JUDGE_CANDIDATES, QUIZ_TICKS, Lesson, Quiz, asking_line, holds_answer, judge_prompt,
                            next_question, progress_line, verdict_line, wants_lesson, wants_progress)
-from agents.facts import allowed_directions, facts_for, shop_prices, told_facts
+from agents.facts import allowed_directions, facts_for, hours_facts, news_facts, shop_prices, told_facts
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
 from agents.npc_talk import best_normalised
@@ -125,7 +125,11 @@ class ReplyDesk:
         history = [h for h in (conv.history if conv is not None else []) if h != (person.name, person.text)]
         crowd = len(mind.waiting) + len(mind.reply_jobs) > 1
         people = [m.name for m in system.minds.values() if m is not mind]
-        facts = facts_for(world, e.x, e.y, person.text, people) + told_facts(mind.memory, person.name, person.text)
+        hours = hours_facts([m.persona for m in system.minds.values()], set(world.map.places), person.text)
+        # asked when, the answer is the hours, not the way there
+        facts = (hours + ([] if hours else facts_for(world, e.x, e.y, person.text, people))
+                 + told_facts(mind.memory, person.name, person.text)
+                 + news_facts(system.tales.day_log.today(world.game_minutes), person.text))[:5]
         shared = None
         recalled: tuple[str, ...] = ()
         if crowd:  # everyone in the crowd shares the context: the engine computes it once

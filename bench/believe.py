@@ -4,11 +4,12 @@ Against a live server (real sockets) with the embedded model and the
 village's NPCs, one person talks to Mira at the square:
 
 1. World questions generated from the world's data: where each place is,
-   where some villagers are now, what goods cost and who sells them. An
-   answer is grounded when it holds the fact: a compass word the map allows
-   for the place (from Mira or from the square; "here" when close), the
-   place where the villager is now, the seller's name or a price a shop
-   asks or pays now.
+   where some villagers are now, when places open, what goods cost and who
+   sells them. An answer is grounded when it holds the fact: a compass word
+   the map allows for the place (from Mira or from the square; "here" when
+   close), the place where the villager is now, an hour the keeper's
+   routine starts there, the seller's name or a price a shop asks or pays
+   now.
 2. Recall: the person tells Mira three things about themself, asks the
    world questions, then asks for each of the three; recalled when the
    answer holds it.
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents.dialogue import is_holding_line  # noqa: E402
 from agents.facts import PLACE_ALIASES, allowed_directions, shop_prices, whereabouts  # noqa: E402
+from agents.personas import load_personas  # noqa: E402
 from agents.school import load_lessons  # noqa: E402
 from client_demo.client import HamletClient  # noqa: E402
 from server.app import HamletServer  # noqa: E402
@@ -51,6 +53,11 @@ TALK = ["Hello Mira!", "How is the village today?", "Is it busy at the market?",
         "Any news from the tavern?", "Thank you, goodbye!"]
 PEOPLE = ["Bram", "Sanne", "Tomas", "Elena"]
 GOODS = ["bread", "nails", "eggs", "books"]
+HOURS = [("bakery", "Sanne"), ("market", "Pell"), ("smithy", "Bram")]
+
+
+def persona(name: str):
+    return next(p for p in load_personas() if p.name == name)
 
 
 async def ask(c: HamletClient, npc: int, text: str, timeout: float) -> tuple[str | None, float]:
@@ -129,6 +136,12 @@ async def measure(server: HamletServer, args) -> dict:
         ok = a is not None and bool(key) and key.split()[-1] in a.lower()
         results["person"].append(ok)
         examples.append({"q": f"Where is {name} now?", "a": a, "truth": where, "grounded": ok})
+    for place, keeper in HOURS:
+        a = await q(f"When does the {place} open?")
+        hours = [f"{r.hour:02d}:00" for r in persona(keeper).routine if r.place == place]
+        ok = a is not None and any(h in a for h in hours)
+        results["hours"] = results.get("hours", []) + [ok]
+        examples.append({"q": f"When does the {place} open?", "a": a, "grounded": ok})
     for item in GOODS:
         a = await q(f"What does {item} cost, and who sells it?")
         ok = a is not None and price_grounded(world, item, a)

@@ -125,3 +125,25 @@ def test_who_sells_a_good_and_for_how_much_is_a_fact_in_the_reply_prompt():
     h.tick(Say(ANN, "Where can I buy bread?", to=h.npc("Mira").id))
     h.run(3)
     assert any(f"Sanne sells bread for {unit} coins" in p for p, _ in llm.prompts)
+
+
+def test_opening_hours_and_the_days_news_are_facts_from_routines_and_events():
+    from agents.facts import hours_facts, news_facts
+    from agents.personas import load_personas
+    from agents.stories import DayLog
+    places = set(village_places())
+    assert hours_facts(load_personas(), places, "When does the bakery open?") == \
+        ["Sanne is at the bakery from 05:00 to 11:00 and from 15:00 to 19:00."]
+    assert hours_facts(load_personas(), places, "Where is the bakery?") == []  # not asked when
+    log = DayLog()
+    log.add(600, "Ann bought 2 bread from Sanne for 8 coins", 3)
+    log.add(610, "Bram and Pell had a chat", 1)
+    log.add(620, "Bob came to the village", 2)
+    assert news_facts(log.today(620), "Any news today?") == \
+        ["Today Ann bought 2 bread from Sanne for 8 coins; and Bob came to the village."]
+    assert news_facts(log.today(620), "Where is the smithy?") == []
+
+
+def village_places():
+    from server.world.village import village
+    return village().places
