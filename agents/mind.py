@@ -101,6 +101,10 @@ class Mind:
         # person -> the question a teacher asked them (agents/school.py); at
         # most one each, for the people who asked (bounded like `waiting`)
         self.quizzes: dict[int, Any] = {}
+        # the game day it last planned (agents/plans.py), and a meeting a
+        # person asked for, (name, place, hour), until it decides on it
+        self.plan_day = -1
+        self.meeting: tuple[str, str, int] | None = None
         # recall query text -> (embedding ticket, clock when asked), one per person being answered
         self.queries: dict[str, tuple[Any, float]] = {}
         # the context shared by the replies to a crowd (agents/replies.py), so

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from agents import prompts
 from agents.inference.api import Priority
+from agents.plans import day_candidates, meeting_candidates, routine_steps
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
 from agents.mind import MAX_PARALLEL_REPLIES, Mind
@@ -46,6 +47,10 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
     if ctx.people_waiting and not (conv is not None and conv.with_player):
         # replies to people first: no new small talk, choices or reflection meanwhile
         return [FollowRoutine()] if conv is None else []
+    if conv is None or conv.with_player:  # a day's plan or a meeting: not in the middle of NPC small talk
+        planning = _plan(world, mind)
+        if planning is not None:
+            return [planning]
     if mind.guiding is not None:
         return [FollowRoutine()]  # taking someone somewhere: keep walking (minds.py says when it arrives)
     if conv is not None:
@@ -91,6 +96,26 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
             labels = [f"keep {mind.activity}.", f"greet {other.name} and have a chat."]
             return [Choose(f"{other.name} is standing nearby.", actions, labels)]
     return [FollowRoutine()]
+
+
+def _plan(world: World, mind: Mind) -> Intent | None:
+    """Plan a new day once awake, or decide on a meeting a person asked for
+    (agents/plans.py): the candidates scored, the choice a SetPlan input."""
+    today = int(world.game_minutes // 1440)
+    current = world.plans.get(mind.entity) or routine_steps(mind.persona)
+    if mind.meeting is not None:
+        name, place, hour = mind.meeting
+        mind.meeting = None
+        cands = meeting_candidates(current, name, place, hour)
+        return Choose(f"{name} asked {mind.name} to meet at the {place} at {hour:02d}:00.",
+                      [("plan", steps, "changed") for _, steps in cands], [label for label, _ in cands])
+    if mind.plan_day != today and not is_asleep(mind.activity):
+        mind.plan_day = today
+        cands = day_candidates(mind.persona, set(world.map.places))
+        if len(cands) > 1:
+            return Choose(f"A new day begins for {mind.name}.", [("plan", steps, "made") for _, steps in cands],
+                          [label for label, _ in cands])
+    return None
 
 
 def _serve_people(ctx: DecideContext, world: World, mind: Mind, walking: bool) -> list[Intent]:

@@ -29,11 +29,13 @@ from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, Follo
                             Intent, StopWalking)
 from agents.memory import MemoryStream
 from agents.mind import ConversationLog, Mind, PendingJob
+from agents.facts import places_asked
 from agents.mind_decide import decide
 from agents.personas import Persona
 from agents.replies import ReplyDesk
 from agents.npc_talk import NpcTalk
 from agents.guide import GUIDE_TICKS, arrival_line
+from agents.plans import meeting_asked, step_at
 from agents.routine import game_hour, routine_move
 from agents.school import Lesson, load_lessons
 from agents.stories import Storytellers
@@ -109,6 +111,9 @@ class MindsSystem:
                 if mind is not None:
                     mind.entity = e.id
                     self.by_entity[e.id] = mind
+                    # the day it arrives it keeps its routine (or the plan the world holds);
+                    # it plans the next days when it wakes (agents/plans.py)
+                    mind.plan_day = int(world.game_minutes // 1440)
         if not self._seeded:
             for mind in self.minds.values():
                 if not mind.memory.memories:
@@ -154,6 +159,9 @@ class MindsSystem:
         if from_player and addressed:
             if not self.desk.heard(world, mind, ev["from"], name, text, out):
                 return  # past the queue's bound: told to come back
+            meeting = meeting_asked(text, set(world.map.places), places_asked)
+            if meeting is not None:  # decided on (scored) once the person has their answer
+                mind.meeting = (name, *meeting)
             if mind.job is not None and mind.job.kind in ("choose", "reflect"):
                 mind.job.handle.cancel()  # a person outranks musing; the result is dropped
                 mind.job = None
@@ -201,7 +209,7 @@ class MindsSystem:
             result = job.handle.result()
             self.completed.append((job.context.get("priority", 0), job.kind, result))
             if job.kind == "choose":
-                self.talk.chosen(world, mind, job, result)
+                self.talk.chosen(world, mind, job, result, out)
             elif job.kind == "reflect":
                 if result.ok:
                     line = clean_line(result.text, mind.name)
@@ -219,7 +227,9 @@ class MindsSystem:
             hold(self.people_waiting)
         for mind in self.by_entity.values():
             if mind.entity in world.entities:
-                mind.activity = mind.persona.activity_at(game_hour(world)).activity
+                hour = game_hour(world)
+                plan = world.plans.get(mind.entity)
+                mind.activity = step_at(plan, hour)[2] if plan else mind.persona.activity_at(hour).activity
                 for intent in decide(self, world, mind):
                     self._carry_out(world, mind, intent, out)
 
@@ -349,7 +359,8 @@ class MindsSystem:
     def stats(self) -> dict[str, dict[str, int]]:
         """The gate's verdicts and what became of each person's turn."""
         return {"gate": self.desk.gate.as_dict(), "replies": dict(self.desk.outcomes),
-                "stories": {"told": self.tales.told, "events_of_the_day": len(self.tales.day_log.events)}}
+                "stories": {"told": self.tales.told, "events_of_the_day": len(self.tales.day_log.events)},
+                "plans": dict(self.talk.plans)}
 
     def close(self) -> None:
         """Stop the embedding worker, if any (the language model is the caller's)."""

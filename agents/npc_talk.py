@@ -4,6 +4,7 @@ choice (greet someone and start a conversation, or walk somewhere)."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any, Protocol
 
 from agents import prompts
@@ -11,7 +12,7 @@ from agents.dialogue import clean_line, farewell_line
 from agents.explain import record, scored
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.reply_gate import check
-from server.world.inputs import Input, Say
+from server.world.inputs import Input, Say, SetPlan
 from server.world.world import World
 
 
@@ -30,6 +31,8 @@ class TalkHost(Protocol):
 class NpcTalk:
     def __init__(self, host: TalkHost) -> None:
         self.host = host
+        # day plans chosen: "made" (a new day), "changed" (a meeting), "usual" (the routine kept)
+        self.plans: Counter[str] = Counter({"made": 0, "changed": 0, "usual": 0})
 
     def speak(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
         """A line of NPC conversation, through the gate; a refused one ends the
@@ -64,7 +67,7 @@ class NpcTalk:
             if job.kind == "farewell" or len(conv.log.lines) >= self.host.budget.max_lines:
                 self.host.end(world, mind)
 
-    def chosen(self, world: World, mind: Mind, job: PendingJob, result) -> None:
+    def chosen(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
         if not result.ok:
             return
         best = best_normalised(result)
@@ -86,6 +89,11 @@ class NpcTalk:
             other.begin_conversation(mind.entity, mind.name, False, log_, False, world.tick)
         elif action[0] == "walk":
             mind.heading_to = action[1]
+        elif action[0] == "plan":  # (plan, steps, kind): logged, so a replay needs no model
+            _, steps, kind = action
+            out.append(SetPlan(mind.entity, steps, why=labels[best] if labels else ""))
+            self.plans[kind if best else "usual"] += 1
+            mind.memory.add(world.game_minutes, "plan", f"I decided to {labels[best] if labels else 'plan my day'}.", 5)
 
 
 def best_normalised(result) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 from agents.personas import Persona
+from agents.plans import step_at
 from server.world.inputs import Input, MoveTo
 from server.world.world import World
 
@@ -55,8 +56,9 @@ def routine_move(world: World, mind, rng: random.Random) -> MoveTo | None:
     e = world.entities[mind.entity]
     if e.path or world.tick % 20:
         return None
-    entry = mind.persona.activity_at(game_hour(world))
-    target = mind.heading_to or entry.place
+    hour = game_hour(world)
+    plan = world.plans.get(e.id)  # its plan for the day (agents/plans.py), else its persona's routine
+    target = mind.heading_to or (step_at(plan, hour)[1] if plan else mind.persona.activity_at(hour).place)
     place = world.map.places.get(target)
     if place is None or place.contains(e.x, e.y):
         if mind.heading_to and place is not None:

@@ -154,10 +154,21 @@ class Learn:
     right: bool
 
 
+# -- plans ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SetPlan:
+    """An NPC's plan for the day (agents/plans.py): ((hour, place, activity), ...)
+    from the hours given, replacing its persona's routine until the next."""
+    kind: ClassVar[str] = "plan"
+    entity: int
+    steps: tuple = ()
+    why: str = ""  # what it chose among, for operators and replays
+
+
 INPUT_TYPES: dict[str, type] = {t.kind: t for t in (Join, Leave, MoveTo, Step, Stop, Say, SetFlags, Give, Buy, Sell,
-                                                    MakeOffer, Accept, Decline, Produce, Consume, Learn)}
+                                                    MakeOffer, Accept, Decline, Produce, Consume, Learn, SetPlan)}
 Input = (Join | Leave | MoveTo | Step | Stop | Say | SetFlags | Give | Buy | Sell | MakeOffer | Accept | Decline
-         | Produce | Consume | Learn)
+         | Produce | Consume | Learn | SetPlan)
 
 
 def to_record(inp: Input) -> tuple[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from server.world.catalog import Catalog
 from server.world.economy import Economy
 from server.world.entity import Entity
 from server.world.grid import SpatialGrid
-from server.world.inputs import Input, Join, Leave, Learn, MoveTo, Rejection, Say, SetFlags, Step, Stop
+from server.world.inputs import Input, Join, Leave, Learn, MoveTo, Rejection, Say, SetFlags, SetPlan, Step, Stop
 from server.world.learning import Progress
 from server.world.tilemap import DIRECTIONS, TileMap
 
@@ -54,6 +54,11 @@ class WorldRules:
     start_minute: int = 8 * 60  # a new world starts at 08:00 on day 0
 
 
+# A day plan: at most one step an hour, of a short activity.
+MAX_PLAN_STEPS = 24
+MAX_PLAN_TEXT = 60
+
+
 class World:
     def __init__(self, tilemap: TileMap, seed: int = 0, rules: WorldRules = WorldRules(),
                  catalog: Catalog | None = None) -> None:
@@ -77,6 +82,8 @@ class World:
         # Goods and coins; a world without a catalog has no goods to trade.
         self.economy = Economy(catalog if catalog is not None else Catalog({}))
         self.progress = Progress()  # what learners learned at the school
+        # NPCs' plans for the day: entity -> ((hour, place, activity), ...)
+        self.plans: dict[int, tuple[tuple[int, str, str], ...]] = {}
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
@@ -200,6 +207,19 @@ class World:
             return Rejection("full", "too many questions in that topic")
         return None
 
+    def _plan(self, inp: SetPlan) -> Rejection | None:
+        steps = tuple((int(h), str(p), str(a)) for h, p, a in inp.steps)
+        if not steps or len(steps) > MAX_PLAN_STEPS or self.entities[inp.entity].kind != "npc":
+            return Rejection("bad_value", f"a plan is 1 to {MAX_PLAN_STEPS} steps, for an NPC")
+        hours = [h for h, _, _ in steps]
+        if hours != sorted(set(hours)) or not 0 <= hours[0] <= hours[-1] <= 23:
+            return Rejection("bad_value", "a plan's hours run from 0 to 23, each once, in order")
+        for _, place, activity in steps:
+            if place not in self.map.places or not 0 < len(activity) <= MAX_PLAN_TEXT:
+                return Rejection("bad_value", f"no place {place!r}, or an activity over {MAX_PLAN_TEXT} characters")
+        self.plans[inp.entity] = steps
+        return None
+
     def _flags(self, inp: SetFlags) -> None:
         self.entities[inp.entity].flags = inp.flags
         self._changed(self.grid.where[inp.entity])
@@ -242,6 +262,7 @@ class World:
                          for e in sorted(self.entities.values(), key=lambda e: e.id)],
             "economy": self.economy.snapshot(),
             "progress": self.progress.snapshot(),
+            "plans": [[eid, [list(step) for step in steps]] for eid, steps in sorted(self.plans.items())],
         }
 
     @classmethod
@@ -255,6 +276,7 @@ class World:
         restored_purses = "economy" in snap
         if "progress" in snap:
             w.progress = Progress.restore(snap["progress"])
+        w.plans = {eid: tuple((h, p, a) for h, p, a in steps) for eid, steps in snap.get("plans", [])}
         v, internal, gauss = snap["rng"]
         w.rng.setstate((v, tuple(internal), gauss))
         w.tick = snap["tick"]
@@ -277,5 +299,6 @@ class World:
 # input type -> World method that applies it
 _HANDLERS: dict[type, Callable[[World, Any], Rejection | int | None]] = {
     Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
-    Stop: World._stop, Say: World._say, SetFlags: World._flags, Learn: World._learn, **trade_rules.HANDLERS,
+    Stop: World._stop, Say: World._say, SetFlags: World._flags, Learn: World._learn,
+    SetPlan: World._plan, **trade_rules.HANDLERS,
 }
