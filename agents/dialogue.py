@@ -176,3 +176,12 @@ _FAREWELLS = ["Well, I must get back to work. Good day!", "I should be going. Ta
 
 def farewell_line(rng: random.Random) -> str:
     return rng.choice(_FAREWELLS)
+
+
+# Said, without the model, to someone who gave the NPC something (a `give`).
+_THANKS = ["Thank you kindly, {name}!", "Why, thank you, {name}! That's generous of you.",
+           "For me? Thank you, {name}."]
+
+
+def thanks_line(rng: random.Random, name: str) -> str:
+    return rng.choice(_THANKS).format(name=name)

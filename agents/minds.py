@@ -23,7 +23,7 @@ from typing import Any
 
 from agents import prompts
 from agents.budget import MindBudget, TokenBucket
-from agents.dialogue import clean_line
+from agents.dialogue import clean_line, thanks_line
 from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
@@ -140,6 +140,9 @@ class MindsSystem:
                 elif ev["kind"] == "trade":  # something changed hands near it (or with it)
                     involved = mind.entity in (ev["from"], ev.get("to"))
                     mind.memory.add(now, "observation", ev["text"] + ".", 5 if involved else 2, embed=False)
+                    if ev.get("to") == mind.entity and " gave " in ev["text"] and speaker is not None \
+                            and speaker.kind == "player" and world.in_hearing(hearer, speaker):
+                        out.append(Say(mind.entity, thanks_line(self.rng, ev["name"]), speaker.id))
                 elif ev["kind"] in ("arrive", "depart"):
                     verb = "arrived" if ev["kind"] == "arrive" else "left"
                     is_player = speaker is not None and speaker.kind == "player"

@@ -199,6 +199,8 @@ class ReplyDesk:
         self._say(world, mind, speaker, name, action.line, job, out)
         if action.kind == "offer" and action.item is not None:
             out.append(MakeOffer(mind.entity, speaker, give=((action.item, action.n),), want_coins=action.coins))
+        elif action.kind == "buy_offer" and action.item is not None:
+            out.append(MakeOffer(mind.entity, speaker, coins=action.coins, want=((action.item, action.n),)))
         self._log_line(world, mind, action.line)
 
     def _log_line(self, world: World, mind: Mind, line: str) -> None:

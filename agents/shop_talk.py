@@ -33,7 +33,8 @@ MAX_ASKED = 20
 
 @dataclass(frozen=True)
 class ShopAction:
-    kind: str    # offer (a sale, as an offer to accept), price, none_left, buys, wares, elsewhere
+    kind: str    # offer (a sale, as an offer to accept), price, none_left, buy_offer (buying, as an offer),
+                 # buys (what it pays), decline, wares, elsewhere
     label: str   # what the model scores: "<name> decides to" + label
     line: str    # what the NPC says when it does this
     item: str | None = None
@@ -107,8 +108,8 @@ def shop_actions(world: World, keeper: Entity, person: Entity | None, name: str,
     item = wanted[0]
     base, stock = eco.catalog.prices[item], stock_of.get(item, 0)
     out: list[ShopAction] = []
-    selling_words = re.search(r"\b(sell|selling|take)\b.*\b(you|to you)\b|\bwant (some|my)\b|\bbuy (my|these|this)\b",
-                              text, re.I)
+    selling_words = re.search(r"\b(sell|selling|take)\b.*\b(you|to you)\b|\bwant (some|my)\b|\bbuy (my|these|this)\b"
+                              r"|\b(take|have) (these|this|my|some)\b|\bhere,? take\b", text, re.I)
     if item in shop.sells and not selling_words:
         n = min(count_asked(text, item), stock) if stock else count_asked(text, item)
         if stock == 0:
@@ -127,8 +128,19 @@ def shop_actions(world: World, keeper: Entity, person: Entity | None, name: str,
                                   f"{n} {_named(item, n)} {verb} {total} coins, {name}.{tail}", item, n, total))
     if item in shop.buys:
         pays = offer_price(base, stock + 1, shop.target)
-        out.append(ShopAction("buys", f"offer to buy {item} from {name}",
+        n = count_asked(text, item)
+        total = offer_price(base, stock + n, shop.target) * n
+        near = person is not None and within_reach(keeper, person)
+        if selling_words and near and eco.may_offer(keeper.id) and eco.purse(keeper.id).coins >= total:
+            # "here, take these eggs": take them, paying, by an offer the person accepts
+            out.append(ShopAction("buy_offer", f"buy {n} {_named(item, n)} from {name} for {total} coins",
+                                  f"I'll gladly take {n} {_named(item, n)} for {total} coins, {name}: accept my "
+                                  "offer.", item, n, total))
+        out.append(ShopAction("buys", f"tell {name} what it pays for {item}",
                               f"I'd pay {pays} coins for each {_named(item, 1)}, {name}.", item, 0, pays))
+        if selling_words and stock >= 2 * shop.target:
+            out.append(ShopAction("decline", f"decline {name}'s {item}",
+                                  f"No thank you, {name}, I have plenty of {item}."))
     if not out:  # it buys this but was asked to sell it, or the reverse
         out.append(ShopAction("elsewhere", f"say it does not sell {item}", f"I don't sell {item}, {name}."))
     return out

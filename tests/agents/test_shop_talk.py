@@ -47,7 +47,7 @@ def test_the_candidates_come_from_the_shops_stock_and_the_persons_place():
     assert [a.kind for a in acts] == ["offer", "price"]
     assert acts[0].line == f"2 loaves of bread for {total} coins, Ann: accept my offer and they are yours."
     assert (acts[0].item, acts[0].n, acts[0].coins) == ("bread", 2, total)
-    assert [a.kind for a in shop_actions(w, sanne, ann, "Ann", "Do you want my eggs?")] == ["buys"]
+    assert [a.kind for a in shop_actions(w, sanne, ann, "Ann", "Do you want my eggs?")] == ["buy_offer", "buys"]
     assert shop_actions(w, sanne, ann, "Ann", "Have you got nails to buy?")[0].line == \
         "I don't sell nails, Ann; Bram sells them."
     assert shop_actions(w, sanne, ann, "Ann", "What a lovely morning") == []
@@ -147,3 +147,22 @@ def test_opening_hours_and_the_days_news_are_facts_from_routines_and_events():
 def village_places():
     from server.world.village import village
     return village().places
+
+
+def test_here_take_these_eggs_is_bought_by_an_offer_and_a_gift_is_thanked():
+    from server.world.inputs import Give
+    h = bakery(FakeLLM(prefer="buy"))
+    sanne = h.npc("Sanne")
+    h.world.economy.purse(ANN).add("eggs", 3)
+    out = h.tick(Say(ANN, "Here, take these 3 eggs", to=sanne.id)) + h.run(4)
+    offers = [o for o in out if isinstance(o, MakeOffer)]
+    assert len(offers) == 1 and offers[0].want == (("eggs", 3),) and offers[0].coins > 0
+    assert says(out, sanne.id)[-1].text.startswith(f"I'll gladly take 3 eggs for {offers[0].coins} coins")
+    assert h.world.economy.purse(ANN).goods == {"eggs": 3}  # words moved nothing
+    (oid,) = h.world.economy.offers
+    h.tick(Accept(ANN, oid))
+    assert h.world.economy.purse(ANN).coins == CATALOG.start_coins + offers[0].coins
+    # a gift (a typed give) is thanked, by name
+    h.world.economy.purse(ANN).add("eggs", 1)
+    out = h.tick(Give(ANN, sanne.id, "eggs", 1)) + h.run(2)
+    assert any("Ann" in s.text and "hank" in s.text for s in says(out, sanne.id))
