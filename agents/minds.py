@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,19 +22,19 @@ from typing import Any
 
 from agents import prompts
 from agents.budget import MindBudget, TokenBucket
-from agents.dialogue import clean_line, thanks_line
+from agents.dialogue import clean_line
 from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
 from agents.memory import MemoryStream
 from agents.mind import ConversationLog, Mind, PendingJob
-from agents.facts import places_asked
 from agents.mind_decide import decide
 from agents.personas import Persona
 from agents.replies import ReplyDesk
 from agents.npc_talk import NpcTalk
+from agents.perception import Perception
 from agents.guide import GUIDE_TICKS, arrival_line
-from agents.plans import meeting_asked, step_at
+from agents.plans import step_at
 from agents.routine import game_hour, routine_move
 from agents.school import Lesson, load_lessons
 from agents.stories import Storytellers
@@ -74,6 +73,7 @@ class MindsSystem:
         self.people_waiting = False  # some NPC is generating a reply to a person
         self.desk = ReplyDesk(self, self.rng)
         self.tales = Storytellers()  # the day's events and the evening's tale (agents/stories.py)
+        self.senses = Perception(self)  # what the minds see and hear (agents/perception.py)
         self.talk = NpcTalk(self)
         self._seeded = False
 
@@ -96,7 +96,7 @@ class MindsSystem:
         # phase) are perceived now rather than a tick later: a reply starts 50 ms sooner.
         self._perceived.extend(world.events)
         self._taken = len(world.events)
-        self._perceive(world, out)
+        self.senses.perceive(world, self._perceived, out)
         self._collect(world, out)
         self._decide(world, out)
         self.tales.tick(world, self.by_entity, out)
@@ -120,70 +120,6 @@ class MindsSystem:
                     for text in mind.persona.memories:
                         mind.memory.add(world.game_minutes, "seed", text, 5)
             self._seeded = True
-
-    # -- perception ----------------------------------------------------------
-    def _perceive(self, world: World, out: list[Input]) -> None:
-        now = world.game_minutes
-        while self._perceived:
-            ev = self._perceived.popleft()
-            speaker = world.entities.get(ev["from"])
-            if ev["kind"] == "trade":  # the day's notable events, for the evening's tale
-                self.tales.day_log.add(now, ev["text"], 3)
-            elif ev["kind"] == "arrive" and speaker is not None and speaker.kind == "player":
-                self.tales.day_log.add(now, f"{ev['name']} came to the village", 2)
-            for hearer in world.hearers(ev["x"], ev["y"]):
-                mind = self.by_entity.get(hearer.id)
-                if mind is None or (hearer.id == ev["from"] and ev["kind"] != "trade"):
-                    continue  # its own lines and comings; but its own trades it remembers
-                if ev["kind"] == "say":
-                    self._hear(world, mind, ev, speaker, now, out)
-                elif ev["kind"] == "trade":  # something changed hands near it (or with it)
-                    involved = mind.entity in (ev["from"], ev.get("to"))
-                    mind.memory.add(now, "observation", ev["text"] + ".", 5 if involved else 2, embed=False)
-                    if ev.get("to") == mind.entity and " gave " in ev["text"] and speaker is not None \
-                            and speaker.kind == "player" and world.in_hearing(hearer, speaker):
-                        out.append(Say(mind.entity, thanks_line(self.rng, ev["name"]), speaker.id))
-                elif ev["kind"] in ("arrive", "depart"):
-                    verb = "arrived" if ev["kind"] == "arrive" else "left"
-                    is_player = speaker is not None and speaker.kind == "player"
-                    mind.memory.add(now, "observation", f"{ev['name']} {verb}.", 3 if is_player else 1,
-                                    embed=False)
-
-    def _hear(self, world: World, mind: Mind, ev: dict, speaker, now: float, out: list[Input]) -> None:
-        text, name = ev["text"], ev["name"]
-        # addressed: spoken to it, or naming it while speaking to nobody in particular
-        to = ev.get("to")
-        addressed = to == mind.entity or (to is None and re.search(rf"\b{re.escape(mind.name)}\b", text, re.I) is not None)
-        from_player = speaker is not None and speaker.kind == "player"
-        mind.memory.add(now, "observation", f"{name} said {prompts.quote(text)}" +
-                        (" to me." if ev.get("to") == mind.entity else "."),
-                        7 if addressed and from_player else 4 if from_player else 3)
-        conv = mind.conversation
-        if from_player and addressed:
-            if not self.desk.heard(world, mind, ev["from"], name, text, out):
-                return  # past the queue's bound: told to come back
-            meeting = meeting_asked(text, set(world.map.places), places_asked)
-            if meeting is not None:  # decided on (scored) once the person has their answer
-                mind.meeting = (name, *meeting)
-            if mind.job is not None and mind.job.kind in ("choose", "reflect"):
-                mind.job.handle.cancel()  # a person outranks musing; the result is dropped
-                mind.job = None
-            if conv is None or not conv.with_player:
-                self.end(world, mind)  # a person outranks NPC small talk
-                log_ = ConversationLog.start([mind.name, name], True, now)
-                conv = mind.begin_conversation(ev["from"], name, True, log_, False, world.tick)
-                self.transcripts.append(log_)
-            elif name not in conv.log.participants:
-                conv.log.participants.append(name)  # one more person in the crowd around it
-            conv.log.lines.append((now, name, text))
-            conv.last_tick = world.tick
-        elif conv is not None and conv.partner == ev["from"] and not conv.with_player:
-            # the shared log already holds the line: the speaker's mind wrote it
-            conv.my_turn = True
-            conv.next_tick = world.tick + self.budget.line_gap_ticks
-            conv.last_tick = world.tick
-            if len(conv.log.lines) >= self.budget.max_lines:
-                self.end(world, mind)
 
     def end(self, world: World, mind: Mind) -> None:
         done = mind.end_conversation(world.tick, world.game_minutes, self.budget.pair_cooldown_ticks)
