@@ -1,0 +1,9 @@
+"""One world split into regions across processes and machines, over NATS.
+
+`regions.py` says which region owns which AOI cell; `lease.py` makes one
+process the owner of a region (a lease in a JetStream key-value bucket);
+`wire.py` names the subjects and bounds the messages; `region.py` runs a
+region: its own tick and persistence, handoffs of entities that cross a
+border, and the cells near its borders published for its neighbours
+(`ghosts.py`). Nothing here is imported by a one-process `hamlet serve`.
+"""

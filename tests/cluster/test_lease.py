@@ -1,0 +1,58 @@
+"""Region leases over a real JetStream KV bucket: one owner at a time, a
+standby takes over an expired lease, and a stale owner's renew fails."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_two_contenders_exactly_one_wins(nats_connect):
+    nc1, nc2 = await nats_connect(), await nats_connect()
+    kv1, kv2 = await lease_bucket(nc1.jetstream(), "w"), await lease_bucket(nc2.jetstream(), "w")
+    for attempt in range(5):  # race them a few times on fresh keys
+        a = RegionLease(kv1, f"r{attempt}", "a")
+        b = RegionLease(kv2, f"r{attempt}", "b")
+        won = await asyncio.gather(a.try_acquire(), b.try_acquire())
+        assert sorted(won) == [False, True]
+        holder = await a.holder()
+        assert holder is not None and holder.owner == ("a" if won[0] else "b")
+
+
+async def test_standby_takes_over_expired_lease_and_stale_renew_fails(nats_connect):
+    kv = await lease_bucket((await nats_connect()).jetstream(), "w")
+    clock = Clock()
+    owner = RegionLease(kv, "r0", "owner", ttl_s=3.0, clock=clock)
+    standby = RegionLease(kv, "r0", "standby", ttl_s=3.0, clock=clock)
+    assert await owner.try_acquire()
+    assert not await standby.try_acquire()          # live lease: refused
+    clock.t += 2.0
+    await owner.renew()                              # renewed: expires at +5 now
+    clock.t += 2.5
+    assert not await standby.try_acquire()          # still within the renewed lease
+    clock.t += 1.0                                   # the owner stalls past expiry
+    assert await standby.try_acquire()
+    with pytest.raises(LeaseLost):
+        await owner.renew()
+    assert not owner.held
+    assert (await standby.holder()).owner == "standby"
+    await standby.renew()
+
+
+async def test_release_lets_a_standby_in_at_once(nats_connect):
+    kv = await lease_bucket((await nats_connect()).jetstream(), "w")
+    a, b = RegionLease(kv, "r1", "a"), RegionLease(kv, "r1", "b")
+    assert await a.try_acquire()
+    await a.release()
+    assert await b.try_acquire()
+    assert not await a.try_acquire()
