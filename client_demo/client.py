@@ -215,6 +215,18 @@ class HamletClient:
     async def decline(self, offer: int) -> None:
         await self.request("decline", offer=offer)
 
+    # -- the notice board (see PROTOCOL.md, *Notice board*) -------------------------
+    async def board(self, timeout: float = 10.0) -> dict[str, list[dict[str, Any]]]:
+        """The board: {"quests": [{id, from, from_name, item, n, reward, expires, text}],
+        "notices": [{id, author, writer, text, tick}]} (rows as dicts)."""
+        msg = await self.request("board", timeout=timeout)
+        return {"quests": [dict(zip(ROWS["quest"], r)) for r in msg.data["quests"]],
+                "notices": [dict(zip(ROWS["notice"], r)) for r in msg.data["notices"]]}
+
+    async def turn_in(self, quest: int) -> None:
+        """Bring what quest `quest` asks for, at the board or by its poster."""
+        await self.request("turn_in", quest=quest)
+
     async def ping(self, timeout: float = 10.0) -> float:
         """Round-trip time in seconds."""
         pid = next(self._seq) & 0xFFFFFFFF
@@ -336,7 +348,7 @@ class HamletClient:
                 self.offers[d["id"]] = d
             else:
                 self.offers.pop(d["id"], None)
-        elif t == "shop":
+        elif t in ("shop", "board"):
             self._resolve(d.get("seq"), msg)
         elif t == "progress":
             self.progress = {str(k): list(v) for k, v in d["topics"].items()}

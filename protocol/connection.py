@@ -30,7 +30,7 @@ TRANSITIONS: dict[State, dict[str, State]] = {
     State.JOINED: {"move": State.JOINED, "say": State.JOINED, "ping": State.JOINED,
                    "bye": State.CLOSED, "admin": State.JOINED, "give": State.JOINED, "buy": State.JOINED,
                    "sell": State.JOINED, "shop": State.JOINED, "offer": State.JOINED, "accept": State.JOINED,
-                   "decline": State.JOINED},
+                   "decline": State.JOINED, "board": State.JOINED, "turn_in": State.JOINED},
     State.CLOSED: {},
 }
 

@@ -17,7 +17,7 @@ from protocol.entities import (FLAGS, HEARING_RANGE, KINDS, ROWS, VIEW_CELL_TILE
                                VIEW_SIDE_TILES)
 from protocol.errors import CLOSE_DOCS, ERROR_DOCS
 from protocol.limits import DEFAULT_LIMITS, PROTOCOL_VERSION, SERVER_BOUNDS, SUBPROTOCOL
-from protocol import trade
+from protocol import board, trade
 from protocol.schema import CLIENT_MESSAGES, SERVER_MESSAGES, STRING_RULE, Field, MessageSpec
 
 
@@ -76,6 +76,11 @@ def declaration() -> dict[str, Any]:
             "max_stack": trade.MAX_STACK, "max_coins": trade.MAX_COINS, "handover_range": trade.HANDOVER_RANGE,
             "offer_ttl_ticks": trade.OFFER_TTL_TICKS, "max_open_offers": trade.MAX_OPEN_OFFERS,
             "offer_states": list(trade.OFFER_STATES),
+        },
+        "board": {
+            "place": board.BOARD_PLACE, "range": board.BOARD_RANGE, "max_notice_text": board.MAX_NOTICE_TEXT,
+            "max_notices": board.MAX_NOTICES, "max_notices_per_author": board.MAX_NOTICES_PER_AUTHOR,
+            "max_open_quests": board.MAX_OPEN_QUESTS, "quest_ttl_ticks": board.QUEST_TTL_TICKS,
         },
         "view": {"cell_tiles": VIEW_CELL_TILES, "radius_cells": VIEW_RADIUS_CELLS,
                  "side_tiles": VIEW_SIDE_TILES},

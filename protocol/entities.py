@@ -32,6 +32,12 @@ ROWS: dict[str, tuple[str, ...]] = {
     # pays now (0: it does not buy this), stock how many it has; base and
     # target price a lot of n (PROTOCOL.md, Economy)
     "shop": ("item", "price", "offer", "stock", "base", "target"),
+    # board.quests: an NPC asks for n of item for reward coins until tick
+    # `expires`; text says it in words
+    "quest": ("id", "from", "from_name", "item", "n", "reward", "expires", "text"),
+    # board.notices: a person's words (author: the person's name), put up by an
+    # NPC (writer: its name) at tick `tick`
+    "notice": ("id", "author", "writer", "text", "tick"),
 }
 
 # Speech carries this many tiles (Euclidean distance, inclusive): about a

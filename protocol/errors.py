@@ -44,6 +44,7 @@ class ErrorCode(enum.StrEnum):
     PRICE_CHANGED = "price_changed"
     OFFER_EXPIRED = "offer_expired"
     FULL = "full"
+    QUEST_CLOSED = "quest_closed"
     INTERNAL = "internal"
 
 
@@ -79,7 +80,8 @@ ERROR_DOCS: dict[ErrorCode, str] = {
     ErrorCode.NO_SHOP: "that entity keeps no shop, or its shop does not sell (or buy) that",
     ErrorCode.PRICE_CHANGED: "the price is over your `max_price` (or under your `min_price`); ask `shop` again",
     ErrorCode.OFFER_EXPIRED: "no open offer with that id for you: it lapsed, was answered or never existed",
-    ErrorCode.FULL: "the receiver cannot hold more of it, or you have too many open offers",
+    ErrorCode.FULL: "the receiver cannot hold more of it (or, for `turn_in`, the quest's poster or you), or you have too many open offers",
+    ErrorCode.QUEST_CLOSED: "no open quest with that id: it was done, withdrawn, expired or never posted",
     ErrorCode.INTERNAL: "a server bug while handling this message; the connection is closed with 1011",
 }
 

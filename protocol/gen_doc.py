@@ -18,7 +18,7 @@ from protocol.connection import TRANSITIONS, ConnectionPolicy
 from protocol.entities import FLAGS, HEARING_RANGE, KINDS, ROWS, VIEW_CELL_TILES, VIEW_RADIUS_CELLS, VIEW_SIDE_TILES
 from protocol.errors import CLOSE_DOCS, ERROR_DOCS
 from protocol.limits import DEFAULT_LIMITS as L, SERVER_BOUNDS as B
-from protocol import trade as T
+from protocol import board as QB, trade as T
 from protocol.schema import (BOOL, CLIENT_MESSAGES, GOODS, INT, SERVER_MESSAGES, STR, STRING_RULE, TILE, Field,
                              MessageSpec)
 
@@ -129,7 +129,8 @@ def _states() -> str:
 
 def _rows() -> str:
     where = {"enter": "`state.enter`", "move": "`state.move`", "upd": "`state.upd`",
-             "place": "`welcome.map.places`", "shop": "`shop.goods`"}
+             "place": "`welcome.map.places`", "shop": "`shop.goods`",
+             "quest": "`board.quests`", "notice": "`board.notices`"}
     rows = [(where[name], "[" + ", ".join(cols) + "]") for name, cols in ROWS.items()]
     return _table(("row of", "columns, in order"), rows)
 
@@ -162,6 +163,20 @@ def _economy() -> str:
     return _table(("constant", "value"), rows)
 
 
+def _board() -> str:
+    rows = [
+        ("the board's place", f"`{QB.BOARD_PLACE}` (in `welcome.map.places`)"),
+        ("turn-in range", f"{QB.BOARD_RANGE} tiles (Chebyshev distance) of the board's entry, or the hand-over "
+                          "range of the quest's poster"),
+        ("open quests", f"{QB.MAX_OPEN_QUESTS} at most"),
+        ("quest lifetime", f"{QB.QUEST_TTL_TICKS:,} ticks (a game day)"),
+        ("notice length", f"{QB.MAX_NOTICE_TEXT} characters"),
+        ("notices", f"{QB.MAX_NOTICES} on the board (the oldest comes down), {QB.MAX_NOTICES_PER_AUTHOR} by one "
+                    "person"),
+    ]
+    return _table(("constant", "value"), rows)
+
+
 def _errors() -> str:
     return _table(("code", "meaning"), [(f"`{c}`", doc) for c, doc in ERROR_DOCS.items()])
 
@@ -174,7 +189,7 @@ def _closes() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "limits": _limits, "states": _states, "client-messages": lambda: _messages(CLIENT_MESSAGES),
     "server-messages": lambda: _messages(SERVER_MESSAGES), "rows": _rows, "flags": _flags,
-    "world": _world, "economy": _economy, "errors": _errors, "closes": _closes,
+    "world": _world, "economy": _economy, "board": _board, "errors": _errors, "closes": _closes,
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.board import BOARD_PLACE, BOARD_RANGE
 from protocol.entities import HEARING_RANGE
 from protocol.errors import ErrorCode
 from protocol.limits import DEFAULT_LIMITS as L, PROTOCOL_VERSION
@@ -161,6 +162,15 @@ CLIENT_MESSAGES: dict[str, MessageSpec] = {
             _entity("offer", "the offer's id"),
             _seq(),
         ), doc="decline an offer made to you, or withdraw one you made"),
+        MessageSpec("board", (
+            _seq(),
+        ), doc="read the notice board: answered with `board` (from anywhere: the board is public)"),
+        MessageSpec("turn_in", (
+            _entity("quest", "the quest's id (from `board`)"),
+            _seq(),
+        ), doc=f"bring what a quest asks for, at the {BOARD_PLACE} (within {BOARD_RANGE} tiles of its entry) or "
+               f"within {HANDOVER_RANGE} tiles of whoever posted it: the goods go to the poster and the reward to "
+               "you in one tick, or nothing changes"),
     )
 }
 
@@ -246,5 +256,11 @@ SERVER_MESSAGES: dict[str, MessageSpec] = {
                   doc="each topic you had questions in at the school: answers judged right and wrong"),
         ), doc="what you learned at the school, to you only: after `welcome` when there is any, then whenever "
                "a teacher judges an answer of yours (see *School*)"),
+        MessageSpec("board", (
+            Field("tick", INT),
+            Field("quests", ANY, shape="list of `quest` rows", doc="the open quests, oldest first"),
+            Field("notices", ANY, shape="list of `notice` rows", doc="the notices, newest first"),
+            Field("seq", INT, False),
+        ), doc="the notice board, in answer to `board` (see *Notice board*)"),
     )
 }

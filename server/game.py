@@ -32,6 +32,7 @@ from server.metrics import ServerMetrics
 from server.persistence import Database, TickStore
 from server.replication import CellCache, Replicator
 from server.sessions import Sessions
+from server.board import board_frame, quest_system, turn_in_input
 from server.trade import TRADE_MESSAGES, economy_system, shop_reply, tell_owners, trade_input
 from server.world.inputs import Input, Leave, MoveTo, Say, SetFlags, Step, Stop, to_record
 from server.world.world import FLAG_AWAY, Rejection, World
@@ -62,9 +63,9 @@ class Game:
         metrics.state_every_ticks.set(len(self.replicators))
         self.inbox: deque[tuple[Any, Message]] = deque()
         self.clients: dict[int, Any] = {}  # entity -> welcomed client
-        # Systems that add inputs each tick: the workplaces and meals first, then
-        # the NPCs' minds (install_minds).
-        self.agent_systems: list[AgentSystem] = [economy_system]
+        # Systems that add inputs each tick: the workplaces and meals, the quests
+        # they post, then the NPCs' minds (install_minds).
+        self.agent_systems: list[AgentSystem] = [economy_system, quest_system]
         self.systems: list[tuple[str, Callable[[float], None]]] = [
             ("inputs", self.sys_inputs),
             ("agents", self.sys_agents),
@@ -242,8 +243,13 @@ class Game:
             inp = Say(eid, msg.data["text"], msg.get("to"))
         elif kind in TRADE_MESSAGES:
             inp = trade_input(eid, msg)
+        elif kind == "turn_in":
+            inp = turn_in_input(eid, msg.data["quest"])
         elif kind == "shop":
             client.send(shop_reply(self.world, msg))
+            return
+        elif kind == "board":
+            client.send(board_frame(self.world, msg.seq))
             return
         elif kind == "bye":
             self.end_session(eid)

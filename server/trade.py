@@ -125,6 +125,12 @@ def _crossed(world: World, at: int) -> bool:
     return a < at <= b if a <= b else (at > a or at <= b)
 
 
+def crossed_hour(world: World) -> bool:
+    """Whether the game clock passed a whole hour in this tick."""
+    now = world.game_minutes
+    return int(now // 60) != int((now - world.rules.game_seconds_per_tick / 60.0) // 60)
+
+
 def economy_system(world: World) -> list[Input]:
     """Workplaces make goods, NPCs order supplies and eat, on the game clock.
     Each is an input the game logs (so the audit sees all production); one

@@ -165,10 +165,47 @@ class SetPlan:
     why: str = ""  # what it chose among, for operators and replays
 
 
+# -- the notice board (rules in server/world/board.py) ---------------------------
+@dataclass(frozen=True, slots=True)
+class PostQuest:
+    """An NPC asks for goods it needs, for coins, on the board."""
+    kind: ClassVar[str] = "quest"
+    entity: int
+    item: str
+    n: int
+    reward: int
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawQuest:
+    kind: ClassVar[str] = "withdraw"
+    entity: int
+    quest: int
+
+
+@dataclass(frozen=True, slots=True)
+class TurnIn:
+    """Someone brings what a quest asks for and is paid, in one input."""
+    kind: ClassVar[str] = "turn_in"
+    entity: int
+    quest: int
+
+
+@dataclass(frozen=True, slots=True)
+class PinNotice:
+    """An NPC puts a person's notice on the board (after moderation)."""
+    kind: ClassVar[str] = "notice"
+    entity: int  # the NPC
+    author: int
+    author_name: str
+    text: str
+
+
 INPUT_TYPES: dict[str, type] = {t.kind: t for t in (Join, Leave, MoveTo, Step, Stop, Say, SetFlags, Give, Buy, Sell,
-                                                    MakeOffer, Accept, Decline, Produce, Consume, Learn, SetPlan)}
+                                                    MakeOffer, Accept, Decline, Produce, Consume, Learn, SetPlan,
+                                                    PostQuest, WithdrawQuest, TurnIn, PinNotice)}
 Input = (Join | Leave | MoveTo | Step | Stop | Say | SetFlags | Give | Buy | Sell | MakeOffer | Accept | Decline
-         | Produce | Consume | Learn | SetPlan)
+         | Produce | Consume | Learn | SetPlan | PostQuest | WithdrawQuest | TurnIn | PinNotice)
 
 
 def to_record(inp: Input) -> tuple[str, dict[str, Any]]:

@@ -67,6 +67,8 @@ def village() -> TileMap:
     # the square and the market
     b.area("square", "square", 55, 40, 18, 16, PATH)
     b.area("market", "market", 80, 38, 20, 10, PATH)
+    # the notice board stands on the square, by the north-west corner
+    b.area("notice board", "board", 57, 42, 2, 1, PATH)
     # buildings north of the road have their door on the south side
     b.building("tavern", "tavern", 34, 32, 16, 12, "s")
     b.building("school", "school", 68, 14, 14, 12, "s")

@@ -17,7 +17,9 @@ from typing import Any
 import msgpack
 
 from protocol.entities import FLAG_AWAY, FLAG_THINKING, HEARING_RANGE
+from server.world import board as board_rules
 from server.world import trade_rules
+from server.world.board import Board
 from server.world.catalog import Catalog
 from server.world.economy import Economy
 from server.world.entity import Entity
@@ -84,6 +86,7 @@ class World:
         self.progress = Progress()  # what learners learned at the school
         # NPCs' plans for the day: entity -> ((hour, place, activity), ...)
         self.plans: dict[int, tuple[tuple[int, str, str], ...]] = {}
+        self.board = Board()  # quests and notices (board.py)
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
@@ -91,6 +94,7 @@ class World:
         self.events = []
         self.economy.begin_tick()
         self.progress.begin_tick()
+        self.board.begin_tick()
 
     def allocate_entity_id(self) -> int:
         eid = self.next_entity_id
@@ -109,6 +113,7 @@ class World:
 
     def simulate(self) -> None:
         self.economy.expire(self.tick)
+        self.board.expire(self.tick)
         for e in self.entities.values():
             if not e.path:
                 continue
@@ -263,6 +268,7 @@ class World:
             "economy": self.economy.snapshot(),
             "progress": self.progress.snapshot(),
             "plans": [[eid, [list(step) for step in steps]] for eid, steps in sorted(self.plans.items())],
+            "board": self.board.snapshot(),
         }
 
     @classmethod
@@ -276,6 +282,8 @@ class World:
         restored_purses = "economy" in snap
         if "progress" in snap:
             w.progress = Progress.restore(snap["progress"])
+        if "board" in snap:
+            w.board = Board.restore(snap["board"])
         w.plans = {eid: tuple((h, p, a) for h, p, a in steps) for eid, steps in snap.get("plans", [])}
         v, internal, gauss = snap["rng"]
         w.rng.setstate((v, tuple(internal), gauss))
@@ -300,5 +308,5 @@ class World:
 _HANDLERS: dict[type, Callable[[World, Any], Rejection | int | None]] = {
     Join: World._join, Leave: World._leave, MoveTo: World._move_to, Step: World._step,
     Stop: World._stop, Say: World._say, SetFlags: World._flags, Learn: World._learn,
-    SetPlan: World._plan, **trade_rules.HANDLERS,
+    SetPlan: World._plan, **trade_rules.HANDLERS, **board_rules.HANDLERS,
 }

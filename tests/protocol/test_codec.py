@@ -107,7 +107,7 @@ def test_every_client_type_round_trips():
                "give": {"to": 3, "item": "coins", "n": 5}, "buy": {"from": 2, "item": "bread", "n": 1, "max_price": 6},
                "sell": {"to": 2, "item": "eggs", "n": 3, "min_price": 0}, "shop": {"at": 2},
                "offer": {"to": 4, "give": [["eggs", 2]], "want_coins": 5}, "accept": {"offer": 1},
-               "decline": {"offer": 1}}
+               "decline": {"offer": 1}, "board": {}, "turn_in": {"quest": 7}}
     assert set(samples) == set(CLIENT_MESSAGES)
     for type_, fields in samples.items():
         msg = decode_client(encode(type_, **fields))
