@@ -1,0 +1,400 @@
+"""A region process: one rectangle of the world's cells, owned under a
+lease, with its own 20 Hz tick (the one-process `Game`, with a few systems
+added) and its own database.
+
+    cluster_in   (before inputs)  arrivals from neighbours, confirmations of
+                                  our departures, in-process requests
+    cluster_out  (after simulate) entities standing on a foreign cell leave
+                                  (taken out, logged, sent after the commit);
+                                  speech in border cells goes out after it
+    cluster_hear (after replicate) speech from across a border reaches the
+                                  hearers here
+    publish      (after the commit) border cells for the neighbours' ghosts
+
+A handoff is never lost: the source logs the departure in its tick's
+transaction and sends the state until the destination confirms, which it
+does only after committing the arrival. It is never applied twice: the
+destination applies each hop of an entity once. While in transit (about a
+tick) the entity is in neither world, only in the source's log.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from server.cluster import entity_state, wire
+from server.cluster.ghosts import Ghosts
+from server.cluster.handoffs import HandoffLog
+from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
+from server.cluster.region_world import ID_SPAN, open_region_world
+from server.cluster.regions import RegionMap
+from server.config import ServerConfig
+from server.game import Game
+from server.metrics import ServerMetrics
+from server.persistence import Account, Database
+from server.world.catalog import load_goods
+from server.world.inputs import Input, Join, MoveTo, Say
+from server.world.village import village
+from server.world.world import Rejection, WorldRules
+
+log = logging.getLogger("hamlet.region")
+
+# Arrivals waiting for the next tick: a border crossed by a crowd at once
+# is a few hundred; past this the sender is told to retry (nothing lost).
+MAX_INCOMING = 4096
+# In-process requests (tests, bench) waiting for the next tick.
+MAX_REQUESTS = 8192
+# Speech from across a border waiting for the next tick: a few lines a
+# second per border; past it the oldest go (it is heard, not stored, here).
+MAX_FOREIGN_SPEECH = 1024
+# Border cells are republished whole at least this often (ticks), so a
+# restarted neighbour sees them within a second.
+REFRESH_TICKS = 20
+# How long the source waits for a destination's answer before sending again.
+HANDOFF_TIMEOUT_S = 2.0
+
+
+class RegionNode:
+    def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
+                 owner: str | None = None, lease_ttl_s: float = 3.0) -> None:
+        self.world_name = wire.check_world_name(world_name)
+        self.region = regions.regions[region]
+        self.regions = regions
+        self.nats_url = nats_url
+        self.config = config
+        self.owner = owner or f"{region}-{id(self):x}"
+        self.lease_ttl_s = lease_ttl_s
+        self.border = regions.border_cells(region)
+        self.ghosts = Ghosts(regions.watched_cells(region))
+        self.incoming: deque[tuple[dict[str, Any], Any]] = deque()
+        self.requests: deque[tuple[Any, asyncio.Future]] = deque()
+        self.foreign_speech: deque[dict[str, Any]] = deque(maxlen=MAX_FOREIGN_SPEECH)
+        self.settled: deque[tuple[str, str]] = deque()  # (handoff id, "done" | "back")
+        self.heard: deque[tuple[dict[str, Any], list[int]]] = deque(maxlen=256)  # foreign speech and its hearers
+        self.handoff_ms: deque[float] = deque(maxlen=20000)
+        self.tick_ms: deque[float] = deque(maxlen=20000)
+        self._sent_at: dict[str, float] = {}
+        self._published: dict[tuple[int, int], int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.game: Game | None = None
+        self.nc = None
+        self.lease: RegionLease | None = None
+        self.running = False
+        self.lost_lease = False
+        self._tick_task: asyncio.Task | None = None
+        self._renew_task: asyncio.Task | None = None
+
+    # -- start and stop ----------------------------------------------------------
+    async def start(self, wait_s: float = 30.0) -> None:
+        import nats
+
+        self.nc = await nats.connect(self.nats_url, name=f"hamlet-{self.world_name}-{self.region.name}",
+                                     connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        kv = await lease_bucket(self.nc.jetstream(), self.world_name)
+        self.lease = RegionLease(kv, self.region.name, self.owner, self.lease_ttl_s)
+        deadline = time.monotonic() + wait_s
+        while not await self.lease.try_acquire():  # a standby waits here
+            if time.monotonic() > deadline:
+                await self.nc.close()
+                raise TimeoutError(f"region {self.region.name} is owned by another process")
+            await asyncio.sleep(min(0.5, self.lease_ttl_s / 4))
+        self._open()
+        await self.nc.subscribe(wire.handoff_subject(self.world_name, self.region.name), cb=self._on_handoff)
+        for cell in self.ghosts.watched:
+            await self.nc.subscribe(wire.cell_subject(self.world_name, cell), cb=self._on_cell)
+        self.running = True
+        for hid in list(self.hlog.outgoing):  # in transit when we stopped: send again
+            self._spawn(self._deliver(hid))
+        loop = asyncio.get_running_loop()
+        self._renew_task = loop.create_task(self._renew())
+        self._tick_task = loop.create_task(self._tick_loop())
+
+    def _open(self) -> None:
+        cfg = self.config
+        self.db = Database(cfg.db)
+        self.hlog = HandoffLog(self.db.conn)
+        world = open_region_world(self.db, self.hlog, village(), cfg.seed, self.region.index,
+                                  WorldRules(ticks_per_tile=cfg.ticks_per_tile), load_goods(cfg.goods or None))
+        game = self.game = Game(cfg, world, self.db, ServerMetrics())
+        game.sessions._next_account_id = max(game.sessions._next_account_id, self.region.index * ID_SPAN + 1)
+        game.stores.append(self.hlog)
+        names = [n for n, _ in game.systems]
+        game.systems.insert(0, ("cluster_in", self._sys_in))
+        game.systems.insert(names.index("simulate") + 2, ("cluster_out", self._sys_out))
+        game.systems.insert(names.index("replicate") + 3, ("cluster_hear", self._sys_hear))
+
+    async def stop(self) -> None:
+        """A clean stop: a final snapshot, the lease given up at once."""
+        if not self.running:
+            return
+        await self._halt()
+        self.game.snapshot()
+        await self.lease.release()
+        await self.nc.drain()
+        self.db.close()
+
+    async def crash(self) -> None:
+        """What kill -9 leaves (for tests): no snapshot, no goodbye; the
+        lease runs out by itself. Only committed ticks survive."""
+        await self._halt()
+        await self.nc.close()
+        self.db.conn.close()
+
+    async def _halt(self) -> None:
+        self.running = False
+        for task in [self._tick_task, self._renew_task, *self._tasks]:
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        for task in [self._tick_task, self._renew_task, *self._tasks]:
+            if task is not None and task is not asyncio.current_task():
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        for _, fut in self.requests:
+            if not fut.done():
+                fut.set_exception(ConnectionError("region stopped"))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _renew(self) -> None:
+        while self.running:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            try:
+                await self.lease.renew()
+            except LeaseLost:
+                log.error("region %s: lease lost; stopping without writing more", self.region.name)
+                self.lost_lease = True
+                self.running = False
+                if self._tick_task is not None:
+                    self._tick_task.cancel()
+                return
+            except Exception:  # NATS unreachable for a moment: retry; expiry decides
+                log.warning("region %s: lease renewal failed", self.region.name, exc_info=True)
+
+    async def _tick_loop(self) -> None:
+        dt = 1.0 / self.config.tick_rate
+        start = time.monotonic()
+        k = 0
+        while self.running:
+            k += 1
+            delay = start + k * dt - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay > 5 * dt:  # far behind: skip ahead rather than burst
+                k += int(-delay / dt)
+            t0 = time.perf_counter()
+            self.game.run_tick()
+            self.tick_ms.append((time.perf_counter() - t0) * 1000)
+
+    # -- in-process requests (tests, bench, a gateway later) -------------------------
+    def submit(self, make: Any) -> asyncio.Future:
+        """`make(world)` returns an Input (or a Rejection) at the next tick;
+        the future gets its result once the tick is committed."""
+        fut = asyncio.get_running_loop().create_future()
+        if len(self.requests) >= MAX_REQUESTS or not self.running:
+            fut.set_exception(ConnectionError("region busy or stopped"))
+        else:
+            self.requests.append((make, fut))
+        return fut
+
+    def join(self, name: str, x: int, y: int) -> asyncio.Future:
+        def make(world) -> Input:
+            return Join(world.allocate_entity_id(), name, x, y)
+        return self.submit(make)
+
+    def move(self, eid: int, x: int, y: int) -> asyncio.Future:
+        return self.submit(lambda world: MoveTo(eid, x, y))
+
+    def say(self, eid: int, text: str) -> asyncio.Future:
+        return self.submit(lambda world: Say(eid, text))
+
+    # -- the added systems ---------------------------------------------------------
+    def _sys_in(self, now: float) -> None:
+        game, world = self.game, self.game.world
+        self.hlog.begin_tick(world.tick)
+        while self.settled:
+            hid, how = self.settled.popleft()
+            if hid not in self.hlog.outgoing:
+                continue
+            dest, state = self.hlog.outgoing[hid]
+            if how == "back":
+                state = dict(state, path=[], **dict(zip(("x", "y"), self._home_tile(state["x"], state["y"]))))
+                entity_state.put_in(world, state)
+            self.hlog.record(how, hid, state["id"], dest, state["hop"], state if how == "back" else {})
+            sent = self._sent_at.pop(hid, None)
+            if sent is not None and how == "done":
+                self.handoff_ms.append((time.perf_counter() - sent) * 1000)
+        while self.incoming:
+            self._arrive(*self.incoming.popleft())
+        while self.requests:
+            make, fut = self.requests.popleft()
+            inp = make(world)
+            result = inp if isinstance(inp, Rejection) else game.apply(inp)
+            if isinstance(result, Rejection):
+                fut.set_result(result)
+                continue
+            if isinstance(inp, Join):
+                account, token = game.sessions.create_account(inp.name, inp.entity, inp.x, inp.y)
+                result = (inp.entity, token)
+            game.after_commit(lambda fut=fut, result=result: fut.done() or fut.set_result(result))
+
+    def _arrive(self, msg: dict[str, Any], reply: Any) -> None:
+        world = self.game.world
+        hid, state = msg.get("id"), msg.get("state")
+        try:
+            if not isinstance(hid, str) or len(hid) > 128:
+                raise entity_state.BadState("bad handoff id")
+            state = entity_state.check(world, state)
+            if state["hop"] <= self.hlog.hops.get(state["id"], 0):
+                self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "dup": True}))
+                return  # applied before: confirm again, change nothing
+            if self.regions.owner_of(state["x"], state["y"]) != self.region.name:
+                raise entity_state.BadState(f"({state['x']}, {state['y']}) is not in region {self.region.name}")
+        except entity_state.BadState as exc:
+            self._answer(reply, {"t": "refused", "why": str(exc)[:200]})
+            return
+        entity_state.put_in(world, state)
+        self.hlog.record("in", hid, state["id"], str(msg.get("from", "?"))[:32], state["hop"], state)
+        acct = state.get("account")
+        if acct:
+            self.game.sessions.dirty_accounts.append(Account(*acct))
+        self.game.after_commit(lambda: self._answer(reply, {"t": "ok"}))
+
+    def _answer(self, reply: Any, msg: dict[str, Any]) -> None:
+        if reply is not None and self.nc is not None and not self.nc.is_closed:
+            self._spawn(reply.respond(wire.pack(msg)))
+
+    def _sys_out(self, now: float) -> None:
+        game, world = self.game, self.game.world
+        mine = self.region.has_cell
+        leaving = [eid for cell, members in world.grid.cells.items() if not mine(cell) for eid in members]
+        for eid in sorted(leaving):  # entity order: the same in replay
+            e = world.entities[eid]
+            dest = self.regions.owner_of(e.x, e.y)
+            hop = self.hlog.hops.get(eid, 0) + 1
+            account = self.db.account_by_entity(eid)
+            state = entity_state.take_out(world, eid, hop)
+            if account is not None:
+                state["account"] = [account.id, account.name, account.token_hash, account.entity, e.x, e.y]
+            session = game.sessions.by_entity.pop(eid, None)
+            if session is not None:
+                game.sessions._away.pop(eid, None)
+                game.clients.pop(eid, None)
+            hid = f"{self.region.name}:{eid}:{hop}"
+            self.hlog.record("out", hid, eid, dest, hop, state)
+            self._sent_at[hid] = time.perf_counter()
+            game.after_commit(lambda hid=hid: self._spawn(self._deliver(hid)))
+        said = [ev for ev in world.events if ev["kind"] == "say" and world.grid.cell_of(ev["x"], ev["y"]) in self.border]
+        if said:
+            game.after_commit(lambda: self._publish_speech(said))
+        if world.tick % 2 == 0:
+            game.after_commit(self._publish_cells)
+
+    def _sys_hear(self, now: float) -> None:
+        from protocol.codec import encode
+
+        world = self.game.world
+        while self.foreign_speech:
+            ev = self.foreign_speech.popleft()
+            hearers = [e.id for e in world.hearers(ev["x"], ev["y"])]
+            self.heard.append((ev, hearers))
+            frame = encode("event", **{k: v for k, v in ev.items() if k not in ("x", "y")})
+            for eid in hearers:
+                client = self.game.clients.get(eid)
+                if client is not None:
+                    client.send(frame)
+        self.ghosts.expire(time.monotonic())
+
+    def _home_tile(self, x: int, y: int) -> tuple[int, int]:
+        """The walkable tile of ours nearest (x, y): where a refused entity stands."""
+        m = self.game.world.map
+        best = min(((abs(tx - x) + abs(ty - y), tx, ty) for c in self.region.cells()
+                    for ty in range(c[1] * self.regions.cell, (c[1] + 1) * self.regions.cell)
+                    for tx in range(c[0] * self.regions.cell, (c[0] + 1) * self.regions.cell)
+                    if m.walkable(tx, ty)), default=None)
+        if best is None:
+            raise RuntimeError(f"region {self.region.name} has no walkable tile")
+        return best[1], best[2]
+
+    # -- NATS ------------------------------------------------------------------------
+    async def _deliver(self, hid: str) -> None:
+        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+        wait = 0.05
+        while self.running and hid in self.hlog.outgoing:
+            dest, state = self.hlog.outgoing[hid]
+            msg = wire.pack({"t": "handoff", "id": hid, "from": self.region.name, "state": state})
+            try:
+                reply = await self.nc.request(wire.handoff_subject(self.world_name, dest), msg,
+                                              timeout=HANDOFF_TIMEOUT_S)
+                answer = wire.unpack(reply.data, ("ok", "refused", "busy"))
+            except (NoRespondersError, NatsTimeout, asyncio.TimeoutError, wire.WireError, ConnectionError) as exc:
+                log.debug("handoff %s to %s: %r; sending again", hid, dest, exc)
+                await asyncio.sleep(wait)
+                wait = min(1.0, wait * 2)
+                continue
+            if answer["t"] == "busy":
+                await asyncio.sleep(wait)
+                continue
+            if answer["t"] == "refused":
+                log.warning("handoff %s refused by %s: %s", hid, dest, answer.get("why"))
+            self.settled.append((hid, "done" if answer["t"] == "ok" else "back"))
+            return
+
+    async def _on_handoff(self, msg) -> None:
+        try:
+            m = wire.unpack(msg.data, ("handoff",))
+        except wire.WireError as exc:
+            await msg.respond(wire.pack({"t": "refused", "why": str(exc)[:200]}))
+            return
+        if len(self.incoming) >= MAX_INCOMING or not self.running:
+            await msg.respond(wire.pack({"t": "busy"}))
+            return
+        self.incoming.append((m, msg))
+
+    async def _on_cell(self, msg) -> None:
+        try:
+            m = wire.unpack(msg.data, ("cell", "say"))
+            parts = msg.subject.split(".")
+            cell = (int(parts[-2]), int(parts[-1]))
+        except (wire.WireError, ValueError):
+            return  # a neighbour's garbage: nothing to answer, nothing changed
+        if m["t"] == "cell":
+            self.ghosts.update(cell, int(m.get("tick", 0)), m.get("rows"), time.monotonic())
+        elif cell in self.ghosts.watched and isinstance(m.get("ev"), dict):
+            ev = m["ev"]
+            if isinstance(ev.get("x"), int) and isinstance(ev.get("y"), int) and isinstance(ev.get("text"), str):
+                self.foreign_speech.append(ev)
+
+    def _publish_speech(self, said: list[dict[str, Any]]) -> None:
+        for ev in said:
+            cell = self.game.world.grid.cell_of(ev["x"], ev["y"])
+            self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell), wire.pack({"t": "say", "ev": ev})))
+
+    def _publish_cells(self) -> None:
+        world = self.game.world
+        full = world.tick % REFRESH_TICKS == 0
+        for cell in self.border:
+            stamp = world.changed_cells.get(cell, 0)
+            if not full and self._published.get(cell) == stamp:
+                continue
+            self._published[cell] = stamp
+            ents = world.entities
+            rows = [[eid, ents[eid].kind, ents[eid].name, ents[eid].x, ents[eid].y, ents[eid].flags]
+                    for eid in sorted(world.grid.cells.get(cell, ()))]
+            self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell),
+                                        wire.pack({"t": "cell", "tick": world.tick, "rows": rows})))
+
+    # -- what tests and the bench read -------------------------------------------------
+    def entity_ids(self) -> set[int]:
+        return set(self.game.world.entities)
+
+    def in_transit(self) -> set[int]:
+        return {state["id"] for _, state in self.hlog.outgoing.values()}
