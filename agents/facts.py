@@ -178,7 +178,8 @@ def news_facts(events: list, text: str) -> list[str]:
 
 
 def shop_prices(world: World) -> dict[str, frozenset[int]]:
-    """item -> what shops ask and pay for one now (for the gate's price check)."""
+    """item -> what shops ask and pay for one now, and what a quest on the board
+    pays for its lot (for the gate's price check)."""
     eco = world.economy
     out: dict[str, set[int]] = {}
     for shop in eco.catalog.shops.values():
@@ -189,6 +190,8 @@ def shop_prices(world: World) -> dict[str, frozenset[int]]:
             quote = eco.quote(keeper, item)
             if quote is not None:
                 out.setdefault(item, set()).update(p for p in quote[:2] if p)
+    for q in world.board.quests.values():  # what a quest on the board pays for its lot
+        out.setdefault(q.item, set()).add(q.reward)
     return {k: frozenset(v) for k, v in out.items()}
 
 

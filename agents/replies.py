@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any, Protocol
 
 from agents import prompts
+from agents.board_talk import NoticeDesk, board_facts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
 from agents.explain import record, scored
 from agents.guide import guide_actions
@@ -67,8 +68,9 @@ CROWD_REPLY_TOKENS = 20
 # full (past the queue's bound, told to come back), asleep (woken), shop
 # (a shopkeeper's scored answer about its trade: agents/shop_talk.py),
 # guide (asked to take someone somewhere: agents/guide.py), school (a
-# teacher's lesson, judgement or report: agents/school.py).
-OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide", "school")
+# teacher's lesson, judgement or report: agents/school.py), notice (asked to
+# pin a notice: pinned, withheld or asked what it says: agents/board_talk.py).
+OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide", "school", "notice")
 # Quizzes a teacher keeps open at once (one per person asked): a class,
 # not a crowd; the oldest is dropped past it.
 MAX_QUIZZES = 64
@@ -82,6 +84,7 @@ class ReplyDesk:
         self.rng = rng
         self.gate = GateCounts()
         self.outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
+        self.notices = NoticeDesk(self)  # notices asked for, and the moderation log
 
     # -- people arrive ---------------------------------------------------------
     def heard(self, world: World, mind: Mind, speaker: int, name: str, text: str, out: list[Input]) -> bool:
@@ -114,6 +117,8 @@ class ReplyDesk:
         e = world.entities[mind.entity]
         if system.lessons and mind.persona.role == "teacher" and self._school(world, mind, person, out):
             return
+        if self.notices.answer(world, mind, person, out):
+            return
         actions = (guide_actions(world, e, person.name, person.text)
                    or shop_actions(world, e, world.entities.get(person.speaker), person.name, person.text))
         if actions:
@@ -127,7 +132,8 @@ class ReplyDesk:
         people = [m.name for m in system.minds.values() if m is not mind]
         hours = hours_facts([m.persona for m in system.minds.values()], set(world.map.places), person.text)
         # asked when, the answer is the hours, not the way there
-        facts = (hours + ([] if hours else facts_for(world, e.x, e.y, person.text, people))
+        facts = (hours + board_facts(world, person.text)
+                 + ([] if hours else facts_for(world, e.x, e.y, person.text, people))
                  + told_facts(mind.memory, person.name, person.text)
                  + news_facts(system.tales.day_log.today(world.game_minutes), person.text))[:5]
         shared = None
@@ -275,6 +281,9 @@ class ReplyDesk:
             right = bool(result.ok and result.logprobs and best_normalised(result) == 0)
             self._judged(world, mind, speaker, name, ctx["quiz"], right, job.handle.job_id, out, ctx["heard"],
                          scored(["right", "wrong"], result))
+            return
+        if job.kind == "notice":
+            self.notices.finished(world, mind, job, result, out)
             return
         if job.kind == "shop":  # the best-scored action, or the most helpful one if scoring failed
             actions = ctx["actions"]

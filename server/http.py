@@ -1,7 +1,7 @@
 """Plain HTTP on the WebSocket port: /protocol.json (the protocol's
 declaration, for clients), /healthz, /stats, /metrics, /npc/NAME (why an
-NPC did what it did, for operators holding the admin token) and the
-browser client's static files. websockets hands us every request before the upgrade;
+NPC did what it did) and /moderation (the notices NPCs withheld), both for
+operators holding the admin token, and the browser client's static files. websockets hands us every request before the upgrade;
 requests that are not WebSocket upgrades get their answer here."""
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def handle_http(server: HamletServer, request: Request) -> Response | None:
         return _response(200, "OK", server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
     if path == "/npc" or path.startswith("/npc/"):
         return _npc(server, request, path)
+    if path == "/moderation":
+        return _moderation(server, request)
     return _static(server, path)
 
 
@@ -75,15 +77,34 @@ def _json(status: int, reason: str, obj: object) -> Response:
     return _response(status, reason, json.dumps(obj).encode(), "application/json")
 
 
-def _npc(server: HamletServer, request: Request, path: str) -> Response:
-    """GET /npc (the NPCs' names) or /npc/NAME (npc_report), with
-    `Authorization: Bearer <admin token>`: what NPCs remember is not public."""
+def _admin_refusal(server: HamletServer, request: Request) -> Response | None:
+    """403 unless the request carries `Authorization: Bearer <admin token>`."""
     token = server.config.admin_token
     if not token:
         return _json(403, "Forbidden", {"error": "forbidden", "msg": "no admin token is set (HAMLET_ADMIN_TOKEN)"})
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return _json(403, "Forbidden", {"error": "forbidden", "msg": "send Authorization: Bearer <admin token>"})
+    return None
+
+
+def _moderation(server: HamletServer, request: Request) -> Response:
+    """GET /moderation: the notices NPCs withheld (agents/moderation.py), for operators."""
+    refused = _admin_refusal(server, request)
+    if refused is not None:
+        return refused
+    desk = getattr(server.minds, "desk", None) if server.minds is not None else None
+    if desk is None:
+        return _json(404, "Not Found", {"error": "not_found", "msg": "this server runs no NPC minds"})
+    return _json(200, "OK", desk.notices.log.report())
+
+
+def _npc(server: HamletServer, request: Request, path: str) -> Response:
+    """GET /npc (the NPCs' names) or /npc/NAME (npc_report), with
+    `Authorization: Bearer <admin token>`: what NPCs remember is not public."""
+    refused = _admin_refusal(server, request)
+    if refused is not None:
+        return refused
     minds = getattr(server.minds, "minds", None) if server.minds is not None else None
     if minds is None:
         return _json(404, "Not Found", {"error": "not_found", "msg": "this server runs no NPC minds"})

@@ -193,9 +193,10 @@ def apply_pin(world: World, inp: PinNotice) -> Rejection | None:
     text = inp.text.strip()
     if not 0 < len(text) <= MAX_NOTICE_TEXT or any(ord(c) < 32 for c in text):
         return Rejection(E.BAD_VALUE, f"a notice is 1 to {MAX_NOTICE_TEXT} characters on one line")
-    if sum(1 for n in board.notices if n.author == inp.author) >= MAX_NOTICES_PER_AUTHOR:
-        return Rejection(E.FULL, f"{inp.author_name} has {MAX_NOTICES_PER_AUTHOR} notices up already")
-    if len(board.notices) >= MAX_NOTICES:
+    mine = [n for n in board.notices if n.author == inp.author]
+    if len(mine) >= MAX_NOTICES_PER_AUTHOR:
+        board.notices.remove(mine[0])  # the author's oldest comes down
+    elif len(board.notices) >= MAX_NOTICES:
         board.notices.pop(0)  # the oldest comes down
     board.notices.append(Notice(board._id(), inp.author, inp.author_name, writer.id, writer.name, text, world.tick))
     board.pinned += 1
