@@ -56,6 +56,23 @@ def board_facts(world: World, text: str) -> list[str]:
     return [f"On the notice board: {q.text}" for q in quests]
 
 
+def remember_board_news(world: World, by_entity: dict[int, Mind], day_log: Any) -> None:
+    """This tick's quests posted and closed: the poster remembers them, and
+    the day's log keeps the posting and the answer (for the evening's tale;
+    the answer's trade event reaches the log as any trade does)."""
+    now = world.game_minutes
+    for q in world.board.news:
+        mind = by_entity.get(q.poster)
+        if q.state == "open":
+            day_log.add(now, f"{q.poster_name} asked on the notice board for {q.n} {q.item}", 2)
+            if mind is not None:
+                mind.memory.add(now, "event", f"I asked on the notice board for {q.n} {q.item}, "
+                                              f"for {q.reward} coins.", 4, embed=False)
+        elif mind is not None and q.state == "done":
+            mind.memory.add(now, "event", f"Someone brought me the {q.n} {q.item} I asked for on the board.", 5,
+                            embed=False)
+
+
 class DeskHost(Protocol):
     """What this needs of the reply desk (agents/replies.py)."""
     system: Any

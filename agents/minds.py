@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents import prompts
+from agents.board_talk import remember_board_news
 from agents.budget import MindBudget, TokenBucket
 from agents.dialogue import clean_line
 from agents.inference.api import LLM, Embedder, Priority
@@ -88,6 +89,7 @@ class MindsSystem:
         minds' own speech, arrivals) is perceived in the next one."""
         self._perceived.extend(world.events[self._taken:])
         self._taken = 0
+        remember_board_news(world, self.by_entity, self.tales.day_log)
 
     def __call__(self, world: World) -> list[Input]:
         self._bind(world)

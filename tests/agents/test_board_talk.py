@@ -113,3 +113,14 @@ def test_any_work_is_answered_from_the_board():
     assert board_facts(h.world, "any quests?") == ["On the notice board: Mira needs 3 eggs: bring them for 8 coins."]
     h.tick(Say(1, "Mira, is there any work?", to=mira))
     assert "Mira needs 3 eggs: bring them for 8 coins." in h.llm.prompts[-1][0]  # quoted to the model
+
+
+def test_the_poster_remembers_its_quest_and_the_day_log_keeps_it():
+    h, mira = village_with_ann(FakeLLM())
+    h.world.economy = Economy(load_goods())
+    h.world.economy.purse(mira).coins = 50
+    h.tick(PostQuest(mira, "eggs", 3, 8))
+    memories = [m.text for m in h.minds.minds["mira"].memory.memories]
+    assert "I asked on the notice board for 3 eggs, for 8 coins." in memories
+    assert any("asked on the notice board for 3 eggs" in e.text
+               for e in h.minds.tales.day_log.today(h.world.game_minutes))
