@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.events import KnownEvents
 from agents.memory import MemoryStream
 from agents.explain import WHY_KEPT, Why
 from agents.personas import Persona
@@ -105,6 +106,8 @@ class Mind:
         # person asked for, (name, place, hour), until it decides on it
         self.plan_day = -1
         self.meeting: tuple[str, str, int] | None = None
+        # events it heard of (a feast at the tavern at 18:00): plans and news (agents/events.py)
+        self.events = KnownEvents()
         # recall query text -> (embedding ticket, clock when asked), one per person being answered
         self.queries: dict[str, tuple[Any, float]] = {}
         # the context shared by the replies to a crowd (agents/replies.py), so

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from agents import prompts
 from agents.inference.api import Priority
-from agents.plans import day_candidates, meeting_candidates, routine_steps
+from agents.events import invite_turns
+from agents.plans import day_candidates, event_candidates, meeting_candidates, routine_steps, step_at
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
 from agents.mind import MAX_PARALLEL_REPLIES, Mind
@@ -67,7 +68,13 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
             return [EndConversation()]
         context: dict = {"partner": conv.partner, "partner_name": conv.partner_name}
         memories = []
-        if not conv.log.lines:
+        news = mind.events.news_for(conv.partner_name, now) if not conv.log.lines else None
+        if news is not None:  # an event to come: it tells its partner and invites them (agents/events.py)
+            mind.events.told_to(news, conv.partner_name)
+            memories = mind.memory.retrieve(news.source, now, k=2)
+            turns = invite_turns(mind.persona, world.clock(), mind.activity, news, memories, conv.partner_name)
+            context["news"], kind = news, "opener"
+        elif not conv.log.lines:
             memories = mind.memory.retrieve(conv.partner_name, now, k=3)
             turns = prompts.opener_turns(mind.persona, world.clock(), mind.activity, memories, conv.partner_name)
             kind = "opener"
@@ -109,9 +116,17 @@ def _plan(world: World, mind: Mind) -> Intent | None:
         cands = meeting_candidates(current, name, place, hour)
         return Choose(f"{name} asked {mind.name} to meet at the {place} at {hour:02d}:00.",
                       [("plan", steps, "changed") for _, steps in cands], [label for label, _ in cands])
+    ev = mind.events.pending
+    if ev is not None and mind.plan_day == today and not is_asleep(mind.activity):
+        mind.events.pending = None   # heard of today, after its day was planned: go, or keep the plan?
+        if step_at(current, ev.hour)[1] != ev.place and ev.minute > world.game_minutes:
+            cands = event_candidates(current, ev)
+            return Choose(f"{mind.name} heard: {prompts.quote(ev.source)}",
+                          [("plan", steps, "event") for _, steps in cands], [label for label, _ in cands])
     if mind.plan_day != today and not is_asleep(mind.activity):
         mind.plan_day = today
-        cands = day_candidates(mind.persona, set(world.map.places))
+        mind.events.pending = None   # today's events are among the day's candidates
+        cands = day_candidates(mind.persona, set(world.map.places), mind.events.on_day(today))
         if len(cands) > 1:
             return Choose(f"A new day begins for {mind.name}.", [("plan", steps, "made") for _, steps in cands],
                           [label for label, _ in cands])

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from agents import prompts
 from agents.dialogue import clean_line, farewell_line
+from agents.events import carries, invite_line
 from agents.explain import record, scored
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.reply_gate import check
@@ -45,6 +46,9 @@ class NpcTalk:
         line = clean_line(result.text, mind.name, (name,)) if result.ok else None
         verdict = check(line, self.host.desk.line_context(world, mind, heard, (name,)))
         self.host.desk.gate.add(verdict)
+        news = ctx.get("news")   # an invitation (agents/events.py): said from its facts if the line lost them
+        if news is not None and (verdict != "ok" or line is None or not carries(line, news)):
+            line, verdict = invite_line(news), "ok"
         if verdict != "ok" or line is None:
             if job.kind in ("line", "farewell") and conv is not None:
                 line = farewell_line(self.host.rng)

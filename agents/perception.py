@@ -76,6 +76,7 @@ class Perception:
         mind.memory.add(now, "observation", f"{name} said {prompts.quote(text)}" +
                         (" to me." if ev.get("to") == mind.entity else "."),
                         7 if addressed and from_player else 4 if from_player else 3)
+        mind.events.heard(text, now, set(world.map.places))  # a feast at the tavern at 18:00 (agents/events.py)
         conv = mind.conversation
         if from_player and addressed:
             if not host.desk.heard(world, mind, ev["from"], name, text, out):

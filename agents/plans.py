@@ -51,15 +51,19 @@ def _with(steps: Steps, hour: int, place: str, activity: str, until: int | None 
     return tuple(out[h] for h in sorted(out))
 
 
-def day_candidates(p: Persona, places: set[str]) -> list[tuple[str, Steps]]:
-    """(what the NPC decides to do, the plan): its usual day first."""
+def day_candidates(p: Persona, places: set[str], events=()) -> list[tuple[str, Steps]]:
+    """(what the NPC decides to do, the plan): its usual day first, then the
+    day with each event it knows of today (agents/events.KnownEvent), then
+    evenings elsewhere."""
     base = routine_steps(p)
     out = [("keep to the usual day", base)]
+    out += [(ev.label, _with(base, ev.hour, ev.place, f"at the {ev.what}", until=ev.hour + MEETING_HOURS))
+            for ev in events if ev.place in places][:2]  # two events a day at most: a short list scores best
     evening_place = step_at(base, EVENING)[1]
     if evening_place == p.home:  # it goes home early: its evening is its own
         return out
     for place in GATHERING:
-        if place in places and place != evening_place and len(out) < 3:
+        if place in places and place != evening_place and len(out) < 3 + min(2, len(events)):
             out.append((f"spend the evening at the {place}", _with(base, EVENING, place, f"spending the evening at the "
                                                                                         f"{place}")))
     return out
@@ -93,3 +97,9 @@ def meeting_candidates(steps: Steps, name: str, place: str, hour: int) -> list[t
     return [("keep to the plan", steps),
             (f"meet {name} at the {place} at {hour:02d}:00",
              _with(steps, hour, place, f"meeting {name}", until=hour + MEETING_HOURS))]
+
+
+def event_candidates(steps: Steps, ev) -> list[tuple[str, Steps]]:
+    """Keeping the plan, or going to an event (agents/events.KnownEvent) heard of today."""
+    return [("keep to the plan", steps),
+            (ev.label, _with(steps, ev.hour, ev.place, f"at the {ev.what}", until=ev.hour + MEETING_HOURS))]

@@ -32,6 +32,11 @@ class SimOptions:
     embeddings: bool = True
     progress: bool = True
     budget: MindBudget = field(default_factory=MindBudget)
+    # The engine takes one step every N ticks (0: it finishes each tick's
+    # work before the next, so the model costs no game time). One step a
+    # tick is about two tokens a game second: people's pace of speech.
+    ticks_per_step: int = 0
+    scenario: Any = None  # agents.scenario.Scenario, for `--scenario`
 
 
 @dataclass
@@ -42,6 +47,7 @@ class SimRecord:
     tokens: list[int] = field(default_factory=list)  # tokens completed in each tick
     queue: list[int] = field(default_factory=list)  # jobs in flight after each tick
     wall_s: float = 0.0
+    stopped: bool = False  # Ctrl-C: the run ended early and wrote what it had
     economy: EconomyRecord = field(default_factory=EconomyRecord)
 
 
@@ -98,7 +104,8 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
             latency.setdefault(PRIORITY_NAMES.get(priority, str(priority)), []).append(result.latency_s * 1000)
     summary = {
         "seed": opts.seed, "npcs": opts.npcs, "minutes": opts.minutes, "mode": "realtime" if opts.realtime else "fast",
-        "model": llm_info, "ticks": world.tick, "game_clock_end": world.clock(), "wall_s": round(record.wall_s, 2),
+        "model": llm_info, "ticks": world.tick, "stopped_early": record.stopped,
+        "ticks_per_step": opts.ticks_per_step, "game_clock_end": world.clock(), "wall_s": round(record.wall_s, 2),
         "conversations": conversations,
         "npc_conversations": sum(1 for c in minds.transcripts if c.lines and not c.with_player and len(c.lines) >= 2),
         "lines_spoken": len(npc_lines), "tokens": sum(record.tokens),

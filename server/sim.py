@@ -23,6 +23,7 @@ from server.game import Game
 from server.metrics import ServerMetrics
 from server.npcs import install_minds
 from server.persistence import Database
+from server.experiment import Experiment, save_inputs, write_population
 from server.restore import open_world, replay_into, world_catalog
 from server.world.catalog import load_goods
 from server.world.village import village
@@ -43,10 +44,16 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     tilemap = village()
     world = open_world(db, tilemap, opts.seed, catalog=load_goods(config.goods or None))
     game = Game(config, world, db, ServerMetrics())
-    personas = load_personas(opts.personas, known_places=set(tilemap.places))
-    if opts.npcs > len(personas):
-        raise ValueError(f"the persona file has {len(personas)} NPCs; --npcs {opts.npcs} asks for more")
-    personas = personas[: opts.npcs]
+    if opts.scenario is not None:  # its population and its length
+        personas = list(opts.scenario.personas)
+        opts = replace(opts, npcs=len(personas), minutes=opts.scenario.days * 1440)
+        save_inputs(opts.out, opts.scenario)
+    else:
+        personas = load_personas(opts.personas, known_places=set(tilemap.places))
+        if opts.npcs > len(personas):
+            raise ValueError(f"the persona file has {len(personas)} NPCs; --npcs {opts.npcs} asks for more")
+        personas = personas[: opts.npcs]
+        write_population(opts.out, personas)
     own_llm = llm is None
     if own_llm:
         from agents.inference import load_llm
@@ -61,25 +68,35 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
                           embedder=load_embedder() if opts.embeddings else None)
     for mind in minds.minds.values():
         mind.why_log = []  # the transcript says why each line was said
+    experiment = Experiment(opts.scenario, game, minds) if opts.scenario is not None else None
+    if experiment is not None:
+        game.on_tick.append(experiment.tick)
     record = SimRecord()
     ticks = int(opts.minutes * 60 / world.rules.game_seconds_per_tick)
     started = time.monotonic()
     try:
-        if opts.realtime:
-            asyncio.run(_realtime(game, minds, record, ticks, tick_rate, opts.progress))
-        else:
-            _fast(game, minds, llm, record, ticks, opts.progress)
-    finally:
+        try:
+            if opts.realtime:
+                asyncio.run(_realtime(game, minds, record, ticks, tick_rate, opts.progress))
+            else:
+                _fast(game, minds, llm, record, ticks, opts.progress, opts.ticks_per_step)
+        except KeyboardInterrupt:  # Ctrl-C: stop here and write what the run has
+            record.stopped = True
         record.wall_s = time.monotonic() - started
         game.snapshot()
+        final_hash = world.state_hash()
+        db.set_meta_now("final_hash", final_hash)
+        db.set_meta_now("final_tick", world.tick)
+        summary = write_outputs(opts, world, db.conn, minds, record, final_hash, llm_info=_info(llm))
+        if experiment is not None:
+            summary["experiment"] = experiment.finish(opts.out, llm, world, minds, record.stopped,
+                                                      inline=not opts.realtime, wall_s=record.wall_s)
+            summary["plots"].append(summary["experiment"].pop("plot"))
+    finally:
         minds.close()
         if own_llm:
             llm.close()
-    final_hash = world.state_hash()
-    db.set_meta_now("final_hash", final_hash)
-    db.set_meta_now("final_tick", world.tick)
-    summary = write_outputs(opts, world, db.conn, minds, record, final_hash, llm_info=_info(llm))
-    db.close()
+        db.close()
     return summary
 
 
@@ -99,15 +116,20 @@ def _in_flight(minds: MindsSystem) -> int:
     return sum(1 for m in minds.minds.values() if m.job is not None)
 
 
-def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: int, progress: bool) -> None:
+def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: int, progress: bool,
+          ticks_per_step: int = 0) -> None:
     seen = 0
     bar = _Progress(ticks) if progress else None
+    world = game.world
     for _ in range(ticks):
         t0 = time.perf_counter()
         game.run_tick()
         record.tick_s.append(time.perf_counter() - t0)
-        while llm.step():  # lockstep: the engine finishes what the tick started
-            pass
+        if ticks_per_step == 0:
+            while llm.step():  # lockstep: the engine finishes what the tick started
+                pass
+        elif world.tick % ticks_per_step == 0:
+            llm.step()  # paced: the model's work takes game time, the world does not wait for it
         tokens, seen = _tokens_done(minds, seen)
         _record(game, minds, record, tokens, bar)
 

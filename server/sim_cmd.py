@@ -12,12 +12,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Run the world and its NPC minds without the network.")
     p.add_argument("--npcs", type=int, default=8, help="how many NPCs from the persona file (default 8)")
     p.add_argument("--minutes", type=float, default=30.0, help="game minutes to simulate (default 30)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, help="the run's seed (default: the scenario's, else 1)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not hold a world.db)")
     p.add_argument("--model", default="embedded", help="embedded, a local model folder, or an http(s):// URL")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
     p.add_argument("--realtime", action="store_true", help="tick at 20 Hz with the engine in a worker process")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--scenario", metavar="FILE", help="a scenario file (README: Experiments); sets the NPCs and the "
+                   "length (--npcs, --minutes, --personas are ignored)")
+    p.add_argument("--ticks-per-step", type=int, metavar="N", help="the engine takes one step every N ticks "
+                   "(0: it finishes each tick's work first; default: the scenario's, else 0)")
+    p.add_argument("--seeds", metavar="LIST", help="a sweep: run the scenario for each seed (1-20, 1,5,9) into "
+                   "DIR/seed-N and write one table (sweep.json, sweep.md)")
+    p.add_argument("--procs", type=int, metavar="N", help="parallel runs of a sweep (default: one per CPU)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run a sweep's seeds as Ray tasks (ADDRESS of a cluster, or "
+                   "'local' for a Ray runtime started here; needs the 'sweeps' extra)")
     p.set_defaults(func=run_sim_cmd)
 
     r = subparsers.add_parser("replay", help="re-run a simulation's event log without the model and check its hash",
@@ -32,17 +41,51 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
     if args.minutes <= 0 or args.npcs < 1:
         print("hamlet sim: --minutes must be positive and --npcs at least 1", file=sys.stderr)
         return 2
-    opts = SimOptions(out=Path(args.out), npcs=args.npcs, minutes=args.minutes, seed=args.seed, model=args.model,
-                      realtime=args.realtime, personas=args.personas, progress=not args.quiet)
+    if args.ticks_per_step is not None and not 0 <= args.ticks_per_step <= 100:
+        print("hamlet sim: --ticks-per-step must be 0 to 100", file=sys.stderr)
+        return 2
+    if (args.seeds or args.ray) and not args.scenario:
+        print("hamlet sim: --seeds and --ray sweep a --scenario", file=sys.stderr)
+        return 2
     try:
+        if args.seeds:
+            return _sweep(args)
+        scenario = _scenario(args.scenario) if args.scenario else None
+        tps = args.ticks_per_step if args.ticks_per_step is not None else (scenario.ticks_per_step if scenario else 0)
+        seed = args.seed if args.seed is not None else (scenario.seed if scenario else 1)
+        opts = SimOptions(out=Path(args.out), npcs=args.npcs, minutes=args.minutes, seed=seed,
+                          model=args.model, realtime=args.realtime, personas=args.personas,
+                          progress=not args.quiet, scenario=scenario, ticks_per_step=tps)
         summary = run_sim(opts)
     except (FileExistsError, ValueError, OSError) as exc:
         print(f"hamlet sim: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({k: summary[k] for k in ("ticks", "conversations", "npc_conversations", "lines_spoken",
-                                              "tokens", "wall_s", "final_state_hash")}))
+                                              "tokens", "wall_s", "stopped_early", "final_state_hash")}))
+    if "experiment" in summary:
+        from server.experiment import flat_measures
+        print(json.dumps(flat_measures(summary["experiment"])))
     print(f"wrote {args.out}/transcript.md, summary.json, world.db, " + ", ".join(summary["plots"]))
     return 0
+
+
+def _scenario(path: str):
+    from agents.scenario import load_scenario
+    from server.world.village import village
+    return load_scenario(path, set(village().places))
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from server.sweep import parse_seeds, run_sweep
+
+    _scenario(args.scenario)  # a bad file is reported once, here, not by every run
+    record = run_sweep(args.scenario, parse_seeds(args.seeds), Path(args.out), model=args.model,
+                       ticks_per_step=args.ticks_per_step, procs=args.procs, ray_address=args.ray,
+                       progress=not args.quiet)
+    print(json.dumps({k: v["mean"] for k, v in record["measures"].items()}))
+    print(f"wrote {args.out}/sweep.json, sweep.md and seed-N/ for {len(record['finished'])} of "
+          f"{len(record['seeds'])} seeds" + (" (stopped early)" if record["stopped_early"] else ""))
+    return 0 if not record["failed"] else 1
 
 
 def run_replay_cmd(args: argparse.Namespace) -> int:
