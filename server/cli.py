@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "server.serve_cmd",
     "agents.inference.cli",
     "server.sim_cmd",
+    "server.interview_cmd",
     "client_demo.tui",
     "client_demo.bots",
 )
