@@ -24,6 +24,7 @@ from agents import prompts
 from agents.board_talk import remember_board_news
 from agents.budget import MindBudget, TokenBucket
 from agents.dialogue import clean_line
+from agents.errands import Errands
 from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
@@ -76,6 +77,7 @@ class MindsSystem:
         self.tales = Storytellers()  # the day's events and the evening's tale (agents/stories.py)
         self.senses = Perception(self)  # what the minds see and hear (agents/perception.py)
         self.talk = NpcTalk(self)
+        self.errands = Errands()  # quests of others it could answer (agents/errands.py)
         self._seeded = False
 
     @property
@@ -90,6 +92,9 @@ class MindsSystem:
         self._perceived.extend(world.events[self._taken:])
         self._taken = 0
         remember_board_news(world, self.by_entity, self.tales.day_log)
+        for q in world.board.news:
+            if q.state == "open":
+                self.errands.notice(world, self.by_entity, q)
 
     def __call__(self, world: World) -> list[Input]:
         self._bind(world)
@@ -171,7 +176,14 @@ class MindsSystem:
                 hour = game_hour(world)
                 plan = world.plans.get(mind.entity)
                 mind.activity = step_at(plan, hour)[2] if plan else mind.persona.activity_at(hour).activity
-                for intent in decide(self, world, mind):
+                intents = decide(self, world, mind)
+                if intents == [FollowRoutine()] and not self.people_waiting and mind.job is None:
+                    errand = self.errands.consider(world, mind)   # a quest it could answer (agents/errands.py)
+                    intents = [errand] if errand is not None else intents
+                    turn_in = self.errands.turn_in(world, mind)
+                    if turn_in is not None:
+                        out.append(turn_in)
+                for intent in intents:
                     self._carry_out(world, mind, intent, out)
 
     def _carry_out(self, world: World, mind: Mind, intent: Intent, out: list[Input]) -> None:
