@@ -49,6 +49,15 @@ class Errands:
                                                              f"{q.n} {q.item}, for {q.reward} coins.",
                                 ERRAND_IMPORTANCE, embed=False)
 
+    def step(self, world: World, mind: Mind, intents: list, out: list[Input]) -> list:
+        """For a free NPC about to follow its routine: a quest to re-plan for
+        instead, and the turn-in of one it brought to the board."""
+        turn_in = self.turn_in(world, mind)
+        if turn_in is not None:
+            out.append(turn_in)
+        errand = self.consider(world, mind)
+        return [errand] if errand is not None else intents
+
     def consider(self, world: World, mind: Mind) -> Choose | None:
         """Keep the plan or run the errand, for the first open quest it can
         answer and has not considered; None when there is none."""

@@ -178,11 +178,7 @@ class MindsSystem:
                 mind.activity = step_at(plan, hour)[2] if plan else mind.persona.activity_at(hour).activity
                 intents = decide(self, world, mind)
                 if intents == [FollowRoutine()] and not self.people_waiting and mind.job is None:
-                    errand = self.errands.consider(world, mind)   # a quest it could answer (agents/errands.py)
-                    intents = [errand] if errand is not None else intents
-                    turn_in = self.errands.turn_in(world, mind)
-                    if turn_in is not None:
-                        out.append(turn_in)
+                    intents = self.errands.step(world, mind, intents, out)  # a quest it could answer
                 for intent in intents:
                     self._carry_out(world, mind, intent, out)
 
