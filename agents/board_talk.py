@@ -73,6 +73,13 @@ def remember_board_news(world: World, by_entity: dict[int, Mind], day_log: Any) 
                             embed=False)
 
 
+def board_summary(world: World, log: ModerationLog) -> dict[str, int]:
+    """The board's figures for a sim's summary.json."""
+    b = world.board
+    return {"quests_posted": b.posted, "quests_completed": b.done, "quests_open": len(b.quests),
+            "notices_pinned": b.pinned, "notices_checked": log.checked, "notices_withheld": log.total_withheld}
+
+
 class DeskHost(Protocol):
     """What this needs of the reply desk (agents/replies.py)."""
     system: Any

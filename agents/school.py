@@ -128,3 +128,11 @@ def progress_line(summary: dict[str, list[int]], lessons: tuple[Lesson, ...], na
     questions = sum(len(lesson.questions) for lesson in lessons)
     more = " There's more to learn when you're ready." if right < questions else " You've learned all I have to teach!"
     return f"You've answered {right} of {total} right, {name}: {per}.{more}"
+
+
+def lessons_summary(progress) -> dict[str, int]:
+    """The school's figures for a sim's summary.json (`world.progress`,
+    server/world/learning.Progress): learners, and their answers judged."""
+    answers = [right for topics in progress.by_learner.values() for qs in topics.values() for right in qs.values()]
+    return {"learners": len(progress.by_learner), "answers_right": sum(answers),
+            "answers_wrong": len(answers) - sum(answers)}

@@ -124,3 +124,19 @@ def test_the_poster_remembers_its_quest_and_the_day_log_keeps_it():
     assert "I asked on the notice board for 3 eggs, for 8 coins." in memories
     assert any("asked on the notice board for 3 eggs" in e.text
                for e in h.minds.tales.day_log.today(h.world.game_minutes))
+
+
+def test_the_board_and_the_school_are_summed_up_for_the_sim():
+    from agents.board_talk import board_summary
+    from agents.school import lessons_summary
+    from server.world.inputs import Learn
+    h, mira = village_with_ann(FakeLLM(prefer="friendly"))
+    h.world.economy = Economy(load_goods())
+    h.world.economy.purse(mira).coins = 50
+    h.tick(PostQuest(mira, "eggs", 3, 8), Learn(1, mira, "map", 0, True), Learn(1, mira, "map", 1, False))
+    h.tick(Say(1, "Mira, put up a notice: Choir at six", to=mira))
+    h.run(4)
+    assert board_summary(h.world, h.minds.desk.notices.log) == {
+        "quests_posted": 1, "quests_completed": 0, "quests_open": 1, "notices_pinned": 1, "notices_checked": 1,
+        "notices_withheld": 0}
+    assert lessons_summary(h.world.progress) == {"learners": 1, "answers_right": 1, "answers_wrong": 1}
