@@ -57,6 +57,14 @@ def take_out(world: World, eid: int, hop: int) -> dict[str, Any]:
     }
 
 
+def seen(s: Any, hops: dict[int, int]) -> bool:
+    """Whether this hop of the entity was applied here already (or a later
+    one was): a repeated delivery, to confirm again and not apply."""
+    if not isinstance(s, dict) or not isinstance(s.get("id"), int) or not isinstance(s.get("hop"), int):
+        return False
+    return s["hop"] <= hops.get(s["id"], 0)
+
+
 def check(world: World, s: Any) -> dict[str, Any]:
     """The state, checked against this world's map and bounds; BadState if not."""
     try:

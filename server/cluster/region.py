@@ -251,10 +251,10 @@ class RegionNode:
         try:
             if not isinstance(hid, str) or len(hid) > 128:
                 raise entity_state.BadState("bad handoff id")
-            state = entity_state.check(world, state)
-            if state["hop"] <= self.hlog.hops.get(state["id"], 0):
+            if entity_state.seen(state, self.hlog.hops):  # before any other check: it may be here now
                 self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "dup": True}))
                 return  # applied before: confirm again, change nothing
+            state = entity_state.check(world, state)
             if self.regions.owner_of(state["x"], state["y"]) != self.region.name:
                 raise entity_state.BadState(f"({state['x']}, {state['y']}) is not in region {self.region.name}")
         except entity_state.BadState as exc:
