@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "server.interview_cmd",
     "client_demo.tui",
     "client_demo.bots",
+    "server.cluster.commands",
 )
 
 

@@ -55,7 +55,8 @@ class NatsServer:
         os.makedirs(self.store_dir, exist_ok=True)
         log = open(os.path.join(self.store_dir, "nats-server.log"), "ab")
         self.proc = subprocess.Popen([self.binary, "-a", self.host, "-p", str(self.port), "-js",
-                                      "-sd", self.store_dir], stdout=log, stderr=log)
+                                      "-sd", self.store_dir], stdout=log, stderr=log,
+                                     start_new_session=True)  # a Ctrl-C reaches us, who stop it last
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

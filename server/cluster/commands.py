@@ -1,0 +1,167 @@
+"""`hamlet region` (run one region of a world, or stand by for it) and
+`hamlet cluster` (nats-server and every region of a world on this machine,
+in one command)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("region", help="run one region of a world split across processes (NATS)",
+                              description="Own one region of a world under a lease in NATS JetStream (or wait "
+                                          "for it as a standby), tick it and keep its database.")
+    p.add_argument("--nats", required=True, metavar="URL", help="NATS server URL, e.g. nats://127.0.0.1:4222")
+    p.add_argument("--world", default="hamlet", help="world name, the same in every region (default hamlet)")
+    p.add_argument("--region", required=True, help="region name: r0, r1, ... (see --regions)")
+    p.add_argument("--regions", type=int, default=2, help="the map is split into this many columns (default 2)")
+    p.add_argument("--db", metavar="PATH", help="this region's database (default hamlet-data/<world>-<region>.db)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tick-rate", type=float, default=20.0)
+    p.add_argument("--lease-ttl", type=float, default=3.0, help="seconds a dead owner keeps the region (default 3)")
+    p.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the lease as a standby")
+    p.add_argument("--walkers", type=int, default=0, help="wandering entities to start in this region (a demo, the bench)")
+    p.add_argument("--status-every", type=float, default=5.0, help="seconds between JSON status lines on stdout")
+    p.set_defaults(func=run_region)
+
+    c = subparsers.add_parser("cluster", help="start nats-server and a local cluster of regions in one command",
+                              description="Start nats-server (JetStream) and one `hamlet region` process per "
+                                          "region on this machine; a region that dies is started again.")
+    c.add_argument("--regions", type=int, default=2)
+    c.add_argument("--world", default="hamlet")
+    c.add_argument("--data", default="hamlet-data/cluster", help="databases and the NATS store (default hamlet-data/cluster)")
+    c.add_argument("--nats", metavar="URL", help="use this NATS server instead of starting one")
+    c.add_argument("--walkers", type=int, default=0, help="wandering entities per region")
+    c.set_defaults(func=run_cluster)
+
+
+def run_region(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return asyncio.run(_region(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _region(args: argparse.Namespace) -> int:
+    import random
+
+    from server.cluster.region import RegionNode
+    from server.cluster.regions import RegionMap
+    from server.cluster.walkers import PREFIX, walker_system
+    from server.config import ServerConfig
+    from server.world.village import village
+
+    m = village()
+    try:
+        regions = RegionMap.columns(args.regions, m.width, m.height)
+        if args.region not in regions.regions:
+            raise ValueError(f"no region {args.region!r}; with --regions {args.regions}: {', '.join(regions.names())}")
+        db = args.db or f"hamlet-data/{args.world}-{args.region}.db"
+        config = ServerConfig(db=db, npcs=False, seed=args.seed, tick_rate=args.tick_rate)
+        node = RegionNode(args.world, args.region, regions, args.nats, config, lease_ttl_s=args.lease_ttl)
+        await node.start(wait_s=args.wait)
+    except (ValueError, TimeoutError, OSError) as exc:
+        print(f"hamlet region: {exc}", file=sys.stderr)
+        return 1
+    node.game.agent_systems.append(walker_system(args.region, random.Random(args.seed)))
+    print(json.dumps({"region": args.region, "owner": node.owner, "tick": node.game.world.tick,
+                      "entities": len(node.entity_ids())}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # Walkers are made once per region, in a new world; later they live
+    # wherever they walked to (their names are held there).
+    for i in range(args.walkers if node.db.account_by_name(f"{PREFIX}{args.region}-0") is None else 0):
+        x, y = _free_tile(node, i)
+        await node.join(f"{PREFIX}{args.region}-{i}", x, y)
+    while not stop.is_set() and node.running:
+        try:
+            await asyncio.wait_for(stop.wait(), args.status_every)
+        except asyncio.TimeoutError:
+            pass
+        print(json.dumps(status(node)), flush=True)
+    if node.lost_lease:
+        print(f"hamlet region: lost the lease of {args.region}", file=sys.stderr)
+        return 3
+    await node.stop()
+    print(json.dumps(dict(status(node), final=True)), flush=True)
+    return 0
+
+
+def _free_tile(node, i: int) -> tuple[int, int]:
+    m, r, cell = node.game.world.map, node.region, node.regions.cell
+    tiles = [(x, y) for y in range(r.y0 * cell, r.y1 * cell) for x in range(r.x0 * cell, r.x1 * cell)
+             if m.walkable(x, y)]
+    return tiles[(i * 7919) % len(tiles)]
+
+
+def _p99(xs) -> float:
+    s = sorted(xs)
+    return round(s[min(len(s) - 1, int(len(s) * 0.99))], 2) if s else 0.0
+
+
+def status(node) -> dict:
+    return {"region": node.region.name, "tick": node.game.world.tick, "entities": sorted(node.entity_ids()),
+            "in_transit": sorted(node.in_transit()), "tick_p99_ms": _p99(node.tick_ms),
+            "handoffs": len(node.handoff_ms), "handoff_p99_ms": _p99(node.handoff_ms),
+            "ghosts": len(node.ghosts.ids())}
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    from server.cluster.natsd import NatsServer
+
+    os.makedirs(args.data, exist_ok=True)
+    nats = None
+    url = args.nats
+    if url is None:
+        try:
+            nats = NatsServer(os.path.join(args.data, "nats")).start()
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"hamlet cluster: {exc}", file=sys.stderr)
+            return 1
+        url = nats.url
+    print(f"NATS at {url}; {args.regions} regions of world {args.world!r}, data in {args.data} (Ctrl-C to stop)",
+          flush=True)
+
+    def spawn(i: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
+                                 "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
+                                 "--db", os.path.join(args.data, f"r{i}.db")])
+
+    procs = [spawn(i) for i in range(args.regions)]
+    stopping = False
+
+    def on_signal(*_):
+        nonlocal stopping
+        stopping = True
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for i, p in enumerate(procs):
+                if p.poll() is not None and not stopping:
+                    print(f"region r{i} exited with {p.returncode}; starting it again", flush=True)
+                    procs[i] = spawn(i)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if nats is not None:
+            nats.stop()
+    print("cluster stopped", flush=True)
+    return 0

@@ -1,0 +1,100 @@
+"""What a region says and hears over NATS (see `wire.py` for the
+subjects): sending a departed entity to its new owner until it confirms,
+answering arrivals (queued for the next tick), taking in the neighbours'
+border cells (ghosts) and speech, and publishing its own. Mixed into
+`RegionNode`, whose state it uses (`nc`, `hlog`, `game`, queues).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from server.cluster import wire
+
+log = logging.getLogger("hamlet.region")
+
+# How long the source waits for a destination's answer before sending again.
+HANDOFF_TIMEOUT_S = 2.0
+# Border cells are republished whole at least this often (ticks), so a
+# restarted neighbour sees them within a second.
+REFRESH_TICKS = 20
+# Arrivals waiting for the next tick: a border crossed by a crowd at once
+# is a few hundred; past this the sender is told to retry (nothing lost).
+MAX_INCOMING = 4096
+
+
+class RegionBus:
+    def _answer(self, reply: Any, msg: dict[str, Any]) -> None:
+        if reply is not None and self.nc is not None and not self.nc.is_closed:
+            self._spawn(reply.respond(wire.pack(msg)))
+
+    # -- NATS ------------------------------------------------------------------------
+    async def _deliver(self, hid: str) -> None:
+        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+        wait = 0.05
+        while self.running and hid in self.hlog.outgoing:
+            dest, state = self.hlog.outgoing[hid]
+            msg = wire.pack({"t": "handoff", "id": hid, "from": self.region.name, "state": state})
+            try:
+                reply = await self.nc.request(wire.handoff_subject(self.world_name, dest), msg,
+                                              timeout=HANDOFF_TIMEOUT_S)
+                answer = wire.unpack(reply.data, ("ok", "refused", "busy"))
+            except (NoRespondersError, NatsTimeout, asyncio.TimeoutError, wire.WireError, ConnectionError) as exc:
+                log.debug("handoff %s to %s: %r; sending again", hid, dest, exc)
+                await asyncio.sleep(wait)
+                wait = min(1.0, wait * 2)
+                continue
+            if answer["t"] == "busy":
+                await asyncio.sleep(wait)
+                continue
+            if answer["t"] == "refused":
+                log.warning("handoff %s refused by %s: %s", hid, dest, answer.get("why"))
+            self.settled.append((hid, "done" if answer["t"] == "ok" else "back"))
+            return
+
+    async def _on_handoff(self, msg) -> None:
+        try:
+            m = wire.unpack(msg.data, ("handoff",))
+        except wire.WireError as exc:
+            await msg.respond(wire.pack({"t": "refused", "why": str(exc)[:200]}))
+            return
+        if len(self.incoming) >= MAX_INCOMING or not self.running:
+            await msg.respond(wire.pack({"t": "busy"}))
+            return
+        self.incoming.append((m, msg))
+
+    async def _on_cell(self, msg) -> None:
+        try:
+            m = wire.unpack(msg.data, ("cell", "say"))
+            parts = msg.subject.split(".")
+            cell = (int(parts[-2]), int(parts[-1]))
+        except (wire.WireError, ValueError):
+            return  # a neighbour's garbage: nothing to answer, nothing changed
+        if m["t"] == "cell":
+            self.ghosts.update(cell, int(m.get("tick", 0)), m.get("rows"), time.monotonic())
+        elif cell in self.ghosts.watched and isinstance(m.get("ev"), dict):
+            ev = m["ev"]
+            if isinstance(ev.get("x"), int) and isinstance(ev.get("y"), int) and isinstance(ev.get("text"), str):
+                self.foreign_speech.append(ev)
+
+    def _publish_speech(self, said: list[dict[str, Any]]) -> None:
+        for ev in said:
+            cell = self.game.world.grid.cell_of(ev["x"], ev["y"])
+            self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell), wire.pack({"t": "say", "ev": ev})))
+
+    def _publish_cells(self) -> None:
+        world = self.game.world
+        full = world.tick % REFRESH_TICKS == 0
+        for cell in self.border:
+            stamp = world.changed_cells.get(cell, 0)
+            if not full and self._published.get(cell) == stamp:
+                continue
+            self._published[cell] = stamp
+            ents = world.entities
+            rows = [[eid, ents[eid].kind, ents[eid].name, ents[eid].x, ents[eid].y, ents[eid].flags]
+                    for eid in sorted(world.grid.cells.get(cell, ()))]
+            self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell),
+                                        wire.pack({"t": "cell", "tick": world.tick, "rows": rows})))
