@@ -16,8 +16,7 @@ from agents.intents import Choose
 from agents.mind import Mind
 from agents.plans import _with, routine_steps, step_at
 from agents.routine import game_hour
-from protocol.board import BOARD_PLACE
-from server.world.board import Quest, at_board
+from server.world.board import BOARD_PLACE, Quest, at_board
 from server.world.inputs import Input, TurnIn
 from server.world.world import World
 

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from protocol.board import MAX_NOTICE_TEXT
+from server.world.board import MAX_NOTICE_TEXT
 
 DEFAULT_RULES = Path(__file__).with_name("data") / "moderation.toml"
 log = logging.getLogger("hamlet.moderation")
