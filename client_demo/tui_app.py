@@ -2,7 +2,7 @@
 nearby, a scrolling chat log and an input line for speech and commands.
 The connection lives in tui_session.Session; drawing and parsing in tui_map,
 trade commands in tui_trade (words) and tui_trade_actions (doing them),
-the school's record in tui_school.
+the school's record in tui_school, the notice board in tui_board.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, RichLog, Static
 
+from client_demo.tui_board import BoardActions, BoardCommand
 from client_demo.tui_map import HELP, nearby_lines, parse_command, render_map, resolve_go
 from client_demo.tui_school import progress_news, progress_text
 from client_demo.tui_session import Session
@@ -32,6 +33,7 @@ STATUS_STYLE = {"connected": "bold green", "connecting": "yellow", "reconnecting
                 "lost": "bold red", "closed": "dim", "idle": "dim"}
 KEY_DIRS = {"up": "n", "down": "s", "left": "w", "right": "e"}
 SCHOOL_STYLE = "#c9a0ff"
+BOARD_STYLE = "#e8c07a"
 
 
 class MapView(Static, can_focus=True):
@@ -67,6 +69,7 @@ class HamletApp(App):
         self.session = Session(url, name, token, on_status=self.on_status,
                                on_message=self.on_message, on_error=self.show_error)
         self.trader = Trader(self.session, info=self.info_line, error=self.show_error)
+        self.board = BoardActions(self.session, info=self.board_line, error=self.show_error)
         self.transcript: deque[str] = deque(maxlen=MAX_CHAT_LINES)
         self.exit_code = 0
         self._runner: asyncio.Task | None = None
@@ -165,6 +168,9 @@ class HamletApp(App):
     def info_line(self, text: str) -> None:
         self.log_line(Text(text, style="cyan"))
 
+    def board_line(self, text: str) -> None:
+        self.log_line(Text(text, style=BOARD_STYLE))
+
     def log_line(self, text: Text, plain: str | None = None) -> None:
         stamp = time.strftime("%H:%M")
         self.transcript.append(f"{stamp} {plain if plain is not None else text.plain}")
@@ -216,6 +222,8 @@ class HamletApp(App):
         cmd = parse_command(event.value, [e.name for e in entities.values()])
         if isinstance(cmd, TradeCommand):
             self.spawn(self.trader.run(cmd))
+        elif isinstance(cmd, BoardCommand):
+            self.spawn(self.board.run(cmd))
         elif cmd.name == "say":
             self.spawn(self.session.say(cmd.text))
         elif cmd.name == "to":

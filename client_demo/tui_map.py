@@ -10,6 +10,7 @@ from typing import Any
 from rich.text import Text
 
 from client_demo.client import EntityView
+from client_demo.tui_board import HEADS as BOARD_HEADS, HELP_BOARD, BoardCommand, parse_board
 from client_demo.tui_school import HELP_SCHOOL
 from client_demo.tui_trade import HELP_TRADE, TRADE_HEADS, TradeCommand, parse_trade
 from protocol.entities import FLAG_AWAY, FLAG_THINKING
@@ -113,10 +114,10 @@ class Command:
 
 HELP = ("Commands: type text to speak · /say TEXT · /to NAME TEXT · /go PLACE | NAME | X Y | n s e w ·"
         " /stop · /who · /places · /progress · /quit.  Tab moves to the map, where the arrow keys walk.\n"
-        + HELP_TRADE + "\n" + HELP_SCHOOL)
+        + HELP_TRADE + "\n" + HELP_SCHOOL + "\n" + HELP_BOARD)
 
 
-def parse_command(line: str, known_names: list[str]) -> Command | TradeCommand:
+def parse_command(line: str, known_names: list[str]) -> Command | TradeCommand | BoardCommand:
     """Parse one typed line. `known_names` (people in view) let `/to`,
     `/give` and `/offer` take names with spaces: the longest name the text
     starts with wins."""
@@ -142,6 +143,9 @@ def parse_command(line: str, known_names: list[str]) -> Command | TradeCommand:
         return Command("go", target=rest) if rest else Command("error", text="Usage: /go PLACE, /go NAME, /go X Y or /go n|s|e|w")
     if head in TRADE_HEADS:
         cmd = parse_trade(head, rest, known_names)
+        return Command("error", text=cmd) if isinstance(cmd, str) else cmd
+    if head in BOARD_HEADS:
+        cmd = parse_board(head, rest)
         return Command("error", text=cmd) if isinstance(cmd, str) else cmd
     if head == "help":
         return Command("help", text=rest.lower())

@@ -51,11 +51,13 @@ ERROR_WORDS = {
     "price_changed": "the price has moved past your limit (see /shop)",
     "offer_expired": "that offer is no longer open",
     "full": "there is no room for more",
+    "quest_closed": "that quest is no longer open (see /board)",
 }
 ACTION_WORDS = {"say": "Your message was not sent", "move": "You can't go there", "hello": "Could not join",
                 "give": "Nothing was given", "buy": "Nothing was bought", "sell": "Nothing was sold",
                 "shop": "No price list", "offer": "No offer was made", "accept": "The trade did not happen",
-                "decline": "The offer is unchanged"}
+                "decline": "The offer is unchanged", "board": "Could not read the board",
+                "turn_in": "Nothing was turned in"}
 
 
 def describe_error(code: str, message: str, action: str | None = None) -> str:
