@@ -4,7 +4,9 @@
 // declaration, loaded from the server first), net.js and conn.js
 // (connection), world.js (what we know), render.js (canvas), chat.js,
 // people.js, trade.js with trade_ui.js and trade_dialog.js (the economy),
-// school.js (your record at the school).
+// school.js (your record at the school), board.js with board_ui.js (the
+// notice board).
+import { BoardPanel } from "./board_ui.js";
 import { ChatLog, describeError } from "./chat.js";
 import { Connection } from "./net.js";
 import { PeoplePanel } from "./people.js";
@@ -71,6 +73,7 @@ const conn = new Connection(wsUrl, {
     world.welcome(msg);
     trade.welcome(msg, performance.now());
     school.reset();
+    board.welcome(msg);
     fillPlaces();
     $("join").hidden = true;
     document.body.classList.add("joined");
@@ -81,7 +84,8 @@ const conn = new Connection(wsUrl, {
   },
   onMessage,
   onRefused: (err, request) => {
-    if (!trade.onRefused(err, request)) showError(describeError(err, request));
+    if (board.onRefused(err, request) || trade.onRefused(err, request)) return;
+    showError(describeError(err, request));
   },
   onJoinFailed: (err) => {
     showJoin(describeError(err, { type: "hello" }));
@@ -89,10 +93,15 @@ const conn = new Connection(wsUrl, {
 }, spec);
 const trade = new TradeUi(spec, world, conn, chat);
 const school = new SchoolPanel(spec, $("school"), $("school-topics"), chat);
+const board = new BoardPanel(spec, world, conn, trade.purse, showError);
 
 function onMessage(msg) {
   const now = performance.now();
-  if (trade.onMessage(msg, now) || school.onMessage(msg)) return;
+  if (trade.onMessage(msg, now)) {
+    if (msg.t === "inv") board.draw(); // what we hold, against each quest
+    return;
+  }
+  if (school.onMessage(msg) || board.onMessage(msg)) return;
   if (msg.t === "state") {
     world.applyState(msg, now);
     schedulePanel();
@@ -208,6 +217,7 @@ $("leave").addEventListener("click", () => {
   world.entities.clear();
   trade.reset(performance.now());
   school.reset();
+  board.reset();
   showJoin("");
 });
 
@@ -220,6 +230,8 @@ canvas.addEventListener("click", (ev) => {
   if (who) {
     people.choose(who);
     trade.pick(who);
+  } else if (board.placeAt(x, y)) {
+    board.open();
   }
   walkTo(x, y);
 });
@@ -236,6 +248,9 @@ function onKey(ev) {
   } else if (ev.key === "Enter" || ev.key === "t") {
     ev.preventDefault();
     $("chat-text").focus();
+  } else if (ev.key === "b" || ev.key === "B") {
+    ev.preventDefault();
+    board.open();
   }
 }
 canvas.addEventListener("keydown", onKey);
@@ -260,6 +275,7 @@ function schedulePanel() {
     if (world.map) {
       people.update(world);
       trade.refresh(performance.now());
+      board.refresh();
     }
   }, PANEL_EVERY_MS);
 }
@@ -277,6 +293,7 @@ window.hamlet = {
   conn,
   trade,
   school,
+  board,
   renderer,
   statusLog,
   me: () => { const e = world.me; return e ? { id: e.id, name: e.name, x: e.x, y: e.y } : null; },

@@ -107,7 +107,7 @@ async def test_the_server_serves_every_module_the_page_imports(server):
         assert ctype.startswith("text/javascript"), name
         todo += re.findall(r'from "\./([\w.]+)"', body.decode())
     assert seen == {"app.js", "chat.js", "conn.js", "net.js", "people.js", "render.js", "spec.js", "world.js",
-                    "msgpack.js", "trade.js", "trade_ui.js", "trade_dialog.js", "school.js"}
+                    "msgpack.js", "trade.js", "trade_ui.js", "trade_dialog.js", "school.js", "board.js", "board_ui.js"}
     ctype, _ = await asyncio.to_thread(get, base + "style.css")
     assert ctype.startswith("text/css")
     assert {p.name for p in WEB.glob("*.js")} == seen  # no stray module

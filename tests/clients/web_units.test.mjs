@@ -511,3 +511,74 @@ test("the School section shows the record, a line in the chat, and hides while e
     globalThis.document = saved;
   }
 });
+
+// -- board.js --------------------------------------------------------------------
+
+const board = await load("board.js");
+const QUEST = { id: 4, from: 9, from_name: "Pell", item: "wheat", n: 2, reward: 5, expires: 3000,
+                text: "Pell needs 2 wheat: bring them for 5 coins." };
+const NOTICE = { id: 2, author: "ann", writer: "Mira", text: "Lost: grey cat near the pond", tick: 800 };
+/** A `board` message whose rows are laid out as `spec` declares. */
+function boardMsg(spec, quests = [QUEST], notices = [NOTICE]) {
+  return { t: "board", tick: 1000, quests: quests.map((q) => spec.rows.quest.map((c) => q[c])),
+           notices: notices.map((n) => spec.rows.notice.map((c) => n[c])) };
+}
+
+test("the board's rows are read by their declared columns", () => {
+  assert.deepEqual(SPEC.rows.quest, ["id", "from", "from_name", "item", "n", "reward", "expires", "text"]);
+  assert.deepEqual(SPEC.rows.notice, ["id", "author", "writer", "text", "tick"]);
+  assert.equal(SPEC.board.place, "notice board");
+  const shuffled = specWith((s) => { s.rows.quest = [...s.rows.quest].reverse(); s.rows.notice = [...s.rows.notice].reverse(); });
+  for (const spec of [SPEC, shuffled]) {
+    const b = board.readBoard(boardMsg(spec), spec);
+    assert.equal(b.tick, 1000);
+    assert.deepEqual(b.quests, [{ id: 4, from: 9, fromName: "Pell", item: "wheat", n: 2, reward: 5, expires: 3000,
+                                  text: QUEST.text }]);
+    assert.deepEqual(b.notices, [NOTICE]);
+  }
+  assert.deepEqual(board.readBoard(boardMsg(SPEC, [], []), SPEC), { tick: 1000, quests: [], notices: [] });
+});
+
+test("malformed board rows are left out, text is clipped and rows are bounded", () => {
+  const long = "x".repeat(SPEC.board.max_notice_text + 50);
+  const msg = boardMsg(SPEC, [QUEST, { ...QUEST, id: "4" }, { ...QUEST, n: 0 }, { ...QUEST, reward: -1 },
+                              { ...QUEST, item: 7 }, { ...QUEST, from_name: null }],
+                       [NOTICE, { ...NOTICE, text: "" }, { ...NOTICE, tick: 1.5 }, { ...NOTICE, text: long }]);
+  msg.quests.push("junk", null);
+  const b = board.readBoard(msg, SPEC);
+  assert.deepEqual(b.quests.map((q) => q.id), [4]);
+  assert.deepEqual(b.notices.map((n) => n.text.length), [NOTICE.text.length, SPEC.board.max_notice_text]);
+  for (const bad of [null, { t: "shop" }, { t: "board", tick: 1, quests: "x", notices: [] },
+                     { t: "board", quests: [], notices: [] }]) {
+    assert.equal(board.readBoard(bad, SPEC), null);
+  }
+  const many = boardMsg(SPEC, Array.from({ length: 40 }, (_, i) => ({ ...QUEST, id: i + 1 })));
+  assert.equal(board.readBoard(many, SPEC).quests.length, SPEC.board.max_open_quests);
+  const small = specWith((s) => { s.board.max_open_quests = 2; s.limits.max_name = 2; });
+  const b2 = board.readBoard(many, small);
+  assert.equal(b2.quests.length, 2);
+  assert.equal(b2.quests[0].fromName, "Pe");
+});
+
+test("the board's words, and the turn-in range from the declaration", () => {
+  assert.deepEqual([0, 44.6, 60, 3599, 3600, 8640].map(board.duration), ["0 s", "45 s", "1 min", "59 min", "1 h", "2 h 24 min"]);
+  const q = board.readBoard(boardMsg(SPEC), SPEC).quests[0];
+  assert.equal(board.questWords(q), "Pell asks for 2 wheat");
+  assert.equal(board.turnedInWords(q, 20, 25), "You brought Pell 2 wheat: +5 coins, you have 25 now.");
+  assert.equal(board.turnInRefusal({ code: "out_of_range", msg: "bring it to the notice board or to Pell" }),
+               "Could not turn in the quest: you are too far: stand at the notice board, or next to whoever asked. "
+               + "Bring it to the notice board or to Pell.");
+  assert.equal(board.turnInRefusal({ code: "quest_closed", msg: "" }), "Could not turn in the quest: that quest is no longer open.");
+  for (const code of ["quest_closed", "not_enough", "out_of_range", "full", "bad_value"]) {
+    assert.ok(code in SPEC.errors, code);
+    assert.match(board.turnInRefusal({ code, msg: "x" }), /^Could not turn in the quest: .+\. X\.$/, code);
+  }
+  assert.equal(board.turnInRefusal({ code: "rate_limited", msg: "" }),
+               "Could not turn in the quest: slow down, you are sending too fast.");
+  const place = { entry: [58, 42] };
+  const range = SPEC.board.range;
+  assert.equal(board.atBoard(SPEC, place, { x: 58 + range, y: 42 - range }), true);
+  assert.equal(board.atBoard(SPEC, place, { x: 58 + range + 1, y: 42 }), false);
+  assert.equal(board.atBoard(specWith((s) => { s.board.range = range + 1; }), place, { x: 58 + range + 1, y: 42 }), true);
+  assert.equal(board.atBoard(SPEC, undefined, { x: 58, y: 42 }), false);
+});
