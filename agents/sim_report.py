@@ -37,6 +37,7 @@ class SimOptions:
     # tick is about two tokens a game second: people's pace of speech.
     ticks_per_step: int = 0
     scenario: Any = None  # agents.scenario.Scenario, for `--scenario`
+    max_wall_s: float | None = None  # cut the run short after this much wall time (benches bound themselves)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class SimRecord:
     queue: list[int] = field(default_factory=list)  # jobs in flight after each tick
     wall_s: float = 0.0
     stopped: bool = False  # Ctrl-C: the run ended early and wrote what it had
+    cut_short: bool = False  # max_wall_s reached: ended early, still measured and interviewed
     economy: EconomyRecord = field(default_factory=EconomyRecord)
 
 
@@ -104,7 +106,7 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
             latency.setdefault(PRIORITY_NAMES.get(priority, str(priority)), []).append(result.latency_s * 1000)
     summary = {
         "seed": opts.seed, "npcs": opts.npcs, "minutes": opts.minutes, "mode": "realtime" if opts.realtime else "fast",
-        "model": llm_info, "ticks": world.tick, "stopped_early": record.stopped,
+        "model": llm_info, "ticks": world.tick, "stopped_early": record.stopped, "cut_short": record.cut_short,
         "ticks_per_step": opts.ticks_per_step, "game_clock_end": world.clock(), "wall_s": round(record.wall_s, 2),
         "conversations": conversations,
         "npc_conversations": sum(1 for c in minds.transcripts if c.lines and not c.with_player and len(c.lines) >= 2),

@@ -79,7 +79,7 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
             if opts.realtime:
                 asyncio.run(_realtime(game, minds, record, ticks, tick_rate, opts.progress))
             else:
-                _fast(game, minds, llm, record, ticks, opts.progress, opts.ticks_per_step)
+                _fast(game, minds, llm, record, ticks, opts.progress, opts.ticks_per_step, opts.max_wall_s)
         except KeyboardInterrupt:  # Ctrl-C: stop here and write what the run has
             record.stopped = True
         record.wall_s = time.monotonic() - started
@@ -117,11 +117,15 @@ def _in_flight(minds: MindsSystem) -> int:
 
 
 def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: int, progress: bool,
-          ticks_per_step: int = 0) -> None:
+          ticks_per_step: int = 0, max_wall_s: float | None = None) -> None:
     seen = 0
     bar = _Progress(ticks) if progress else None
     world = game.world
+    until = time.monotonic() + max_wall_s if max_wall_s else None
     for _ in range(ticks):
+        if until is not None and world.tick % 200 == 0 and time.monotonic() > until:
+            record.cut_short = True
+            break
         t0 = time.perf_counter()
         game.run_tick()
         record.tick_s.append(time.perf_counter() - t0)
