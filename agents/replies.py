@@ -20,15 +20,15 @@ from agents.board_talk import NoticeDesk, board_facts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
 from agents.explain import record, scored
 from agents.guide import guide_actions
-from agents.school import (JUDGE_CANDIDATES, QUIZ_TICKS, Lesson, Quiz, asking_line, holds_answer, judge_prompt,
-                           next_question, progress_line, verdict_line, wants_lesson, wants_progress)
+from agents.school import Lesson
+from agents.school_desk import SchoolDesk
 from agents.facts import allowed_directions, facts_for, hours_facts, news_facts, shop_prices, told_facts
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
 from agents.npc_talk import best_normalised
 from agents.reply_gate import GateCounts, LineContext, check
 from agents.shop_talk import ShopAction, shop_actions, situation
-from server.world.inputs import Input, Learn, MakeOffer, Say
+from server.world.inputs import Input, MakeOffer, Say
 from server.world.world import World
 
 
@@ -71,9 +71,6 @@ CROWD_REPLY_TOKENS = 20
 # teacher's lesson, judgement or report: agents/school.py), notice (asked to
 # pin a notice: pinned, withheld or asked what it says: agents/board_talk.py).
 OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide", "school", "notice")
-# Quizzes a teacher keeps open at once (one per person asked): a class,
-# not a crowd; the oldest is dropped past it.
-MAX_QUIZZES = 64
 
 
 class ReplyDesk:
@@ -85,6 +82,7 @@ class ReplyDesk:
         self.gate = GateCounts()
         self.outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
         self.notices = NoticeDesk(self)  # notices asked for, and the moderation log
+        self.school = SchoolDesk(self)   # a teacher's lessons, judgements and reports
 
     # -- people arrive ---------------------------------------------------------
     def heard(self, world: World, mind: Mind, speaker: int, name: str, text: str, out: list[Input]) -> bool:
@@ -115,7 +113,7 @@ class ReplyDesk:
     def answer(self, world: World, mind: Mind, person: WaitingPerson, q_emb, out: list[Input]) -> None:
         system = self.system
         e = world.entities[mind.entity]
-        if system.lessons and mind.persona.role == "teacher" and self._school(world, mind, person, out):
+        if system.lessons and mind.persona.role == "teacher" and self.school.answer(world, mind, person, out):
             return
         if self.notices.answer(world, mind, person, out):
             return
@@ -215,72 +213,11 @@ class ReplyDesk:
             conv.log.lines.append((world.game_minutes, mind.name, line))
             conv.last_tick = world.tick
 
-    # -- the school ---------------------------------------------------------------
-    def _school(self, world: World, mind: Mind, person: WaitingPerson, out: list[Input]) -> bool:
-        """A lesson, the judgement of an answer, or a report of progress; False
-        when the line is none of these (an ordinary reply follows)."""
-        lessons, speaker, name, text = self.system.lessons, person.speaker, person.name, person.text
-        quiz = mind.quizzes.get(speaker)
-        if quiz is not None and world.tick - quiz.asked_tick > QUIZ_TICKS:
-            del mind.quizzes[speaker]
-            quiz = None
-        if quiz is not None and not wants_lesson(text) and not wants_progress(text):
-            q = next(l for l in lessons if l.topic == quiz.topic).questions[quiz.question]
-            if holds_answer(text, q):
-                self._judged(world, mind, speaker, name, quiz, True, None, out, text, ())
-                return True
-            handle = self.system.llm.score(judge_prompt(q, text), JUDGE_CANDIDATES, priority=Priority.HUMAN_REPLY,
-                                           deadline_s=self.system.budget.reply_deadline_s)
-            mind.reply_jobs[speaker] = PendingJob(handle, "quiz", {
-                "partner": speaker, "partner_name": name, "heard": text, "quiz": quiz,
-                "priority": int(Priority.HUMAN_REPLY)})
-            return True
-        if wants_progress(text):
-            line = progress_line(world.progress.summary(speaker), lessons, name)
-        elif wants_lesson(text):
-            done = world.progress.of(speaker)
-            nq = next_question(lessons, done)
-            if nq is None:
-                line = f"You've learned all I have to teach, {name}!"
-            else:
-                lesson, i = nq
-                line = asking_line(lesson, lesson.questions[i], name, first=lesson.topic not in done)
-                if len(mind.quizzes) >= MAX_QUIZZES:
-                    del mind.quizzes[next(iter(mind.quizzes))]
-                mind.quizzes[speaker] = Quiz(lesson.topic, i, world.tick)
-        else:
-            return False
-        mind.forget_waiting(speaker)
-        self.outcomes["school"] += 1
-        self._say(world, mind, speaker, name, line, None, out)
-        self._log_line(world, mind, line)
-        record(world, mind, "school", to=name, heard=text, line=line, outcome="school")
-        return True
-
-    def _judged(self, world: World, mind: Mind, speaker: int, name: str, quiz: Quiz, right: bool, job: int | None,
-                out: list[Input], heard: str, candidates: tuple[tuple[str, float], ...]) -> None:
-        """Say the verdict (the right answer when wrong) and log it as a `Learn` input."""
-        mind.quizzes.pop(speaker, None)
-        q = next(l for l in self.system.lessons if l.topic == quiz.topic).questions[quiz.question]
-        line = verdict_line(q, name, right)
-        mind.forget_waiting(speaker)
-        self.outcomes["school"] += 1
-        self._say(world, mind, speaker, name, line, job, out)
-        self._log_line(world, mind, line)
-        if world.entities.get(speaker) is not None:
-            out.append(Learn(speaker, mind.entity, quiz.topic, quiz.question, right))
-            if right:
-                self.system.tales.day_log.add(world.game_minutes, f"{name} learned about {quiz.topic} with {mind.name}", 3)
-        record(world, mind, "school", to=name, heard=heard, line=line, outcome="school", candidates=candidates,
-               chosen="right" if right else "wrong")
-
     def finished(self, world: World, mind: Mind, job: PendingJob, result, out: list[Input]) -> None:
         ctx = job.context
         speaker, name = ctx["partner"], ctx["partner_name"]
-        if job.kind == "quiz":  # judged by score; a failed judgement counts as wrong (and says the answer)
-            right = bool(result.ok and result.logprobs and best_normalised(result) == 0)
-            self._judged(world, mind, speaker, name, ctx["quiz"], right, job.handle.job_id, out, ctx["heard"],
-                         scored(["right", "wrong"], result))
+        if job.kind == "quiz":
+            self.school.finished(world, mind, job, result, out)
             return
         if job.kind == "notice":
             self.notices.finished(world, mind, job, result, out)
