@@ -27,6 +27,7 @@ const ERROR_WORDS = {
   no_shop: "they keep no shop for that",
   price_changed: "the price has changed; look at the new prices",
   offer_expired: "that offer is no longer open",
+  quest_closed: "that quest is no longer on the board",
   full: "there is no room for it, or you have too many open offers",
 };
 
@@ -47,6 +48,8 @@ const ACTION_WORDS = {
   offer: "Your offer was not made",
   accept: "Could not accept the offer",
   decline: "Could not decline the offer",
+  turn_in: "Nothing was turned in",
+  board: "Could not read the notice board",
 };
 
 /** A sentence for an `error` message; `request` is what we had sent, if known. */

@@ -2,8 +2,8 @@
 // The protocol's declaration as the server serves it at /protocol.json
 // (generated from protocol/ in Python, like PROTOCOL.md's tables): message
 // types, limits, error and close codes with their wording, the columns of
-// `state` and `shop` rows, flag bits, hearing range, view and the economy's
-// constants. The page loads it before anything else, so no protocol
+// `state`, `shop`, `quest` and `notice` rows, flag bits, hearing range, view,
+// and the economy's and the notice board's constants. The page loads it before anything else, so no protocol
 // constant is copied into this client.
 
 /**
@@ -21,12 +21,25 @@
  *             max_depth: number, max_values: number}} limits
  * @property {Object<string, string>} errors         error code -> meaning
  * @property {Object<string, CloseInfo>} closes      close code (as a string) -> meaning
- * @property {Object<string, string[]>} rows         row name (enter, move, upd, place, shop) -> column names
+ * @property {Object<string, string[]>} rows         row name (enter, move, upd, place, shop, quest, notice) -> columns
  * @property {string[]} kinds                        entity kinds
  * @property {Object<string, {bit: number, doc: string}>} flags
  * @property {number} hearing_range                  tiles
  * @property {{cell_tiles: number, radius_cells: number, side_tiles: number}} view
  * @property {Economy} economy
+ * @property {Board} board
+ */
+
+/**
+ * The notice board's constants (PROTOCOL.md, "Notice board").
+ * @typedef {object} Board
+ * @property {string} place                  the map's place that holds the board
+ * @property {number} range                  tiles from its entry within which a quest is turned in
+ * @property {number} max_notice_text        characters in a notice
+ * @property {number} max_notices
+ * @property {number} max_notices_per_author
+ * @property {number} max_open_quests
+ * @property {number} quest_ttl_ticks
  */
 
 /**
