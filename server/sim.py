@@ -128,12 +128,13 @@ def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: in
             break
         t0 = time.perf_counter()
         game.run_tick()
-        record.tick_s.append(time.perf_counter() - t0)
+        took = time.perf_counter() - t0
         if ticks_per_step == 0:
             while llm.step():  # lockstep: the engine finishes what the tick started
                 pass
         elif world.tick % ticks_per_step == 0:
             llm.step()  # paced: the model's work takes game time, the world does not wait for it
+        record.tick_s.append(took)  # after the engine: a Ctrl-C in its step leaves the series aligned
         tokens, seen = _tokens_done(minds, seen)
         _record(game, minds, record, tokens, bar)
 

@@ -118,3 +118,28 @@ def test_a_small_scenario_with_the_real_model_interviews_and_replays(tmp_path, e
     assert exp["interview_answers"] == 3 and exp["hallucination_rate"] is not None
     ok, _, _ = replay(out)
     assert ok
+
+
+class InterruptedFakeLLM(SteppedFakeLLM):
+    """The FAKE model; its 500th step is where Ctrl-C lands."""
+
+    steps = 0
+
+    def step(self) -> bool:
+        self.steps += 1
+        if self.steps == 500:
+            raise KeyboardInterrupt
+        return False
+
+
+def test_ctrl_c_stops_a_scenario_run_and_it_still_writes_what_it_has(tmp_path):
+    from server.sim import SimOptions, replay, run_sim
+
+    out = tmp_path / "run"
+    summary = run_sim(SimOptions(out=out, seed=1, progress=False, embeddings=False, scenario=_party(0.5, 3),
+                                 ticks_per_step=1), llm=InterruptedFakeLLM())
+    assert summary["stopped_early"] and summary["ticks"] == 500
+    assert summary["experiment"]["stopped_early"] and not (out / "interviews.json").exists()
+    assert json.loads((out / "summary.json").read_text())["stopped_early"]
+    assert (out / "experiment.json").exists() and (out / "transcript.md").exists()
+    assert replay(out)[0]
