@@ -1,6 +1,7 @@
-"""`hamlet region` (run one region of a world, or stand by for it) and
-`hamlet cluster` (nats-server and every region of a world on this machine,
-in one command)."""
+"""`hamlet region` (run one region of a world, or stand by for it),
+`hamlet gateway` (clients' sockets, routed to the regions) and `hamlet
+cluster` (nats-server, every region of a world and a gateway on this
+machine, in one command)."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--status-every", type=float, default=5.0, help="seconds between JSON status lines on stdout")
     p.set_defaults(func=run_region)
 
+    g = subparsers.add_parser("gateway", help="hold clients' WebSockets and route them to a world's regions (NATS)",
+                              description="Serve the hamlet.v1 protocol to clients and route each session to the "
+                                          "region that holds its avatar, following it across handoffs.")
+    g.add_argument("--nats", required=True, metavar="URL", help="NATS server URL, e.g. nats://127.0.0.1:4222")
+    g.add_argument("--world", default="hamlet", help="world name, as the regions were given (default hamlet)")
+    g.add_argument("--regions", type=int, default=2, help="the world's regions: the map split into this many columns")
+    g.add_argument("--host", default="127.0.0.1")
+    g.add_argument("--port", type=int, default=8765)
+    g.set_defaults(func=run_gateway)
+
     c = subparsers.add_parser("cluster", help="start nats-server and a local cluster of regions in one command",
                               description="Start nats-server (JetStream) and one `hamlet region` process per "
                                           "region on this machine; a region that dies is started again.")
@@ -39,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--data", default="hamlet-data/cluster", help="databases and the NATS store (default hamlet-data/cluster)")
     c.add_argument("--nats", metavar="URL", help="use this NATS server instead of starting one")
     c.add_argument("--walkers", type=int, default=0, help="wandering entities per region")
+    c.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
+    c.add_argument("--port", type=int, default=8765, help="the gateway's port (default 8765; 0: any free port)")
     c.set_defaults(func=run_cluster)
 
 
@@ -116,6 +129,39 @@ def status(node) -> dict:
             "ghosts": len(node.ghosts.ids())}
 
 
+def run_gateway(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return asyncio.run(_gateway(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _gateway(args: argparse.Namespace) -> int:
+    from server.cluster.gateway import Gateway
+    from server.cluster.regions import RegionMap
+    from server.config import load_config
+    from server.world.village import village
+
+    m = village()
+    try:
+        regions = RegionMap.columns(args.regions, m.width, m.height)
+        config = load_config(overrides={"host": args.host, "port": args.port, "npcs": False})
+        gw = Gateway(args.world, args.nats, regions, config, spawn=m.places["square"].entry)
+        await gw.start()
+    except (ValueError, OSError) as exc:
+        print(f"hamlet gateway: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"gateway": gw.name, "url": gw.url, "world": args.world}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gw.stop()
+    return 0
+
+
 def run_cluster(args: argparse.Namespace) -> int:
     from server.cluster.natsd import NatsServer
 
@@ -137,7 +183,18 @@ def run_cluster(args: argparse.Namespace) -> int:
                                  "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
                                  "--db", os.path.join(args.data, f"r{i}.db")])
 
+    def spawn_gateway() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "server.cli", "gateway", "--nats", url, "--world", args.world,
+                                 "--regions", str(args.regions), "--host", args.host, "--port", str(args.port)],
+                                stdout=subprocess.PIPE, text=True)
+
     procs = [spawn(i) for i in range(args.regions)]
+    gateway = spawn_gateway()
+    line = gateway.stdout.readline()  # its first line says where it listens
+    try:
+        print(f"gateway at {json.loads(line)['url']} (connect clients there)", flush=True)
+    except (ValueError, KeyError):
+        print(f"hamlet cluster: the gateway did not start: {line.strip()}", file=sys.stderr)
     stopping = False
 
     def on_signal(*_):
@@ -152,11 +209,15 @@ def run_cluster(args: argparse.Namespace) -> int:
                 if p.poll() is not None and not stopping:
                     print(f"region r{i} exited with {p.returncode}; starting it again", flush=True)
                     procs[i] = spawn(i)
+            if gateway.poll() is not None and not stopping:
+                print(f"the gateway exited with {gateway.returncode}; starting it again", flush=True)
+                gateway = spawn_gateway()
+                gateway.stdout.readline()
     finally:
-        for p in procs:
+        for p in [*procs, gateway]:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs:
+        for p in [*procs, gateway]:
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:

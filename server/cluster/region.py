@@ -2,14 +2,20 @@
 lease, with its own 20 Hz tick (the one-process `Game`, with a few systems
 added) and its own database.
 
-    cluster_in   (before inputs)  arrivals from neighbours, confirmations of
-                                  our departures, in-process requests
+    cluster_in   (before inputs)  arrivals from neighbours (with their
+                                  players' sessions), entities refused back,
+                                  in-process requests
     cluster_out  (after simulate) entities standing on a foreign cell leave
                                   (taken out, logged, sent after the commit);
                                   speech in border cells goes out after it
     cluster_hear (after replicate) speech from across a border reaches the
                                   hearers here
-    publish      (after the commit) border cells for the neighbours' ghosts
+    publish      (after the commit) border cells for the neighbours' ghosts;
+                                  after the tick, each gateway's frames
+                                  (region_sessions.py), then the handoffs
+
+Ticks follow the world's clock (clock.py): tick k is due at the same
+moment in every region (neighbours half a tick apart).
 
 A handoff is never lost: the source logs the departure in its tick's
 transaction and sends the state until the destination confirms, which it
@@ -21,17 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import time
 from collections import deque
 from typing import Any
 
 from server.cluster import entity_state, wire
+from server.cluster.clock import MAX_CATCH_UP_S, TickSchedule, world_epoch
 from server.cluster.ghosts import Ghosts
 from server.cluster.region_bus import RegionBus
+from server.cluster.region_sessions import RegionSessions
 from server.cluster.handoffs import HandoffLog
 from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
 from server.cluster.region_world import ID_SPAN, open_region_world
 from server.cluster.regions import RegionMap
+from server.cluster.walkers import PREFIX
 from server.config import ServerConfig
 from server.game import Game
 from server.metrics import ServerMetrics
@@ -50,7 +61,7 @@ MAX_REQUESTS = 8192
 MAX_FOREIGN_SPEECH = 1024
 
 
-class RegionNode(RegionBus):
+class RegionNode(RegionBus, RegionSessions):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
                  owner: str | None = None, lease_ttl_s: float = 3.0) -> None:
         self.world_name = wire.check_world_name(world_name)
@@ -58,14 +69,14 @@ class RegionNode(RegionBus):
         self.regions = regions
         self.nats_url = nats_url
         self.config = config
-        self.owner = owner or f"{region}-{id(self):x}"
+        self.owner = owner or f"{region}-{os.getpid()}-{secrets.token_hex(4)}"  # unique across restarts
         self.lease_ttl_s = lease_ttl_s
         self.border = regions.border_cells(region)
         self.ghosts = Ghosts(regions.watched_cells(region))
         self.incoming: deque[tuple[dict[str, Any], Any]] = deque()
         self.requests: deque[tuple[Any, asyncio.Future]] = deque()
         self.foreign_speech: deque[dict[str, Any]] = deque(maxlen=MAX_FOREIGN_SPEECH)
-        self.settled: deque[tuple[str, str]] = deque()  # (handoff id, "done" | "back")
+        self.settled: deque[str] = deque()  # handoffs refused by their destination: to take back
         self.heard: deque[tuple[dict[str, Any], list[int]]] = deque(maxlen=256)  # foreign speech and its hearers
         self.handoff_ms: deque[float] = deque(maxlen=20000)
         self.tick_ms: deque[float] = deque(maxlen=20000)
@@ -79,6 +90,9 @@ class RegionNode(RegionBus):
         self.lost_lease = False
         self._tick_task: asyncio.Task | None = None
         self._renew_task: asyncio.Task | None = None
+        self._to_deliver: list[str] = []  # handoffs committed this tick, sent after its frames
+        self.schedule: TickSchedule | None = None
+        self._init_sessions()
 
     # -- start and stop ----------------------------------------------------------
     async def start(self, wait_s: float = 30.0) -> None:
@@ -94,8 +108,13 @@ class RegionNode(RegionBus):
                 await self.nc.close()
                 raise TimeoutError(f"region {self.region.name} is owned by another process")
             await asyncio.sleep(min(0.5, self.lease_ttl_s / 4))
-        self._open()
+        epoch = await world_epoch(kv)
+        self.schedule = TickSchedule(epoch, self.config.tick_rate, phase=0.5 * (self.region.index % 2))
+        self._open(self.schedule.current())
         await self.nc.subscribe(wire.handoff_subject(self.world_name, self.region.name), cb=self._on_handoff)
+        await self.nc.subscribe(wire.client_subject(self.world_name, self.region.name), cb=self._on_client)
+        await self.nc.subscribe(wire.find_subject(self.world_name, self.region.name), cb=self._on_find)
+        await self.nc.subscribe(wire.alive_subject(self.world_name), cb=self._on_alive)
         for cell in self.ghosts.watched:
             await self.nc.subscribe(wire.cell_subject(self.world_name, cell), cb=self._on_cell)
         self.running = True
@@ -103,14 +122,16 @@ class RegionNode(RegionBus):
             self._spawn(self._deliver(hid))
         loop = asyncio.get_running_loop()
         self._renew_task = loop.create_task(self._renew())
+        self._spawn(self._heartbeat())
         self._tick_task = loop.create_task(self._tick_loop())
 
-    def _open(self) -> None:
+    def _open(self, start_tick: int = 0) -> None:
         cfg = self.config
         self.db = Database(cfg.db)
         self.hlog = HandoffLog(self.db.conn)
         world = open_region_world(self.db, self.hlog, village(), cfg.seed, self.region.index,
-                                  WorldRules(ticks_per_tile=cfg.ticks_per_tile), load_goods(cfg.goods or None))
+                                  WorldRules(ticks_per_tile=cfg.ticks_per_tile), load_goods(cfg.goods or None),
+                                  start_tick=start_tick)
         game = self.game = Game(cfg, world, self.db, ServerMetrics())
         game.sessions._next_account_id = max(game.sessions._next_account_id, self.region.index * ID_SPAN + 1)
         game.stores.append(self.hlog)
@@ -118,6 +139,7 @@ class RegionNode(RegionBus):
         game.systems.insert(0, ("cluster_in", self._sys_in))
         game.systems.insert(names.index("simulate") + 2, ("cluster_out", self._sys_out))
         game.systems.insert(names.index("replicate") + 3, ("cluster_hear", self._sys_hear))
+        self.adopt_players()
 
     async def stop(self) -> None:
         """A clean stop: a final snapshot, the lease given up at once."""
@@ -172,19 +194,24 @@ class RegionNode(RegionBus):
                 log.warning("region %s: lease renewal failed", self.region.name, exc_info=True)
 
     async def _tick_loop(self) -> None:
-        dt = 1.0 / self.config.tick_rate
-        start = time.monotonic()
-        k = 0
+        sched = self.schedule
         while self.running:
-            k += 1
-            delay = start + k * dt - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif -delay > 5 * dt:  # far behind: skip ahead rather than burst
-                k += int(-delay / dt)
+            delay = sched.due(self.game.world.tick + 1) - time.monotonic()
+            if -delay > MAX_CATCH_UP_S:
+                log.warning("region %s: %.0f s behind the world's clock; its ticks start again from now",
+                            self.region.name, -delay)
+                sched.reanchor(self.game.world.tick + 1)
+                delay = 0.0
+            await asyncio.sleep(max(0.0, delay))  # behind (a restart): the missed ticks run back to back
+            if not self.running:
+                return
             t0 = time.perf_counter()
             self.game.run_tick()
             self.tick_ms.append((time.perf_counter() - t0) * 1000)
+            self.flush_gateways()
+            for hid in self._to_deliver:  # after the frames that tell the gateway the player moved
+                self._spawn(self._deliver(hid))
+            self._to_deliver.clear()
 
     # -- in-process requests (tests, bench, a gateway later) -------------------------
     def submit(self, make: Any) -> asyncio.Future:
@@ -212,18 +239,23 @@ class RegionNode(RegionBus):
     def _sys_in(self, now: float) -> None:
         game, world = self.game, self.game.world
         self.hlog.begin_tick(world.tick)
-        while self.settled:
-            hid, how = self.settled.popleft()
+        while self.settled:  # refused by their destination: back here, at a tick boundary
+            hid = self.settled.popleft()
             if hid not in self.hlog.outgoing:
                 continue
             dest, state = self.hlog.outgoing[hid]
-            if how == "back":
-                state = dict(state, path=[], **dict(zip(("x", "y"), self._home_tile(state["x"], state["y"]))))
-                entity_state.put_in(world, state)
-            self.hlog.record(how, hid, state["id"], dest, state["hop"], state if how == "back" else {})
-            sent = self._sent_at.pop(hid, None)
-            if sent is not None and how == "done":
-                self.handoff_ms.append((time.perf_counter() - sent) * 1000)
+            state = dict(state, path=[], **dict(zip(("x", "y"), self._home_tile(state["x"], state["y"]))))
+            state.pop("sess", None)  # its gateway saw it leave: the player resumes with the token
+            entity_state.put_in(world, state)
+            self.hlog.record("back", hid, state["id"], dest, state["hop"], state)
+            self._sent_at.pop(hid, None)
+            acct = state.get("account")
+            if acct:
+                account = Account(*acct[:4], state["x"], state["y"])
+                game.sessions.dirty_accounts.append(account)
+                if state["kind"] == "player" and not state["name"].startswith(PREFIX):
+                    game.sessions.attach(account, None)  # away: its owner may resume
+                    game.sessions.detach(state["id"], time.monotonic())
         while self.incoming:
             self._arrive(*self.incoming.popleft())
         while self.requests:
@@ -257,7 +289,10 @@ class RegionNode(RegionBus):
         self.hlog.record("in", hid, state["id"], str(msg.get("from", "?"))[:32], state["hop"], state)
         acct = state.get("account")
         if acct:
-            self.game.sessions.dirty_accounts.append(Account(*acct))
+            account = Account(*acct)
+            self.game.sessions.dirty_accounts.append(account)
+            if "sess" in state:
+                self.session_arrived(state["id"], account, state["sess"], state["hop"])
         self.game.after_commit(lambda: self._answer(reply, {"t": "ok"}))
 
     def _sys_out(self, now: float) -> None:
@@ -265,21 +300,23 @@ class RegionNode(RegionBus):
         mine = self.region.has_cell
         leaving = [eid for cell, members in world.grid.cells.items() if not mine(cell) for eid in members]
         for eid in sorted(leaving):  # entity order: the same in replay
+            if not self.ready_to_leave(eid):
+                continue
             e = world.entities[eid]
             dest = self.regions.owner_of(e.x, e.y)
             hop = self.hlog.hops.get(eid, 0) + 1
-            account = self.db.account_by_entity(eid)
+            session = game.sessions.by_entity.get(eid)
+            account = session.account if session is not None else self.db.account_by_entity(eid)
+            sess = self.session_leaving(eid, dest, hop, e.x, e.y)
             state = entity_state.take_out(world, eid, hop)
             if account is not None:
                 state["account"] = [account.id, account.name, account.token_hash, account.entity, e.x, e.y]
-            session = game.sessions.by_entity.pop(eid, None)
-            if session is not None:
-                game.sessions._away.pop(eid, None)
-                game.clients.pop(eid, None)
+                if sess is not None:
+                    state["sess"] = sess
             hid = f"{self.region.name}:{eid}:{hop}"
             self.hlog.record("out", hid, eid, dest, hop, state)
             self._sent_at[hid] = time.perf_counter()
-            game.after_commit(lambda hid=hid: self._spawn(self._deliver(hid)))
+            game.after_commit(lambda hid=hid: self._to_deliver.append(hid))
         said = [ev for ev in world.events if ev["kind"] == "say" and world.grid.cell_of(ev["x"], ev["y"]) in self.border]
         if said:
             game.after_commit(lambda: self._publish_speech(said))

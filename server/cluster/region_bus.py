@@ -52,8 +52,22 @@ class RegionBus:
                 continue
             if answer["t"] == "refused":
                 log.warning("handoff %s refused by %s: %s", hid, dest, answer.get("why"))
-            self.settled.append((hid, "done" if answer["t"] == "ok" else "back"))
+                self.settled.append(hid)  # put back into our world at the next tick boundary
+            else:
+                self._confirmed(hid)
             return
+
+    def _confirmed(self, hid: str) -> None:
+        """The destination committed the arrival: settled now, between ticks
+        (the row goes into the next tick's transaction; if we die before it,
+        we send the state again and the destination confirms it again)."""
+        if hid not in self.hlog.outgoing:
+            return
+        dest, state = self.hlog.outgoing[hid]
+        self.hlog.record("done", hid, state["id"], dest, state["hop"], {})
+        sent = self._sent_at.pop(hid, None)
+        if sent is not None:
+            self.handoff_ms.append((time.perf_counter() - sent) * 1000)
 
     async def _on_handoff(self, msg) -> None:
         try:

@@ -23,7 +23,10 @@ ID_SPAN = 2 ** 40
 
 
 def open_region_world(db: Database, log: HandoffLog, tilemap: TileMap, seed: int, index: int,
-                      rules: WorldRules = WorldRules(), catalog: Catalog | None = None) -> World:
+                      rules: WorldRules = WorldRules(), catalog: Catalog | None = None,
+                      start_tick: int = 0) -> World:
+    """`start_tick`: where a new world's clock starts (the world's shared
+    clock, see clock.py); a restored world goes on from its own."""
     catalog = world_catalog(db, catalog)
     snap = db.latest_snapshot()
     if snap is not None:
@@ -32,13 +35,14 @@ def open_region_world(db: Database, log: HandoffLog, tilemap: TileMap, seed: int
         world = World.restore(tilemap, snap, rules, catalog)
     else:
         world = World(tilemap, seed, rules, catalog)
+        world.tick = start_tick
         base = index * ID_SPAN + 1
         world.next_entity_id = max(world.next_entity_id, base)
         world.next_chat_id = max(world.next_chat_id, base)
         world.economy.next_offer_id = max(world.economy.next_offer_id, base)
         db.set_meta_now("seed", seed)
         db.set_meta_now("map", tilemap.name)
-        db.save_snapshot(0, world.snapshot())  # the id ranges are in the first snapshot
+        db.save_snapshot(world.tick, world.snapshot())  # the id ranges are in the first snapshot
     replay(world, db, log, db.last_tick())
     return world
 

@@ -6,6 +6,13 @@ half-applied).
                                              -> {ok} / {ok: false, why, retry}
     hamlet.<world>.cell.<cx>.<cy>            a border cell's entities ("cell")
                                              and the speech heard there ("say")
+    hamlet.<world>.region.<region>.client    gateway -> region: its sessions'
+                                             messages ("in") and closed sockets ("gone")
+    hamlet.<world>.region.<region>.find      request/reply: where a session
+                                             token's avatar is ("find" -> "found")
+    hamlet.<world>.gw.<gateway>              region -> gateway: each tick's frames
+                                             and session news per session ("out")
+    hamlet.<world>.alive                     heartbeats of regions and gateways
 """
 from __future__ import annotations
 
@@ -39,6 +46,22 @@ def handoff_subject(world: str, region: str) -> str:
 
 def cell_subject(world: str, cell: tuple[int, int]) -> str:
     return f"hamlet.{world}.cell.{cell[0]}.{cell[1]}"
+
+
+def client_subject(world: str, region: str) -> str:
+    return f"hamlet.{world}.region.{region}.client"
+
+
+def find_subject(world: str, region: str) -> str:
+    return f"hamlet.{world}.region.{region}.find"
+
+
+def gateway_subject(world: str, gateway: str) -> str:
+    return f"hamlet.{world}.gw.{gateway}"
+
+
+def alive_subject(world: str) -> str:
+    return f"hamlet.{world}.alive"
 
 
 def pack(msg: dict[str, Any]) -> bytes:

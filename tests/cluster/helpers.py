@@ -43,3 +43,56 @@ async def eventually(pred, timeout: float = 5.0, step: float = 0.02) -> bool:
             return True
         await asyncio.sleep(step)
     return pred()
+
+
+async def start_gateway(url: str, world: str = "w", **overrides):
+    """A gateway in the test's process on a free port, once it has heard
+    from both regions."""
+    from server.cluster.gateway import Gateway
+    from server.config import ServerConfig
+
+    base = dict(host="127.0.0.1", port=0, npcs=False, join_timeout_s=10.0)
+    base.update(overrides)
+    gw = Gateway(world, url, REGIONS, ServerConfig(**base), spawn=MAP.places["square"].entry)
+    await gw.start()
+    assert await eventually(lambda: all(gw._is_alive(r) for r in REGIONS.names()), timeout=5)
+    return gw
+
+
+class StrictMirror:
+    """A client's view rebuilt from its messages, refusing what PROTOCOL.md
+    says cannot happen: an `enter` of an entity it has, a `move`, `upd` or
+    `leave` of one it does not, a `state` tick going back, an ack twice."""
+
+    def __init__(self) -> None:
+        self.entities: dict[int, tuple[int, int]] = {}
+        self.tick = 0
+        self.acks: list[int] = []
+        self.errors: list[dict] = []
+        self.heard: list[str] = []
+
+    def feed(self, messages) -> None:
+        for m in messages:
+            d = m.data
+            if m.type == "welcome":
+                self.entities.clear()
+            elif m.type == "state":
+                assert d["tick"] >= self.tick, f"state tick {d['tick']} after {self.tick}"
+                self.tick = d["tick"]
+                for row in d["enter"]:
+                    assert row[0] not in self.entities, f"enter of {row[0]}, already in view"
+                    self.entities[row[0]] = (row[3], row[4])
+                for eid, x, y in d["move"]:
+                    assert eid in self.entities, f"move of {eid}, not in view"
+                    self.entities[eid] = (x, y)
+                for eid, _ in d["upd"]:
+                    assert eid in self.entities, f"upd of {eid}, not in view"
+                for eid in d["leave"]:
+                    assert self.entities.pop(eid, None) is not None, f"leave of {eid}, not in view"
+            elif m.type == "ack":
+                assert d["seq"] not in self.acks, f"ack {d['seq']} twice"
+                self.acks.append(d["seq"])
+            elif m.type == "error":
+                self.errors.append(d)
+            elif m.type == "event" and d["kind"] == "say":
+                self.heard.append(d["text"])

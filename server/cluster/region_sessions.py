@@ -1,0 +1,273 @@
+"""A region's side of the gateways: players' sessions whose sockets a
+gateway holds (`RemoteClient`s), mixed into `RegionNode`.
+
+- `in`: numbered, validated client messages from a gateway; each number is
+  applied once (a gateway sends a message again after a handoff when the
+  old region may not have seen it), then the message goes to the game's
+  inbox like any connection's. `gone`: the socket closed.
+- `find`: which region holds a session token's avatar (`live`: in our
+  world; `rest`: its account last left it here; `stale`: we knew it, it
+  went on; `none`).
+- After each tick (its commit included), one `out` message per gateway:
+  per session `[sid, n, frames, news]`, `n` the highest message number
+  received so far (every one of them answered or applied by now).
+- A session that leaves with its avatar travels in the handoff state
+  (gateway, session id, `n`, the view last sent); the next region attaches
+  it and tells the gateway (`attached`), which then sends it what the old
+  one did not apply. So the client's acks and deltas run on unbroken.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from protocol.codec import Message, decode_client, encode
+from protocol.connection import error_frame
+from protocol.errors import ErrorCode, ProtocolError
+from server.cluster import wire
+from server.cluster.remote_client import RemoteClient, flatten_view, view_from_rows
+from server.cluster.walkers import PREFIX
+from server.persistence import Account
+from server.world.world import FLAG_AWAY
+
+log = logging.getLogger("hamlet.region")
+
+# Items in one `in` message: a gateway batches one event-loop turn of its
+# clients' messages (each client is rate-limited to 40 in a burst).
+MAX_IN_ITEMS = 8192
+# A published `out` batch is split past this: NATS refuses payloads over
+# its max_payload (1 MiB by default).
+MAX_OUT_BYTES = 512 * 1024
+# Sessions that left with their avatar lately: a message that reaches us
+# after they left is dropped quietly (the gateway sends it on to the next
+# region); older ones are forgotten, and reported unknown.
+MAX_DEPARTED = 8192
+# Gateways whose heartbeat we track: a few per world; the bound keeps a
+# faulty peer from growing the table.
+MAX_GATEWAYS = 256
+# A gateway not heard for this long is gone: its sessions are disconnected
+# (their avatars wait out the grace period like any dropped connection).
+GATEWAY_SILENT_S = 5.0
+HEARTBEAT_S = 0.5
+
+
+class RegionSessions:
+    def _init_sessions(self) -> None:
+        self.remote: dict[tuple[str, int], RemoteClient] = {}
+        self._dirty: set[RemoteClient] = set()
+        self._moved_away: list[RemoteClient] = []
+        self._departed: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._orphans: list[tuple[str, list[Any]]] = []  # news for sessions not here
+        self._gateways: dict[str, float] = {}
+
+    # -- what RemoteClient calls -------------------------------------------------
+    def dirty(self, client: RemoteClient) -> None:
+        self._dirty.add(client)
+
+    def closed(self, client: RemoteClient) -> None:
+        self.remote.pop((client.gw, client.sid), None)
+        asyncio.get_running_loop().call_soon(self.game.disconnected, client)
+
+    # -- from gateways --------------------------------------------------------------
+    async def _on_client(self, msg) -> None:
+        try:
+            m = wire.unpack(msg.data, ("in", "gone"))
+            gw, items = m["gw"], m["items"]
+            if not isinstance(gw, str) or not 0 < len(gw) <= 64 or not isinstance(items, list):
+                raise wire.WireError("bad gateway or items")
+        except (wire.WireError, KeyError) as exc:
+            log.warning("region %s: bad message from a gateway: %s", self.region.name, exc)
+            return
+        if not self.running:
+            return  # the gateway sees us go quiet and closes the sessions
+        self._heard(gw)
+        if m["t"] == "gone":
+            for sid in items[:MAX_IN_ITEMS]:
+                client = self.remote.pop((gw, sid), None) if isinstance(sid, int) else None
+                if client is not None and not client.closed:
+                    client.closed = True
+                    self.game.disconnected(client)
+            return
+        for item in items[:MAX_IN_ITEMS]:
+            if (not isinstance(item, list) or len(item) != 3 or not isinstance(item[0], int)
+                    or not isinstance(item[1], int) or not isinstance(item[2], bytes)):
+                continue  # not from a gateway of ours
+            self._client_message(gw, *item)
+
+    def _client_message(self, gw: str, sid: int, n: int, raw: bytes) -> None:
+        decoded = decode_client(raw)
+        client = self.remote.get((gw, sid))
+        if client is None:
+            if (gw, sid) in self._departed:
+                return  # it left with its avatar: the gateway sends this on
+            if not (isinstance(decoded, Message) and decoded.type == "hello"):
+                self._orphans.append((gw, [sid, 0, [], [["unknown"]]]))
+                return
+            client = self.remote[(gw, sid)] = RemoteClient(self, gw, sid)
+        if n <= client.n_in:
+            return  # applied before
+        client.n_in = n
+        self.dirty(client)
+        if isinstance(decoded, ProtocolError):  # the gateway checked it: cannot happen, answered anyway
+            client.send(error_frame(decoded))
+            return
+        if decoded.type == "ping":
+            client.send(encode("pong", id=decoded.data["id"], tick=self.game.world.tick, seq=decoded.seq))
+            return
+        refused = self.game.submit(client, decoded)
+        if refused is not None:
+            if decoded.type == "hello":
+                client.protocol.join_refused()
+            client.send(encode("error", code=str(refused), seq=decoded.seq,
+                               msg="region busy, try again" if refused is ErrorCode.OVERLOADED
+                               else "too many messages waiting"))
+
+    async def _on_find(self, msg) -> None:
+        try:
+            h = wire.unpack(msg.data, ("find",))["h"]
+            if not isinstance(h, str) or len(h) != 64:
+                raise wire.WireError("bad token hash")
+        except (wire.WireError, KeyError) as exc:
+            await msg.respond(wire.pack({"t": "found", "where": "none", "why": str(exc)[:100]}))
+            return
+        where = "none"
+        account = self.db.account_by_token_hash(h) if self.running else None
+        if account is not None:
+            if account.entity in self.game.world.entities:
+                where = "live"
+            elif self.regions.owner_of(account.x, account.y) == self.region.name:
+                where = "rest"
+            else:
+                where = "stale"
+        await msg.respond(wire.pack({"t": "found", "where": where}))
+
+    def _heard(self, gw: str) -> None:
+        if gw in self._gateways or len(self._gateways) < MAX_GATEWAYS:
+            self._gateways[gw] = time.monotonic()
+
+    async def _on_alive(self, msg) -> None:
+        try:
+            m = wire.unpack(msg.data, ("gwalive", "alive"))
+        except wire.WireError:
+            return
+        if m["t"] == "gwalive" and isinstance(m.get("gw"), str) and 0 < len(m["gw"]) <= 64:
+            self._heard(m["gw"])
+
+    async def _heartbeat(self) -> None:
+        subject = wire.alive_subject(self.world_name)
+        while self.running:
+            try:
+                await self.nc.publish(subject, wire.pack({"t": "alive", "region": self.region.name,
+                                                          "owner": self.owner, "tick": self.game.world.tick}))
+            except Exception:  # NATS away for a moment: the next beat tries again
+                log.debug("heartbeat failed", exc_info=True)
+            now = time.monotonic()
+            for gw in [g for g, t in self._gateways.items() if now - t > GATEWAY_SILENT_S]:
+                del self._gateways[gw]
+                for key in [k for k in self.remote if k[0] == gw]:
+                    client = self.remote.pop(key)
+                    client.closed = True
+                    self.game.disconnected(client)
+                log.warning("region %s: gateway %s went quiet; its sessions are away", self.region.name, gw)
+            await asyncio.sleep(HEARTBEAT_S)
+
+    # -- after each tick --------------------------------------------------------------
+    def flush_gateways(self) -> None:
+        by_gw: dict[str, list[list[Any]]] = {}
+        for client in self._dirty:
+            by_gw.setdefault(client.gw, []).append(client.take())
+        self._dirty = set()
+        for client in self._moved_away:
+            client.live = False
+        self._moved_away.clear()
+        for gw, item in self._orphans:
+            by_gw.setdefault(gw, []).append(item)
+        self._orphans.clear()
+        tick = self.game.world.tick
+        for gw, items in by_gw.items():
+            batch: list[list[Any]] = []
+            size = 0
+            for item in items:
+                batch.append(item)
+                size += 32 + sum(map(len, item[2]))
+                if size > MAX_OUT_BYTES:
+                    self._publish_out(gw, tick, batch)
+                    batch, size = [], 0
+            if batch:
+                self._publish_out(gw, tick, batch)
+
+    def _publish_out(self, gw: str, tick: int, items: list[list[Any]]) -> None:
+        data = wire.pack({"t": "out", "region": self.region.name, "owner": self.owner, "tick": tick, "items": items})
+        self._spawn(self.nc.publish(wire.gateway_subject(self.world_name, gw), data))
+
+    # -- handoffs of sessions ------------------------------------------------------------
+    def ready_to_leave(self, eid: int) -> bool:
+        """A player whose welcome is not out yet leaves a tick later."""
+        session = self.game.sessions.by_entity.get(eid)
+        conn = session.conn if session is not None else None
+        return not isinstance(conn, RemoteClient) or conn.welcomed or conn.closed
+
+    def session_leaving(self, eid: int, dest: str, hop: int, x: int, y: int) -> dict[str, Any] | None:
+        """Take the entity's session out with it: what the next region needs
+        to carry it on, or None for an entity without a session."""
+        game = self.game
+        session = game.sessions.by_entity.pop(eid, None)
+        if session is None:
+            return None
+        game.sessions._away.pop(eid, None)
+        game.clients.pop(eid, None)
+        a = session.account  # our row now says it went on (see _on_find)
+        game.sessions.dirty_accounts.append(Account(a.id, a.name, a.token_hash, eid, x, y))
+        conn = session.conn
+        if not isinstance(conn, RemoteClient) or conn.closed:
+            return {"away": True}
+        conn.news(["moved", dest, hop])
+        conn.closed = True  # its messages still queued here are dropped; the gateway sends them on
+        conn.entity = None
+        key = (conn.gw, conn.sid)
+        self.remote.pop(key, None)
+        self._moved_away.append(conn)
+        self._departed[key] = None
+        while len(self._departed) > MAX_DEPARTED:
+            self._departed.popitem(last=False)
+        return {"gw": conn.gw, "sid": conn.sid, "n": conn.n_in, "known": flatten_view(conn.known)}
+
+    def session_arrived(self, eid: int, account: Account, sess: Any, hop: int) -> None:
+        game = self.game
+        if not isinstance(sess, dict):
+            return
+        try:
+            gw, sid, n = sess["gw"], sess["sid"], sess["n"]
+            if not (isinstance(gw, str) and isinstance(sid, int) and isinstance(n, int)):
+                raise ValueError("bad session")
+            known = view_from_rows(sess.get("known"), self.regions.cell)
+        except (KeyError, TypeError, ValueError):
+            game.sessions.attach(account, None)  # away, or a session we cannot carry on: it may resume
+            game.sessions.detach(eid, time.monotonic())
+            return
+        client = RemoteClient(self, gw, sid, n)
+        client.entity, client.known, client.welcomed = eid, known, True
+        self.remote[(gw, sid)] = client
+        self._departed.pop((gw, sid), None)
+        game.sessions.attach(account, client)
+        game.clients[eid] = client
+        client.news(["attached", hop])
+
+    def adopt_players(self) -> None:
+        """After a restart: players in our world get a session in its grace
+        period (their owners may resume); walkers need none."""
+        game = self.game
+        now = time.monotonic()
+        for e in list(game.world.entities.values()):
+            if e.kind != "player" or e.name.startswith(PREFIX) or e.id in game.sessions.by_entity:
+                continue
+            account = self.db.account_by_entity(e.id)
+            if account is None:
+                continue
+            game.sessions.attach(account, None)
+            game.sessions.detach(e.id, now)
+            if not e.flags & FLAG_AWAY:
+                game.inbox.append((None, Message("_away", {"entity": e.id})))
