@@ -69,7 +69,7 @@ async def _region(args: argparse.Namespace) -> int:
     from server.cluster.region import RegionNode
     from server.cluster.regions import RegionMap
     from server.cluster.walkers import PREFIX, walker_system
-    from server.config import ServerConfig
+    from server.config import load_config
     from server.world.village import village
 
     m = village()
@@ -78,7 +78,8 @@ async def _region(args: argparse.Namespace) -> int:
         if args.region not in regions.regions:
             raise ValueError(f"no region {args.region!r}; with --regions {args.regions}: {', '.join(regions.names())}")
         db = args.db or f"hamlet-data/{args.world}-{args.region}.db"
-        config = ServerConfig(db=db, npcs=False, seed=args.seed, tick_rate=args.tick_rate)
+        # HAMLET_* settings apply as to `hamlet serve` (spawn, grace_s, limits...)
+        config = load_config(overrides={"db": db, "npcs": False, "seed": args.seed, "tick_rate": args.tick_rate})
         node = RegionNode(args.world, args.region, regions, args.nats, config, lease_ttl_s=args.lease_ttl)
         await node.start(wait_s=args.wait)
     except (ValueError, TimeoutError, OSError) as exc:
@@ -123,15 +124,24 @@ def _p99(xs) -> float:
 
 
 def status(node) -> dict:
+    """A region's status line; `ticks_ms` and `handoffs_ms` are the ticks'
+    durations and the confirmed handoffs' latencies since the last line
+    (bench/cluster.py takes exact percentiles over them)."""
+    window = [round(t, 2) for t in node.tick_window]
+    node.tick_window.clear()
+    handoffs = [round(t, 2) for t in node.handoff_window]
+    node.handoff_window.clear()
     return {"region": node.region.name, "tick": node.game.world.tick, "entities": sorted(node.entity_ids()),
             "in_transit": sorted(node.in_transit()), "tick_p99_ms": _p99(node.tick_ms),
             "handoffs": len(node.handoff_ms), "handoff_p99_ms": _p99(node.handoff_ms),
-            "ghosts": len(node.ghosts.ids())}
+            "ghosts": len(node.ghosts.ids()), "sessions": len(node.remote), "ticks_ms": window,
+            "handoffs_ms": handoffs}
 
 
 def run_gateway(args: argparse.Namespace) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        logging.getLogger("websockets").setLevel(logging.WARNING)  # a line per connection otherwise
         return asyncio.run(_gateway(args))
     except KeyboardInterrupt:
         return 0

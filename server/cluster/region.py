@@ -80,6 +80,8 @@ class RegionNode(RegionBus, RegionSessions):
         self.heard: deque[tuple[dict[str, Any], list[int]]] = deque(maxlen=256)  # foreign speech and its hearers
         self.handoff_ms: deque[float] = deque(maxlen=20000)
         self.tick_ms: deque[float] = deque(maxlen=20000)
+        self.tick_window: deque[float] = deque(maxlen=2000)  # since the last status line (commands.status)
+        self.handoff_window: deque[float] = deque(maxlen=2000)
         self._sent_at: dict[str, float] = {}
         self._published: dict[tuple[int, int], int] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -207,13 +209,15 @@ class RegionNode(RegionBus, RegionSessions):
                 return
             t0 = time.perf_counter()
             self.game.run_tick()
-            self.tick_ms.append((time.perf_counter() - t0) * 1000)
             self.flush_gateways()
             for hid in self._to_deliver:  # after the frames that tell the gateway the player moved
                 self._spawn(self._deliver(hid))
             self._to_deliver.clear()
+            took = (time.perf_counter() - t0) * 1000  # the tick and its frames to the gateways
+            self.tick_ms.append(took)
+            self.tick_window.append(took)
 
-    # -- in-process requests (tests, bench, a gateway later) -------------------------
+    # -- in-process requests (tests) ------------------------------------------------------
     def submit(self, make: Any) -> asyncio.Future:
         """`make(world)` returns an Input (or a Rejection) at the next tick;
         the future gets its result once the tick is committed."""

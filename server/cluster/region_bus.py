@@ -67,7 +67,9 @@ class RegionBus:
         self.hlog.record("done", hid, state["id"], dest, state["hop"], {})
         sent = self._sent_at.pop(hid, None)
         if sent is not None:
-            self.handoff_ms.append((time.perf_counter() - sent) * 1000)
+            took = (time.perf_counter() - sent) * 1000
+            self.handoff_ms.append(took)
+            self.handoff_window.append(took)
 
     async def _on_handoff(self, msg) -> None:
         try:
