@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.board_talk import board_summary
 from agents.explain import because
 from agents.minds import MindBudget
+from agents.school import lessons_summary
 from agents.sim_economy import EconomyRecord
 
 if TYPE_CHECKING:
@@ -116,6 +118,9 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
         "tick_ms": {q: round(x * 1000 if q != "count" else x, 3) for q, x in percentiles(record.tick_s).items()},
         # the reply gate's verdicts and what became of each person's turn (agents/replies.py)
         **minds.stats(),
+        # quests posted and answered, notices pinned and withheld (agents/board_talk.py); the school's answers
+        "board": board_summary(world, minds.desk.notices.log),
+        "lessons": lessons_summary(world.progress),
         # trades, coins that changed hands, production, prices (agents/sim_economy.py)
         "economy": record.economy.summary(world, dict(conn.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"))),
         "final_state_hash": final_hash,

@@ -57,6 +57,8 @@ def test_a_scenario_seeds_its_fact_through_logged_inputs_and_replays(tmp_path):
     assert exp["interview_answers"] == 6 and 0.0 <= exp["hallucination_rate"] <= 1.0
     assert 0 < exp["density_before"] <= exp["density_after"] <= 1
     assert summary["experiment"]["game_to_wall"] > 0 and "experiment.png" in summary["plots"]
+    assert set(summary["board"]) >= {"quests_posted", "quests_completed", "notices_pinned", "notices_withheld"}
+    assert summary["lessons"] == {"learners": 0, "answers_right": 0, "answers_wrong": 0}
     assert (out / "experiment.png").stat().st_size > 1000
     assert json.loads((out / "population.json").read_text())[1]["name"] == "Tomas"
     ok, want, got = replay(out)
