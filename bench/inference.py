@@ -11,6 +11,11 @@ figures from this run:
                          ones run (priority scheduling) and ..._fifo (FIFO)
   tick_lateness_p99_ms   a 20 Hz asyncio loop while the CPU runner (worker
                          process) generates; ..._inline with steps run inline
+  ceiling_share          the engine's batched tok/s times the model's FLOPs
+                         per token (2 x its matmul parameters, the tied
+                         output projection included) over the matmul rate
+                         measured in this run (`matmul_gflops`: a square
+                         GEMM in the engine's dtype on the same threads)
 Usage: .venv/bin/python bench/inference.py [--quick]
 """
 from __future__ import annotations
@@ -54,6 +59,35 @@ def npc_prompts(n: int) -> tuple[str, list[str]]:
         prompts.append(prefix + persona + "<|im_end|>\n<|im_start|>user\n" + LINES[(i // 16) % 4]
                        + "<|im_end|>\n<|im_start|>assistant\n")
     return prefix, prompts
+
+
+@torch.inference_mode()
+def matmul_gflops(dtype: torch.dtype, device: str, n: int = 1536, repeats: int = 8) -> float:
+    """The best rate of an n x n x n GEMM: what the cores compute at best."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def flops_per_token(model) -> int:
+    """2 x the parameters a token's forward multiplies by: every Linear's
+    weight and the output projection (tied to the embeddings or not); the
+    embedding lookup itself is free."""
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    head = model.get_output_embeddings()
+    if head is not None and not isinstance(head, torch.nn.Linear):
+        n += head.weight.numel()
+    return 2 * n
 
 
 def run_inline(llm, handles) -> None:
@@ -174,8 +208,13 @@ def main() -> None:
             "threads": torch.get_num_threads(), "prompts": n}
     print("loaded", info, flush=True)
 
+    gflops = matmul_gflops(getattr(torch, loaded.dtype) if isinstance(loaded.dtype, str) else loaded.dtype,
+                           loaded.device)
+    fpt = flops_per_token(loaded.model)
     engine_tps = bench_throughput(loaded, prompts, prefix, 32)
-    print(f"engine: {engine_tps:.1f} tok/s", flush=True)
+    share = engine_tps * fpt / (gflops * 1e9)
+    print(f"engine: {engine_tps:.1f} tok/s; matmul {gflops:.0f} GFLOP/s, {fpt / 1e6:.0f} MFLOP/token: "
+          f"{share:.0%} of the ceiling ({gflops * 1e9 / fpt:.0f} tok/s)", flush=True)
     pipe_tps = bench_pipeline(loaded, prompts[: args.pipeline_prompts], 32)
     print(f"pipeline (one at a time, {args.pipeline_prompts} prompts): {pipe_tps:.1f} tok/s", flush=True)
 
@@ -200,6 +239,8 @@ def main() -> None:
 
     print(json.dumps({
         "vs_seed_pipeline": round(engine_tps / pipe_tps, 2),
+        "ceiling_share": round(share, 3), "matmul_gflops": round(gflops, 1),
+        "mflop_per_token": round(fpt / 1e6, 1), "ceiling_tok_s": round(gflops * 1e9 / fpt, 1),
         "vs_static_batch": round(eng_st / static_st, 2),
         "high_priority_p95_ms": round(p95, 1),
         "high_priority_p95_ms_fifo": round(p95_fifo, 1),
