@@ -222,11 +222,16 @@ def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float) 
 
 # -- phase 2: capacity, the cluster beside one process -----------------------------------
 def run_bots(url: str, count: int, ramp: float, duration: float, report: Path) -> dict:
-    subprocess.run([sys.executable, "-m", "server.cli", "bots", "--url", url, "--count", str(count), "--ramp",
-                    str(ramp), "--duration", str(duration), "--behaviour", "wander", "--json", str(report),
-                    "--quiet", "--nice", "10"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=ramp + duration + 300, check=False)
-    return json.loads(report.read_text())
+    """`hamlet bots`; a run that does not end within a minute of its time
+    (a starved load generator) is stopped and counts as not held."""
+    try:
+        subprocess.run([sys.executable, "-m", "server.cli", "bots", "--url", url, "--count", str(count), "--ramp",
+                        str(ramp), "--duration", str(duration), "--behaviour", "wander", "--json", str(report),
+                        "--quiet", "--nice", "10"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=ramp + duration + 60, check=False)
+        return json.loads(report.read_text())
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        return {"connects": {"succeeded": 0}, "closes_by_code": {}, "timed_out": True}
 
 
 def cluster_step(url: str, data: Path, count: int, ramp: float, duration: float) -> dict:
@@ -293,6 +298,8 @@ def main() -> None:
                 capacity[str(count)] = {"cluster": cluster_step(nats.url, data, count, args.ramp, args.step_s),
                                         "one_process": single_step(data, count, args.ramp, args.step_s)}
                 print(json.dumps({str(count): capacity[str(count)]}), flush=True)
+                if not any(v["held"] for v in capacity[str(count)].values()):
+                    break  # neither held this many: more would not be held either (and take long)
         finally:
             nats.stop()
     held = {kind: max([int(c) for c, v in capacity.items() if v[kind]["held"]], default=0)

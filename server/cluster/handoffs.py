@@ -65,6 +65,22 @@ class HandoffLog:
         elif kind in ("done", "back"):
             self.outgoing.pop(hid, None)
 
+    def settle_now(self, hid: str, eid: int, peer: str, hop: int) -> None:
+        """Record a confirmation (`done`) between ticks, in a transaction of
+        its own: settled as soon as the destination answers, not a tick later."""
+        pending = bool(self._rows)
+        self.record("done", hid, eid, peer, hop, {})
+        if pending:  # inside a tick after all: its transaction takes it
+            return
+        self.conn.execute("BEGIN")
+        try:
+            self.write(self.conn)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
     # -- TickStore -------------------------------------------------------------
     def has_changes(self) -> bool:
         return bool(self._rows)

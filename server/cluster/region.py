@@ -262,6 +262,7 @@ class RegionNode(RegionBus, RegionSessions):
                     game.sessions.detach(state["id"], time.monotonic())
         while self.incoming:
             self._arrive(*self.incoming.popleft())
+        self.admit_resumes()
         while self.requests:
             make, fut = self.requests.popleft()
             inp = make(world)

@@ -59,12 +59,12 @@ class RegionBus:
 
     def _confirmed(self, hid: str) -> None:
         """The destination committed the arrival: settled now, between ticks
-        (the row goes into the next tick's transaction; if we die before it,
-        we send the state again and the destination confirms it again)."""
+        (if we die before this is written, we send the state again and the
+        destination confirms it again)."""
         if hid not in self.hlog.outgoing:
             return
         dest, state = self.hlog.outgoing[hid]
-        self.hlog.record("done", hid, state["id"], dest, state["hop"], {})
+        self.hlog.settle_now(hid, state["id"], dest, state["hop"])
         sent = self._sent_at.pop(hid, None)
         if sent is not None:
             took = (time.perf_counter() - sent) * 1000

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 from protocol.codec import Message, decode_client, encode
@@ -31,6 +31,7 @@ from server.cluster import wire
 from server.cluster.remote_client import RemoteClient, flatten_view, view_from_rows
 from server.cluster.walkers import PREFIX
 from server.persistence import Account
+from server.sessions import hash_token
 from server.world.world import FLAG_AWAY
 
 log = logging.getLogger("hamlet.region")
@@ -52,6 +53,9 @@ MAX_GATEWAYS = 256
 # (their avatars wait out the grace period like any dropped connection).
 GATEWAY_SILENT_S = 5.0
 HEARTBEAT_S = 0.5
+# Resumes (a hello with a token) waiting for the next tick: a crowd of
+# clients coming back after a region restarted; past it, `overloaded`.
+MAX_RESUMES = 4096
 
 
 class RegionSessions:
@@ -62,6 +66,7 @@ class RegionSessions:
         self._departed: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._orphans: list[tuple[str, list[Any]]] = []  # news for sessions not here
         self._gateways: dict[str, float] = {}
+        self._resumes: deque[tuple[RemoteClient, Message]] = deque()
 
     # -- what RemoteClient calls -------------------------------------------------
     def dirty(self, client: RemoteClient) -> None:
@@ -117,6 +122,17 @@ class RegionSessions:
         if decoded.type == "ping":
             client.send(encode("pong", id=decoded.data["id"], tick=self.game.world.tick, seq=decoded.seq))
             return
+        if decoded.type == "hello" and decoded.get("token") is not None:
+            if len(self._resumes) >= MAX_RESUMES:
+                client.protocol.join_refused()
+                client.send(encode("error", code=str(ErrorCode.OVERLOADED), seq=decoded.seq,
+                                   msg="region busy, try again"))
+            else:
+                self._resumes.append((client, decoded))  # checked at the next tick boundary
+            return
+        self._submit(client, decoded)
+
+    def _submit(self, client: RemoteClient, decoded: Message) -> None:
         refused = self.game.submit(client, decoded)
         if refused is not None:
             if decoded.type == "hello":
@@ -173,6 +189,26 @@ class RegionSessions:
                     self.game.disconnected(client)
                 log.warning("region %s: gateway %s went quiet; its sessions are away", self.region.name, gw)
             await asyncio.sleep(HEARTBEAT_S)
+
+    def admit_resumes(self) -> None:
+        """At the tick boundary, before the inputs: a resume goes on to the
+        game (joins.py) unless its avatar is not here and not resting here
+        (it is on its way to another region, or there already): rejoining it
+        here would put it in two worlds."""
+        world = self.game.world
+        transit = self.in_transit() if self._resumes else set()
+        while self._resumes:
+            client, msg = self._resumes.popleft()
+            if client.closed:
+                continue
+            account = self.db.account_by_token_hash(hash_token(msg.data["token"]))
+            if account is not None and account.entity not in world.entities and (
+                    account.entity in transit or self.regions.owner_of(account.x, account.y) != self.region.name):
+                client.protocol.join_refused()
+                client.send(encode("error", code=str(ErrorCode.OVERLOADED), seq=msg.seq,
+                                   msg="your avatar is on its way to another part of the world; try again"))
+                continue
+            self._submit(client, msg)
 
     # -- after each tick --------------------------------------------------------------
     def flush_gateways(self) -> None:
