@@ -115,14 +115,15 @@ async def one_bot(i: int, url: str, stop_at: float, seed: int) -> dict:
     targets = [(x, y) for y in range(20, 80) for x in range(44, 85) if m.walkable(x, y)]
     name = f"cb{i}"
     out = {"name": name, "entity": None, "acked": [], "resumes": 0, "closes": Counter(), "errors": Counter(),
-           "back_at": []}
+           "back_at": [], "close_log": []}
     c = None
     k = 0
     while time.time() < stop_at:
         try:
             if c is None or c.closed:
-                if c is not None:
+                if c is not None and (not out["close_log"] or out["close_log"][-1][0] != id(c)):  # once per close
                     out["closes"][str(c.close_code)] += 1
+                    out["close_log"].append((id(c), time.time(), c.close_code, c.close_reason))
                 new = await HamletClient.connect(url)
                 try:
                     w = await new.join(name, token=c.token if c is not None else None)
@@ -214,6 +215,8 @@ def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float) 
         "bots_back_s": round(max((t - killed_wall for b in reports for t in b["back_at"] if t > killed_wall),
                                  default=0.0), 2),
         "closes_by_code": dict(sum((Counter(b["closes"]) for b in reports), Counter())),
+        "closes_after_kill_s": sorted(round(t - killed_wall, 1) for b in reports for _, t, _, _ in b["close_log"])[-5:],
+        "close_reasons": dict(Counter(r for b in reports for _, _, _, r in b["close_log"])),
         "errors_by_code": dict(sum((Counter(b["errors"]) for b in reports), Counter())),
         "tick_p99_ms": {r: p99([t for p in ps for t in p.ticks_ms()]) for r, ps in incarnations.items()},
         "run_s": round(time.monotonic() - started, 1),

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the lease as a standby")
     p.add_argument("--walkers", type=int, default=0, help="wandering entities to start in this region (a demo, the bench)")
     p.add_argument("--status-every", type=float, default=5.0, help="seconds between JSON status lines on stdout")
+    p.add_argument("--http-port", type=int, default=-1, metavar="P",
+                   help="serve /metrics (labelled with the region) and /healthz on this port (0: any free one)")
+    p.add_argument("--http-host", default="127.0.0.1")
     p.set_defaults(func=run_region)
 
     g = subparsers.add_parser("gateway", help="hold clients' WebSockets and route them to a world's regions (NATS)",
@@ -86,8 +89,13 @@ async def _region(args: argparse.Namespace) -> int:
         print(f"hamlet region: {exc}", file=sys.stderr)
         return 1
     node.game.agent_systems.append(walker_system(args.region, random.Random(args.seed)))
-    print(json.dumps({"region": args.region, "owner": node.owner, "tick": node.game.world.tick,
-                      "entities": len(node.entity_ids())}), flush=True)
+    first = {"region": args.region, "owner": node.owner, "tick": node.game.world.tick, "entities": len(node.entity_ids())}
+    if args.http_port >= 0:
+        from server.cluster.region_http import serve_http
+
+        http = await serve_http(node, args.http_host, args.http_port)
+        first["http"] = "http://{}:{}".format(*http.sockets[0].getsockname()[:2])
+    print(json.dumps(first), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,6 +1,7 @@
 """`hamlet region` as real processes: two regions with walkers hand
 entities back and forth and, stopped, account for every walker exactly
-once; a bad region name is refused before anything starts."""
+once, each serving /metrics with its region as a label; a bad region name
+is refused before anything starts."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 from server.cli import main
 
@@ -20,11 +22,18 @@ def test_unknown_region_is_refused(capsys):
 def test_two_region_processes_hand_walkers_over(nats_server, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", nats_server.url,
                                "--world", "cli", "--region", r, "--regions", "2", "--walkers", "30",
-                               "--tick-rate", "20", "--status-every", "0.5", "--db", str(tmp_path / f"{r}.db")],
+                               "--tick-rate", "20", "--status-every", "0.5", "--db", str(tmp_path / f"{r}.db"),
+                               "--http-port", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
              for r in ("r0", "r1")]
     try:
-        time.sleep(6)
+        firsts = [json.loads(p.stdout.readline()) for p in procs]
+        time.sleep(5)
+        for first in firsts:
+            with urllib.request.urlopen(first["http"] + "/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            assert f'hamlet_entities{{region="{first["region"]}"}}' in text
+            assert f'hamlet_region_handoffs_total{{region="{first["region"]}"}}' in text
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
