@@ -3,7 +3,11 @@
 `regions.py` says which region owns which AOI cell; `lease.py` makes one
 process the owner of a region (a lease in a JetStream key-value bucket);
 `wire.py` names the subjects and bounds the messages; `region.py` runs a
-region: its own tick and persistence, handoffs of entities that cross a
-border, and the cells near its borders published for its neighbours
-(`ghosts.py`). Nothing here is imported by a one-process `hamlet serve`.
+region: its own tick and persistence (on the world's clock, `clock.py`),
+handoffs of entities that cross a border, and the cells near its borders
+published for its neighbours (`ghosts.py`); `region_sessions.py` and
+`remote_client.py` are its side of the gateways. `gateway.py` holds the
+clients' sockets and routes each session to its avatar's region
+(`gateway_routes.py`, `gateway_bus.py`). Nothing here is imported by a
+one-process `hamlet serve`.
 """

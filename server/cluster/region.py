@@ -38,6 +38,7 @@ from server.cluster.clock import MAX_CATCH_UP_S, TickSchedule, world_epoch
 from server.cluster.ghosts import Ghosts
 from server.cluster.region_bus import RegionBus
 from server.cluster.region_sessions import RegionSessions
+from server.cluster.region_requests import RegionRequests
 from server.cluster.handoffs import HandoffLog
 from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
 from server.cluster.region_world import ID_SPAN, open_region_world
@@ -48,20 +49,18 @@ from server.game import Game
 from server.metrics import ServerMetrics
 from server.persistence import Account, Database
 from server.world.catalog import load_goods
-from server.world.inputs import Input, Join, MoveTo, Say
+from server.world.inputs import Join
 from server.world.village import village
 from server.world.world import Rejection, WorldRules
 
 log = logging.getLogger("hamlet.region")
 
-# In-process requests (tests, bench) waiting for the next tick.
-MAX_REQUESTS = 8192
 # Speech from across a border waiting for the next tick: a few lines a
 # second per border; past it the oldest go (it is heard, not stored, here).
 MAX_FOREIGN_SPEECH = 1024
 
 
-class RegionNode(RegionBus, RegionSessions):
+class RegionNode(RegionBus, RegionSessions, RegionRequests):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
                  owner: str | None = None, lease_ttl_s: float = 3.0) -> None:
         self.world_name = wire.check_world_name(world_name)
@@ -216,28 +215,6 @@ class RegionNode(RegionBus, RegionSessions):
             took = (time.perf_counter() - t0) * 1000  # the tick and its frames to the gateways
             self.tick_ms.append(took)
             self.tick_window.append(took)
-
-    # -- in-process requests (tests) ------------------------------------------------------
-    def submit(self, make: Any) -> asyncio.Future:
-        """`make(world)` returns an Input (or a Rejection) at the next tick;
-        the future gets its result once the tick is committed."""
-        fut = asyncio.get_running_loop().create_future()
-        if len(self.requests) >= MAX_REQUESTS or not self.running:
-            fut.set_exception(ConnectionError("region busy or stopped"))
-        else:
-            self.requests.append((make, fut))
-        return fut
-
-    def join(self, name: str, x: int, y: int) -> asyncio.Future:
-        def make(world) -> Input:
-            return Join(world.allocate_entity_id(), name, x, y)
-        return self.submit(make)
-
-    def move(self, eid: int, x: int, y: int) -> asyncio.Future:
-        return self.submit(lambda world: MoveTo(eid, x, y))
-
-    def say(self, eid: int, text: str) -> asyncio.Future:
-        return self.submit(lambda world: Say(eid, text))
 
     # -- the added systems ---------------------------------------------------------
     def _sys_in(self, now: float) -> None:
