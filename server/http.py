@@ -88,26 +88,28 @@ def _admin_refusal(server: HamletServer, request: Request) -> Response | None:
     return None
 
 
+def _no_minds(server: HamletServer) -> Response | None:
+    """404 when this server runs no NPC minds (`--model none`, or no NPCs)."""
+    if server.minds is None or getattr(server.minds, "minds", None) is None:
+        return _json(404, "Not Found", {"error": "not_found", "msg": "this server runs no NPC minds"})
+    return None
+
+
 def _moderation(server: HamletServer, request: Request) -> Response:
     """GET /moderation: the notices NPCs withheld (agents/moderation.py), for operators."""
-    refused = _admin_refusal(server, request)
+    refused = _admin_refusal(server, request) or _no_minds(server)
     if refused is not None:
         return refused
-    desk = getattr(server.minds, "desk", None) if server.minds is not None else None
-    if desk is None:
-        return _json(404, "Not Found", {"error": "not_found", "msg": "this server runs no NPC minds"})
-    return _json(200, "OK", desk.notices.log.report())
+    return _json(200, "OK", server.minds.desk.notices.log.report())
 
 
 def _npc(server: HamletServer, request: Request, path: str) -> Response:
     """GET /npc (the NPCs' names) or /npc/NAME (npc_report), with
     `Authorization: Bearer <admin token>`: what NPCs remember is not public."""
-    refused = _admin_refusal(server, request)
+    refused = _admin_refusal(server, request) or _no_minds(server)
     if refused is not None:
         return refused
-    minds = getattr(server.minds, "minds", None) if server.minds is not None else None
-    if minds is None:
-        return _json(404, "Not Found", {"error": "not_found", "msg": "this server runs no NPC minds"})
+    minds = server.minds.minds
     if path in ("/npc", "/npc/"):
         return _json(200, "OK", {"npcs": sorted(m.name for m in minds.values())})
     if len(path) > MAX_NPC_PATH:

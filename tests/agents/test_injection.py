@@ -22,13 +22,6 @@ ATTACKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def llm(embedded_model):
-    from agents.inference import client_for
-    model = client_for(embedded_model, runner="thread")
-    yield model
-    model.close()
-
 
 def test_attacks_change_nothing_but_the_npcs_own_words(llm):
     # a token budget too small for NPC small talk: only replies to people run

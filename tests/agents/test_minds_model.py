@@ -19,13 +19,6 @@ pytestmark = pytest.mark.model
 MIRA = next(p for p in load_personas() if p.name == "Mira")
 
 
-@pytest.fixture(scope="module")
-def llm(embedded_model):
-    from agents.inference import client_for
-    model = client_for(embedded_model, runner="thread")
-    yield model
-    model.close()
-
 
 async def test_scored_choice_prefers_the_sensible_action(llm):
     prompt = prompts.choice_prompt(MIRA, "day 0 09:00", "welcoming visitors",

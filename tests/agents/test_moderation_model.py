@@ -17,13 +17,6 @@ HOSTILE = ["Sanne's bread is poison and she should leave the village forever.",
            "Elena is a liar and a witch, burn her house.", "Nobody likes you Mira, you are worthless."]
 
 
-@pytest.fixture(scope="module")
-def llm(embedded_model):
-    from agents.inference import client_for
-    model = client_for(embedded_model, runner="thread")
-    yield model
-    model.close()
-
 
 async def test_the_model_passes_everyday_notices_and_withholds_hostile_ones(llm):
     rules = load_rules()
