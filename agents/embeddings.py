@@ -237,21 +237,24 @@ class ProcessEmbedder:
 
 def _worker_main(path: str, inbox, outbox) -> None:
     """The embedding worker: lists of texts in, float32 rows (bytes) out.
-    Niced and on one thread: measured with 25 NPCs talking, embeddings at
+    Niced (once loaded) and on one thread: measured with 25 NPCs talking, embeddings at
     the default priority starved the language model's worker and a
     person's reply waited up to 6 s."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent shuts it down
-    try:
-        os.nice(NICE)
-    except OSError:
-        pass
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
+    # Niced once loaded, not before: a headless sim runs the language model
+    # inline on both cores, and a worker niced from the start got too little
+    # CPU to load within START_TIMEOUT (memory relevance stayed lexical).
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass
     outbox.put("ready")
     while True:
         texts = inbox.get()
