@@ -18,6 +18,27 @@ _BANNED = ("as an ai", "language model", "i cannot assist", "instructions", "sys
            "the rules", "not a character", "as a character", "my character", "in character")
 
 
+# A reflection that answers the question by restating it: "The most
+# important thing I have learned from these (memories) is that ..." keeps
+# only what follows; one that is the question itself is dropped.
+_LEARNED = re.compile(r"^(?:in one sentence,?\s*)?(?:what is\s+)?the most important thing (?:i|you) ha(?:ve|s) "
+                      r"learned(?: from (?:these|this|them|my|your)(?: [a-z]+)?)?\s*(?:is|was|:|\?)?\s*(?:that\s+)?",
+                      re.I)
+
+
+def reflection_text(line: str | None) -> str | None:
+    """What a reflection says, without the question it was asked; None when
+    nothing but the question (or a few words) is left: a small model often
+    answers "what is the most important thing you have learned?" by
+    repeating it, and such a memory (importance 8) crowds out real ones."""
+    if line is None:
+        return None
+    text = _LEARNED.sub("", line.strip()).strip(" -:,.")
+    if len(text.split()) < 4 or "most important thing" in text.lower():
+        return None
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
 def clean_line(raw: str, speaker: str, others: tuple[str, ...] = (), echo_sources: tuple[str, ...] = ()) -> str | None:
     """The speakable part of a generation, or None when nothing usable is left."""
     text = _TAGS.sub("\n", raw)

@@ -23,7 +23,7 @@ from typing import Any
 from agents import prompts
 from agents.board_talk import remember_board_news
 from agents.budget import MindBudget, TokenBucket
-from agents.dialogue import clean_line
+from agents.dialogue import clean_line, reflection_text
 from agents.errands import Errands
 from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
@@ -158,7 +158,7 @@ class MindsSystem:
                 self.talk.chosen(world, mind, job, result, out)
             elif job.kind == "reflect":
                 if result.ok:
-                    line = clean_line(result.text, mind.name)
+                    line = reflection_text(clean_line(result.text, mind.name))
                     if line:
                         mind.memory.add(world.game_minutes, "reflection", line, 8)
                 mind.memory.reflected()

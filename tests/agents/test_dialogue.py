@@ -79,3 +79,13 @@ def test_fallbacks_are_in_character_and_clean():
     for _ in range(20):
         line = fallback_line(MIRA, rng, "Ann")
         assert clean_line(line, "Mira") == line
+
+
+def test_a_reflection_that_repeats_its_question_is_dropped_or_trimmed():
+    from agents.dialogue import reflection_text
+    assert reflection_text("In one sentence, what is the most important thing you have learned from these?") is None
+    assert reflection_text("The most important thing you have learned from these: 'The most important thing") is None
+    assert reflection_text("The most important thing I have learned from these is that sometimes, people need "
+                           "a kind word.") == "Sometimes, people need a kind word."
+    assert reflection_text("Bram works hard at the smithy every day.") == "Bram works hard at the smithy every day."
+    assert reflection_text("Yes.") is None and reflection_text(None) is None
