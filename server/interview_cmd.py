@@ -1,8 +1,10 @@
 """`hamlet interview RUN NAME "question"`: ask an NPC of a finished run a
-question, answered with the model from the memories the run stored (the
-paper's interviews). The run's database is opened read-only, so the run is
-not changed; the NPC is rebuilt from the run's population.json (the
-village's personas for runs from before it was written)."""
+question, answered from the memories the run stored (the paper's
+interviews), as at the end of a scenario's run: the model's score chooses
+among answers made from its memories related to the question. The run's
+database is opened read-only, so the run is not changed; the NPC is rebuilt
+from the run's population.json (the village's personas for runs from
+before it was written)."""
 from __future__ import annotations
 
 import argparse
@@ -20,8 +22,8 @@ from agents.scenario import START_MINUTE
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("interview", help="ask an NPC of a finished run a question from its memories",
-                              description="Answer from the NPC's stored memories, with the model; the run "
-                                          "is opened read-only.")
+                              description="Answer from the NPC's stored memories (the model scores answers "
+                                          "made from them); the run is opened read-only.")
     p.add_argument("run", metavar="RUN", help="a run's folder (hamlet sim --out)")
     p.add_argument("name", metavar="NAME", help="the NPC to ask")
     p.add_argument("question")
@@ -74,15 +76,18 @@ def _population(run: Path) -> dict[str, Persona]:
 
 
 def interview(run: Path, name: str, question: str, llm) -> dict:
+    """The same path as a scenario's end-of-run interviews (agents/interview.py):
+    an answer chosen by the model's score among the NPC's related memories."""
     from agents.interview import ask
     persona, stream, now = load_npc(run, name)
     m = int(now)
-    handle, recalled = ask(llm, persona, stream, question, now, f"day {m // 1440} {m // 60 % 24:02d}:{m % 60:02d}")
-    while not handle.done():
+    asked = ask(llm, persona, stream, question, now, f"day {m // 1440} {m // 60 % 24:02d}:{m % 60:02d}")
+    while not asked.done():
         llm.step()
-    result = handle.result()
-    return {"npc": persona.name, "question": question, "answer": result.text.strip() if result.ok else "",
-            "status": result.status, "recalled": [r.text for r in recalled], "memories": len(stream.memories)}
+    answer, source = asked.answer()
+    status = asked.handle.result().status if asked.handle is not None else "ok"
+    return {"npc": persona.name, "question": question, "answer": answer, "source": source.text if source else None,
+            "status": status, "recalled": [r.text for r in asked.recalled], "memories": len(stream.memories)}
 
 
 def run_interview_cmd(args: argparse.Namespace) -> int:
@@ -103,6 +108,7 @@ def run_interview_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(got))
     else:
-        print(f"{got['npc']}: {got['answer']}")
-        print("(recalled: " + " | ".join(got["recalled"]) + ")")
+        print(f"{got['npc']}: {got['answer'] or '(no answer: ' + got['status'] + ')'}")
+        print("(from: " + (got["source"] or "no memory") + ")")
+        print("(recalled: " + (" | ".join(got["recalled"]) or "nothing related") + ")")
     return 0
