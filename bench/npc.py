@@ -1,15 +1,31 @@
 """NPC responsiveness under load: how long a person waits for an NPC's reply
-to a greeting (send to reply on screen) while 25 NPCs converse, with the
-embedded model on the CPU runner, once with the engine's priorities and
-once with FIFO scheduling, in the same run. Last line:
+to a greeting (send to reply on screen) while 25 NPCs live around the square
+and the engine is kept busy with NPC talk, as a village at dinner time
+would, with the embedded model on the CPU runner, once with the engine's
+priorities and once with FIFO scheduling, in the same run.
 
-    {"human_reply_p95_ms": ..., "human_reply_p95_ms_no_priority": ..., ...}
+The dinner-time talk (`--background N`, default 40): N lines of NPC small
+talk always in flight, submitted to the server's own engine at
+CONVERSATION priority with the prompts the minds use (a persona's system
+prompt, the talk so far, "what do you say?"), each replaced by another when
+it ends. 40 is more than the engine's batch (32 rows on the CPU), so lines
+queue, as when NPC talk outpaces the engine. The minds themselves hold
+back their own small talk while a person waits (agents/mind_decide.py) and
+cancel it when a reply starts; these lines stand for what they do not hold
+back (conversations of other NPCs already under way, their reflections)
+and are not cancelled, so the engine's scheduling alone decides who waits.
+`--background 0` measures the village alone.
+
+Last line: {"human_reply_p95_ms": ..., "human_reply_p95_ms_no_priority": ...,
+engine-side figures of the replies (`reply_engine_*`: submit to first token
+and to the end, in the engine), the background's tokens/s, ...}
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import random
 import sys
 import tempfile
 import time
@@ -18,6 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agents import prompts  # noqa: E402
+from agents.inference.api import Priority  # noqa: E402
+from agents.personas import Persona, RoutineEntry  # noqa: E402
 from bench.villagers import write_villagers  # noqa: E402
 from client_demo.client import HamletClient  # noqa: E402
 from server.app import HamletServer  # noqa: E402
@@ -32,7 +51,38 @@ def personas_file(path: Path, n: int) -> Path:
     return write_villagers(path, NAMES[:n], ["market", "square", "square"])
 
 
-async def measure(policy: str, npcs: int, seconds: float, tmp: Path) -> dict:
+TOPICS = ["the harvest", "the new well", "the price of bread", "the weather", "the fair", "the mill",
+          "a lost goat", "the tavern's stew"]
+
+
+def dinner_prompt(llm, rng: random.Random) -> str:
+    """An NPC line as the minds ask for one (agents/prompts.py: reply_turns)."""
+    a, b = rng.sample(NAMES, 2)
+    me = Persona(name=a, age=30, occupation="villager", role="villager", traits=("chatty",), home="house 1",
+                 workplace="square", summary=f"{a} likes to chat with neighbours at the square.",
+                 routine=(RoutineEntry(0, "square", "chatting with neighbours"),))
+    topic = rng.choice(TOPICS)
+    turns = prompts.reply_turns(me, f"18:{rng.randrange(60):02d}", "having dinner at the tavern", [],
+                                [(b, f"Have you heard about {topic}?")], b, f"What do you think of {topic}?")
+    return llm.chat_prompt(prompts.system_prompt(me), turns)
+
+
+async def dinner_talk(llm, n: int, stop: asyncio.Event, counts: dict) -> None:
+    """Keep n NPC lines in flight until `stop`."""
+    rng, live = random.Random(7), []
+    while not stop.is_set():
+        live = [h for h in live if not h.done() or counts.__setitem__(
+            "tokens", counts["tokens"] + (len(h.result().token_ids) if h.result().ok else 0))]
+        while len(live) < n:
+            live.append(llm.generate(dinner_prompt(llm, rng), max_new_tokens=32, temperature=0.7, top_p=0.9,
+                                     seed=rng.randrange(2**31), stop=("\n", "<|im_end|>"),
+                                     priority=Priority.CONVERSATION, sentences=2))
+        await asyncio.sleep(0.05)
+    for h in live:
+        h.cancel()
+
+
+async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background: int = 0) -> dict:
     cfg = ServerConfig(port=0, db=str(tmp / f"{policy}.db"), personas=str(personas_file(tmp / "p.toml", npcs)),
                        llm_runner="process", llm_policy=policy, npc_tokens_per_minute=60_000.0,
                        max_clients_per_ip=1000)
@@ -40,10 +90,22 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path) -> dict:
     await server.start()
     waits: list[float] = []
     timeouts = 0
+    replies: list = []                     # the engine's handles of replies to people
+    generate = server.llm.generate
+
+    def recording(prompt, *a, **k):
+        h = generate(prompt, *a, **k)
+        if k.get("priority") == Priority.HUMAN_REPLY:
+            replies.append(h)
+        return h
+    server.llm.generate = recording
+    stop, counts = asyncio.Event(), {"tokens": 0}
+    talk = asyncio.create_task(dinner_talk(server.llm, background, stop, counts)) if background else None
     try:
         c = await HamletClient.connect(server.url)
         await c.join("Visitor")
         await asyncio.sleep(15)  # NPCs arrive and start talking among themselves
+        counts["tokens"], talk_start = 0, time.monotonic()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             me = c.me
@@ -67,32 +129,55 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path) -> dict:
                 timeouts += 1
             await asyncio.sleep(1.0)
         engine = server.llm.info() if server.llm else {}
+        talk_tps = counts["tokens"] / (time.monotonic() - talk_start)
         await c.close()
     finally:
+        stop.set()
+        if talk is not None:
+            await talk
         await server.stop()
-    waits.sort()
-    p95 = waits[min(len(waits) - 1, int(0.95 * len(waits)))] * 1000 if waits else None
-    p50 = waits[len(waits) // 2] * 1000 if waits else None
-    return {"p95_ms": round(p95, 1) if p95 else None, "p50_ms": round(p50, 1) if p50 else None,
-            "replies": len(waits), "timeouts": timeouts, "engine": engine.get("runner")}
+    done = [h.result() for h in replies if h.done() and h.result().ok]
+    ttft = [r.ttft_s * 1000 for r in done if r.ttft_s is not None]
+    latency = [r.latency_s * 1000 for r in done if r.latency_s is not None]
+    return {"p95_ms": pct(waits, 95, 1000), "p50_ms": pct(waits, 50, 1000), "replies": len(waits),
+            "timeouts": timeouts, "engine": engine.get("runner"),
+            "engine_ttft_p50_ms": pct(ttft, 50), "engine_latency_p50_ms": pct(latency, 50),
+            "engine_latency_p95_ms": pct(latency, 95), "background_tok_s": round(talk_tps, 1)}
+
+
+def pct(values: list[float], q: int, scale: float = 1.0) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q / 100 * len(values)))] * scale, 1)
 
 
 async def main_async(args) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        prio = await measure("priority", args.npcs, args.seconds, tmp)
+        prio = await measure("priority", args.npcs, args.seconds, tmp, args.background)
         print(f"priority: {prio}", flush=True)
-        fifo = await measure("fifo", args.npcs, args.seconds, tmp)
+        fifo = await measure("fifo", args.npcs, args.seconds, tmp, args.background)
         print(f"fifo:     {fifo}", flush=True)
+    ratio = (fifo["p95_ms"] / prio["p95_ms"]) if prio["p95_ms"] and fifo["p95_ms"] else None
     return {"human_reply_p95_ms": prio["p95_ms"], "human_reply_p95_ms_no_priority": fifo["p95_ms"],
+            "p95_no_priority_over_priority": round(ratio, 2) if ratio else None,
             "human_reply_p50_ms": prio["p50_ms"], "human_reply_p50_ms_no_priority": fifo["p50_ms"],
-            "replies": prio["replies"], "replies_no_priority": fifo["replies"], "npcs": args.npcs}
+            "replies": prio["replies"], "replies_no_priority": fifo["replies"],
+            "timeouts": prio["timeouts"], "timeouts_no_priority": fifo["timeouts"],
+            "reply_engine_ttft_p50_ms": prio["engine_ttft_p50_ms"],
+            "reply_engine_latency_p50_ms": prio["engine_latency_p50_ms"],
+            "reply_engine_latency_p95_ms": prio["engine_latency_p95_ms"],
+            "reply_engine_latency_p95_ms_no_priority": fifo["engine_latency_p95_ms"],
+            "background_tok_s": prio["background_tok_s"], "background_tok_s_no_priority": fifo["background_tok_s"],
+            "background": args.background, "npcs": args.npcs}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--npcs", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of greetings per mode")
+    ap.add_argument("--background", type=int, default=40, help="NPC lines kept in flight (0: none)")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 

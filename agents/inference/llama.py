@@ -199,7 +199,7 @@ class LlamaDecoder:
         sin = self.sin[pos][:, None]
         mask = allowed[:, :, None] if allowed is not None else None         # [n, 1, 1, q, kv]
         x = F.embedding(ids, self.embed)                                     # [n, q, E]
-        H, Hk, G, D = self.H, self.Hk, self.G, self.D
+        H, Hk, D = self.H, self.Hk, self.D
         small = q == 1 and n <= self.int8_rows
         for i, w in enumerate(self.layers):
             if interrupted is not None and i and interrupted():
