@@ -224,8 +224,9 @@ class ProcessEmbedder:
         except (queue.Full, ValueError, OSError):
             pass
         self._proc.join(timeout=5)
-        if self._proc.is_alive():
+        if self._proc.is_alive():   # a niced worker on a busy machine may not get to its inbox in time
             self._proc.kill()
+            self._proc.join(timeout=5)
 
     def _encode(self, texts: list[str]) -> list[Any]:
         torch = self.torch
