@@ -29,6 +29,14 @@ class MindBudget:
     # waiting, and each token costs ~35-40 ms at batch 1 on the CPU (a 32-token
     # reply alone took ~1.2 s). NPC small talk may run to two.
     reply_sentences: int = 1
+    # A reply to one person (not a crowd) is generated this many times at
+    # once, from one cached prompt (the engine prefills it once and decodes
+    # the candidates as rows of one batch); the gate takes the first that
+    # passes, so a refused line costs no second wait. On the 2-core CPU a
+    # quarter to a third of first tries were refused (bench/npc), each retry
+    # a whole generation (~1-2 s) more; a second row in a one-row decode step
+    # costs a few ms. 1: one at a time (a refused line is generated again).
+    reply_candidates: int = 2
     line_sentences: int = 2
     reflect_tokens: int = 48
     # Wall-clock deadlines: a reply later than this is worse than the

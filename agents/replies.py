@@ -73,6 +73,33 @@ CROWD_REPLY_TOKENS = 20
 OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide", "school", "notice")
 
 
+class Candidates:
+    """Several generations of one reply, as one handle: done when all are;
+    `result()` is the first's (what a caller that wants one line reads)."""
+
+    def __init__(self, handles: list[Any]) -> None:
+        self.handles = handles
+
+    @property
+    def job_id(self) -> int:
+        return self.handles[0].job_id
+
+    def done(self) -> bool:
+        return all(h.done() for h in self.handles)
+
+    def result(self) -> Any:
+        return self.handles[0].result()
+
+    def cancel(self) -> bool:
+        return all([h.cancel() for h in self.handles])
+
+
+def generations(handle: Any) -> list[tuple[Any, Any]]:
+    """(handle, result) of each candidate of a finished reply."""
+    hs = handle.handles if isinstance(handle, Candidates) else [handle]
+    return [(h, h.result()) for h in hs]
+
+
 class ReplyDesk:
     """The people side of the minds system: its counters and its actions."""
 
@@ -147,8 +174,12 @@ class ReplyDesk:
                                         person.name, person.text, facts)
         b = system.budget
         tokens = min(b.reply_tokens, CROWD_REPLY_TOKENS) if crowd else b.reply_tokens
-        handle = system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, tokens, b.reply_deadline_s,
-                               temperature=0.7 + 0.2 * person.attempts, shared=shared)
+        n = 1 if crowd else max(1, b.reply_candidates)
+        if n > 1:
+            shared = turns[-1][1]   # the whole prompt is the cached prefix: prefilled once for all
+        handles = [system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, tokens, b.reply_deadline_s,
+                                 temperature=0.7 + 0.2 * person.attempts, shared=shared) for _ in range(n)]
+        handle = handles[0] if n == 1 else Candidates(handles)
         if not system.people_waiting:
             system.preempt_for_people(world, mind, out)
         mind.reply_jobs[person.speaker] = PendingJob(handle, "reply", {
@@ -229,9 +260,13 @@ class ReplyDesk:
                           scored([a.label for a in actions], result))
             return
         person = next((p for p in mind.waiting if p.speaker == speaker), None)
-        line = clean_line(result.text, mind.name, (name,)) if result.ok else None
-        verdict = check(line, self.line_context(world, mind, ctx["heard"], (name,), ctx.get("facts", ())))
-        self.gate.add(verdict)
+        lctx = self.line_context(world, mind, ctx["heard"], (name,), ctx.get("facts", ()))
+        for handle, result in generations(job.handle):   # the first candidate the gate passes
+            line = clean_line(result.text, mind.name, (name,)) if result.ok else None
+            verdict = check(line, lctx)
+            self.gate.add(verdict)
+            if verdict == "ok" and line is not None:
+                break
         if verdict != "ok" or line is None:
             if person is not None and person.text != ctx["heard"]:
                 return  # they said something new meanwhile: that is answered next
@@ -250,7 +285,7 @@ class ReplyDesk:
         record(world, mind, "reply", to=name, heard=ctx["heard"], line=line, outcome=outcome, verdict=verdict,
                facts=ctx.get("facts", ()), memories=ctx.get("memories", ()))
         mind.forget_waiting(speaker)
-        self._say(world, mind, speaker, name, line, job.handle.job_id, out)
+        self._say(world, mind, speaker, name, line, handle.job_id, out)
         self._log_line(world, mind, line)
 
     def _may_retry(self, person: WaitingPerson) -> bool:

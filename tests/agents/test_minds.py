@@ -14,8 +14,14 @@ from tests.agents.fake_llm import FakeLLM
 PERSONAS = {p.name: p for p in load_personas()}
 
 
+# One generation per reply unless a test asks for candidates (MindBudget's
+# default is 2: tests/agents/test_reply_queue.py tests them): most tests
+# count generations or script their texts in order.
+ONE_CANDIDATE = MindBudget(reply_candidates=1)
+
+
 class Harness:
-    def __init__(self, names=("Mira",), llm=None, budget=MindBudget(), positions=None):
+    def __init__(self, names=("Mira",), llm=None, budget=ONE_CANDIDATE, positions=None):
         self.world = World(village(), seed=3)
         self.llm = llm or FakeLLM()
         self.clock = 0.0

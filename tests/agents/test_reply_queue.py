@@ -225,3 +225,48 @@ def test_what_a_person_told_an_npc_is_a_fact_when_they_ask_it_back():
     assert 'You told me, P1: "I have a dog called Rex."' in llm.prompts[-1][0]  # the fact, in the prompt
     assert got[-1] == 'You told me, P1: "I have a dog called Rex."'  # the model's line quoted none: the fact
     assert h.minds.desk.gate.counts["missing_fact"] == 1
+
+
+def test_one_persons_reply_is_two_candidates_from_one_cached_prompt_and_the_gate_takes_the_first_that_passes():
+    # the first candidate echoes the question (refused), the second passes: no second wait
+    llm = FakeLLM(replies=["Where is the pond?", "The pond lies south-west of the square."], ready_after=3)
+    h = Harness(llm=llm, budget=MindBudget(reply_candidates=2))
+    (ann,) = crowd(h, 1)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Where is the pond?", to=mira.id))
+    asked = [(p, kw) for (p, _), kw in zip(llm.prompts, llm.kwargs) if "What do you say to" in p]
+    assert len(asked) == 2 and asked[0][0] == asked[1][0]          # the same prompt, in the same tick
+    assert asked[0][1]["seed"] != asked[1][1]["seed"]              # sampled apart
+    prefix = asked[0][1]["prefix"]
+    assert prefix == asked[1][1]["prefix"] and '"Where is the pond?"' in prefix   # prefilled once
+    got = answers_to(h.run(12), mira.id)
+    assert got == {ann: ["The pond lies south-west of the square."]}
+    assert len([p for p, _ in llm.prompts if "What do you say to" in p]) == 2     # no retry
+    assert h.minds.gate.counts["echo"] == 1 and h.minds.gate.counts["ok"] == 1
+    said = [s for s in says(h.outputs, mira.id) if s.to == ann]
+    assert said[0].job == llm.handles[[hd._result.text for hd in llm.handles].index(
+        "The pond lies south-west of the square.")].job_id                           # the chosen one's job
+
+
+def test_when_both_candidates_pass_the_first_is_said_and_a_crowd_gets_one_each():
+    llm = FakeLLM(replies=["The sun is warm on the square today.", "Hello there, P1, welcome."], ready_after=2)
+    h = Harness(llm=llm, budget=MindBudget(reply_candidates=2))
+    ann, bob = crowd(h, 2)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Good day, Mira!", to=mira.id))
+    assert answers_to(h.run(8), mira.id) == {ann: ["The sun is warm on the square today."]}
+    assert h.minds.gate.counts["ok"] == 1 and h.minds.stats()["replies"]["model"] == 1   # the second unread
+    before = len(llm.prompts)
+    h.tick(Say(ann, "Mira, where is the mill?", to=mira.id), Say(bob, "Where is the well?", to=mira.id))
+    crowd_asks = [p for p, _ in llm.prompts[before:] if "What do you say to" in p]
+    assert len(crowd_asks) == 2        # a crowd: one generation per person (their prompts share a context)
+
+
+def test_a_cancelled_pair_of_candidates_cancels_both():
+    from agents.replies import Candidates
+    llm = FakeLLM()
+    pair = Candidates([llm.generate("a"), llm.generate("b")])
+    assert not pair.done()             # (the fake's handles are ready after a poll)
+    pair.cancel()
+    assert all(hd.cancelled for hd in llm.handles)
+    assert pair.job_id == llm.handles[0].job_id
