@@ -16,7 +16,7 @@ figures from this run:
                          output projection included) over the matmul rate
                          measured in this run (`matmul_gflops`: a square
                          GEMM in the engine's dtype on the same threads)
-Usage: .venv/bin/python bench/inference.py [--quick]
+Usage: .venv/bin/python bench/inference.py [--quick] [--device cuda]
 """
 from __future__ import annotations
 
@@ -200,9 +200,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer prompts (a smoke run)")
     ap.add_argument("--pipeline-prompts", type=int, default=8)
     ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (tick lateness then uses the CUDA runner)")
     args = ap.parse_args()
     n = 16 if args.quick else 64
-    loaded = load_model(dtype=args.dtype)
+    loaded = load_model(device=args.device, dtype=args.dtype)
     prefix, prompts = npc_prompts(n)
     info = {"model": loaded.info()["name"], "device": loaded.device, "dtype": loaded.dtype,
             "threads": torch.get_num_threads(), "prompts": n}
@@ -227,15 +228,16 @@ def main() -> None:
     p95_fifo = bench_priority(loaded, prompts, prefix, "fifo")
     print(f"high priority p95: {p95:.0f} ms (fifo {p95_fifo:.0f} ms)", flush=True)
 
+    runner = "cuda" if str(loaded.device).startswith("cuda") else "process"
     inline = client_for(loaded, runner="inline", max_batch=32, max_queue=n)
     late_inline = asyncio.run(tick_lateness(inline, prompts, prefix, inline=True))
     inline.close()
     del loaded
-    worker = load_llm(runner="process", dtype=args.dtype, max_batch=32, max_queue=n)
+    worker = load_llm(runner=runner, device=args.device, dtype=args.dtype, max_batch=32, max_queue=n)
     asyncio.run(tick_lateness(worker, prompts[:2], prefix, inline=False))       # warm the worker
     late_proc = asyncio.run(tick_lateness(worker, prompts, prefix, inline=False))
     worker.close()
-    print(f"tick lateness p99: process runner {late_proc:.1f} ms, inline {late_inline:.1f} ms", flush=True)
+    print(f"tick lateness p99: {runner} runner {late_proc:.1f} ms, inline {late_inline:.1f} ms", flush=True)
 
     print(json.dumps({
         "vs_seed_pipeline": round(engine_tps / pipe_tps, 2),
@@ -249,7 +251,7 @@ def main() -> None:
         "engine_tok_s": round(engine_tps, 1), "pipeline_tok_s": round(pipe_tps, 1),
         "pipeline_prompts": args.pipeline_prompts,
         "staggered_engine_tok_s": round(eng_st, 1), "staggered_static_tok_s": round(static_st, 1),
-        "runner": "process", **info,
+        "runner": runner, **info,
     }))
 
 

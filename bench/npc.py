@@ -82,9 +82,10 @@ async def dinner_talk(llm, n: int, stop: asyncio.Event, counts: dict) -> None:
         h.cancel()
 
 
-async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background: int = 0) -> dict:
+async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background: int = 0,
+                  runner: str = "process") -> dict:
     cfg = ServerConfig(port=0, db=str(tmp / f"{policy}.db"), personas=str(personas_file(tmp / "p.toml", npcs)),
-                       llm_runner="process", llm_policy=policy, npc_tokens_per_minute=60_000.0,
+                       llm_runner=runner, llm_policy=policy, npc_tokens_per_minute=60_000.0,
                        max_clients_per_ip=1000)
     server = HamletServer(cfg)
     await server.start()
@@ -155,9 +156,10 @@ def pct(values: list[float], q: int, scale: float = 1.0) -> float | None:
 async def main_async(args) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        prio = await measure("priority", args.npcs, args.seconds, tmp, args.background)
+        runner = "cuda" if args.device == "cuda" else "process"
+        prio = await measure("priority", args.npcs, args.seconds, tmp, args.background, runner)
         print(f"priority: {prio}", flush=True)
-        fifo = await measure("fifo", args.npcs, args.seconds, tmp, args.background)
+        fifo = await measure("fifo", args.npcs, args.seconds, tmp, args.background, runner)
         print(f"fifo:     {fifo}", flush=True)
     ratio = (fifo["p95_ms"] / prio["p95_ms"]) if prio["p95_ms"] and fifo["p95_ms"] else None
     return {"human_reply_p95_ms": prio["p95_ms"], "human_reply_p95_ms_no_priority": fifo["p95_ms"],
@@ -178,6 +180,7 @@ def main() -> None:
     ap.add_argument("--npcs", type=int, default=25)
     ap.add_argument("--seconds", type=float, default=60.0, help="seconds of greetings per mode")
     ap.add_argument("--background", type=int, default=40, help="NPC lines kept in flight (0: none)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA runner")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 
