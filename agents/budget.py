@@ -29,14 +29,17 @@ class MindBudget:
     # waiting, and each token costs ~35-40 ms at batch 1 on the CPU (a 32-token
     # reply alone took ~1.2 s). NPC small talk may run to two.
     reply_sentences: int = 1
-    # A reply to one person (not a crowd) is generated this many times at
+    # A reply to one person (not a crowd) may be generated this many times at
     # once, from one cached prompt (the engine prefills it once and decodes
-    # the candidates as rows of one batch); the gate takes the first that
-    # passes, so a refused line costs no second wait. On the 2-core CPU a
-    # quarter to a third of first tries were refused (bench/npc), each retry
-    # a whole generation (~1-2 s) more; a second row in a one-row decode step
-    # costs a few ms. 1: one at a time (a refused line is generated again).
-    reply_candidates: int = 2
+    # the candidates as rows of one batch); the first the gate passes is said
+    # as soon as it is done, the others cancelled (agents/reply_candidates.py).
+    # 1 (the default): one at a time, a refused line generated again. Measured
+    # with bench/npc's dinner-time load on the 2-core CPU, 2 did not help:
+    # greeting-to-reply p95 7.2-9.9 s against 3.7-6.7 s with 1 (p50 2.1-3.9
+    # against 2.4-2.6 s; ~10 replies a run): refusals came in pairs (both
+    # candidates refused in about one pair of four: the same prompt fails the
+    # same way) and a second row made every decode step of the reply slower.
+    reply_candidates: int = 1
     line_sentences: int = 2
     reflect_tokens: int = 48
     # Wall-clock deadlines: a reply later than this is worse than the

@@ -26,6 +26,7 @@ from agents.facts import allowed_directions, facts_for, hours_facts, news_facts,
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
 from agents.npc_talk import best_normalised
+from agents.reply_candidates import Candidates, generations
 from agents.reply_gate import GateCounts, LineContext, check
 from agents.shop_talk import ShopAction, shop_actions, situation
 from server.world.inputs import Input, MakeOffer, Say
@@ -71,33 +72,6 @@ CROWD_REPLY_TOKENS = 20
 # teacher's lesson, judgement or report: agents/school.py), notice (asked to
 # pin a notice: pinned, withheld or asked what it says: agents/board_talk.py).
 OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide", "school", "notice")
-
-
-class Candidates:
-    """Several generations of one reply, as one handle: done when all are;
-    `result()` is the first's (what a caller that wants one line reads)."""
-
-    def __init__(self, handles: list[Any]) -> None:
-        self.handles = handles
-
-    @property
-    def job_id(self) -> int:
-        return self.handles[0].job_id
-
-    def done(self) -> bool:
-        return all(h.done() for h in self.handles)
-
-    def result(self) -> Any:
-        return self.handles[0].result()
-
-    def cancel(self) -> bool:
-        return all([h.cancel() for h in self.handles])
-
-
-def generations(handle: Any) -> list[tuple[Any, Any]]:
-    """(handle, result) of each candidate of a finished reply."""
-    hs = handle.handles if isinstance(handle, Candidates) else [handle]
-    return [(h, h.result()) for h in hs]
 
 
 class ReplyDesk:
@@ -179,7 +153,12 @@ class ReplyDesk:
             shared = turns[-1][1]   # the whole prompt is the cached prefix: prefilled once for all
         handles = [system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, tokens, b.reply_deadline_s,
                                  temperature=0.7 + 0.2 * person.attempts, shared=shared) for _ in range(n)]
-        handle = handles[0] if n == 1 else Candidates(handles)
+        if n == 1:
+            handle = handles[0]
+        else:
+            lctx = self.line_context(world, mind, person.text, (person.name,), tuple(facts))
+            handle = Candidates(handles, lambda r, me=mind.name, who=person.name: r.ok and check(
+                clean_line(r.text, me, (who,)), lctx) == "ok")
         if not system.people_waiting:
             system.preempt_for_people(world, mind, out)
         mind.reply_jobs[person.speaker] = PendingJob(handle, "reply", {
@@ -261,6 +240,7 @@ class ReplyDesk:
             return
         person = next((p for p in mind.waiting if p.speaker == speaker), None)
         lctx = self.line_context(world, mind, ctx["heard"], (name,), ctx.get("facts", ()))
+        handle, line, verdict = job.handle, None, "garbled"
         for handle, result in generations(job.handle):   # the first candidate the gate passes
             line = clean_line(result.text, mind.name, (name,)) if result.ok else None
             verdict = check(line, lctx)

@@ -14,9 +14,9 @@ from tests.agents.fake_llm import FakeLLM
 PERSONAS = {p.name: p for p in load_personas()}
 
 
-# One generation per reply unless a test asks for candidates (MindBudget's
-# default is 2: tests/agents/test_reply_queue.py tests them): most tests
-# count generations or script their texts in order.
+# One generation per reply (MindBudget's default; candidates are tested in
+# tests/agents/test_reply_queue.py): most tests count generations or script
+# their texts in order.
 ONE_CANDIDATE = MindBudget(reply_candidates=1)
 
 

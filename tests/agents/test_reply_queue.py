@@ -263,10 +263,43 @@ def test_when_both_candidates_pass_the_first_is_said_and_a_crowd_gets_one_each()
 
 
 def test_a_cancelled_pair_of_candidates_cancels_both():
-    from agents.replies import Candidates
+    from agents.reply_candidates import Candidates
     llm = FakeLLM()
     pair = Candidates([llm.generate("a"), llm.generate("b")])
     assert not pair.done()             # (the fake's handles are ready after a poll)
     pair.cancel()
     assert all(hd.cancelled for hd in llm.handles)
     assert pair.job_id == llm.handles[0].job_id
+
+
+def test_a_candidate_the_gate_accepts_is_said_without_waiting_for_the_slower_one():
+    from agents.reply_candidates import Candidates
+    from tests.agents.fake_llm import FakeHandle, FakeResult
+    fast = FakeHandle(1, FakeResult(text="The well is in the middle of the square."), ready_after=0)
+    slow = FakeHandle(2, FakeResult(text="Hmm."), ready_after=100)
+    pair = Candidates([slow, fast], accept=lambda r: "well" in r.text)
+    assert pair.done()                       # the fast one is accepted: no wait for the slow one
+    refused = Candidates([FakeHandle(3, FakeResult(text="Hmm."), ready_after=100),
+                          FakeHandle(4, FakeResult(text="Echo."), ready_after=0)], accept=lambda r: False)
+    assert not refused.done()                # a refused finished one: wait for the other
+    # in the minds: the quick good line is said, the slow candidate cancelled
+    llm = FakeLLM(replies=["Hello there, P1! The fields are green today.", "The bakery is south-west."],
+                  ready_after=2)
+    h = Harness(llm=llm, budget=MindBudget(reply_candidates=2))
+    (ann,) = crowd(h, 1)
+    mira = h.npc("Mira")
+    h.tick(Say(ann, "Hello Mira!", to=mira.id))
+    first, second = llm.handles[-2], llm.handles[-1]
+    second._polls_left = 1000                # the second candidate would take very long
+    got = answers_to(h.run(8), mira.id)
+    assert got == {ann: ["Hello there, P1! The fields are green today."]}
+    assert second.cancelled and not first.cancelled
+
+
+def test_the_result_of_candidates_finished_early_is_the_accepted_one():
+    from agents.reply_candidates import Candidates
+    from tests.agents.fake_llm import FakeHandle, FakeResult
+    slow = FakeHandle(1, FakeResult(text="Hmm."), ready_after=100)
+    fast = FakeHandle(2, FakeResult(text="The well is on the square."), ready_after=0)
+    pair = Candidates([slow, fast], accept=lambda r: "well" in r.text)
+    assert pair.done() and pair.result().text == "The well is on the square."   # not the unfinished first
