@@ -37,9 +37,13 @@ import torch
 log = logging.getLogger("hamlet.inference")
 
 SOURCE = Path(__file__).with_name("csrc") / "decode_attention.cpp"
-# -ffast-math: lets GCC call glibc's vector expf for the softmax (the
-# kernel never sees infinities or NaNs: each row attends to >= 1 position).
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC", "-std=c++20"]
+# -ffast-math when compiling: lets GCC call glibc's vector expf for the
+# softmax (the kernel never sees infinities or NaNs: each row attends to >= 1
+# position). Never when linking: there GCC would add crtfastmath.o, which
+# sets flush-to-zero for the whole process when the library loads (found by
+# the msgpack float tests: 5e-324 became 0 everywhere).
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-std=c++20"]
+LINK_FLAGS = ["-shared", "-fopenmp"]
 BUILD_TIMEOUT_S = 300        # a cold compile takes ~15 s on 2 cores; a hung compiler must not hang the server
 
 _state: dict[str, object] = {}
@@ -58,7 +62,8 @@ def _cpu_flags() -> str:
 def library_path() -> Path:
     env = os.environ.get("HAMLET_CACHE_DIR")
     base = Path(env) if env else Path.home() / ".cache" / "hamlet"
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, " ".join(FLAGS), _cpu_flags()])
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, " ".join(FLAGS + LINK_FLAGS),
+                                     _cpu_flags()])
                          .encode()).hexdigest()[:16]
     return base / "ops" / key / "hamlet_decode_attention.so"
 
@@ -71,16 +76,19 @@ def build(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
-    cmd = [compiler, *FLAGS, f"-I{torch_dir / 'include'}", str(SOURCE), "-o", tmp,
-           f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
+    obj = tmp[:-3] + ".o"
+    compile_cmd = [compiler, *FLAGS, f"-I{torch_dir / 'include'}", "-c", str(SOURCE), "-o", obj]
+    link_cmd = [compiler, *LINK_FLAGS, obj, "-o", tmp, f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-        if done.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
+        for cmd in (compile_cmd, link_cmd):
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+            if done.returncode != 0:
+                raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for path in (tmp, obj):
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 def load() -> bool:

@@ -122,3 +122,12 @@ def test_decode_steps_with_and_without_the_fused_op_and_packed_weights_agree(loa
         outs.append(torch.stack(steps))
     assert torch.allclose(outs[0], outs[1], atol=2e-3, rtol=1e-3), (outs[0] - outs[1]).abs().max()
     assert torch.equal(fast.logits(outs[0]).argmax(-1), plain.logits(outs[1]).argmax(-1))
+
+
+def test_loading_the_op_leaves_subnormal_floats_alone():
+    # a library linked with -ffast-math would set flush-to-zero for the whole
+    # process as it loads: msgpack floats like 5e-324 would then decode as 0
+    _need_op()
+    tiny = float.fromhex("0x0.0000000000001p-1022")          # 5e-324, the smallest subnormal
+    assert tiny / 1.0 != 0.0 and tiny * 2.0 == float.fromhex("0x0.0000000000002p-1022")
+    assert torch.tensor([tiny], dtype=torch.float64).mul(1.0).item() != 0.0
