@@ -1,18 +1,13 @@
 """A region process: one rectangle of the world's cells, owned under a
-lease, with its own 20 Hz tick (the one-process `Game`, with a few systems
-added) and its own database.
+lease, with its own 20 Hz tick (the one-process `Game`, with the systems
+of region_systems.py added) and its own database. This module owns its
+life: taking the lease (a standby waits for it), opening its world and
+database, the tick loop on the world's clock, renewing the lease, stopping.
 
-    cluster_in   (before inputs)  arrivals from neighbours (with their
-                                  players' sessions), entities refused back,
-                                  in-process requests
-    cluster_out  (after simulate) entities standing on a foreign cell leave
-                                  (taken out, logged, sent after the commit);
-                                  speech in border cells goes out after it
-    cluster_hear (after replicate) speech from across a border reaches the
-                                  hearers here
-    publish      (after the commit) border cells for the neighbours' ghosts;
-                                  after the tick, each gateway's frames
-                                  (region_sessions.py), then the handoffs
+Each tick: the game's systems (with cluster_in, cluster_out and
+cluster_hear, see region_systems.py) and its commit; border cells for the
+neighbours' ghosts after the commit (region_bus.py); after the tick, each
+gateway's frames (region_sessions.py), then the handoffs committed in it.
 
 Ticks follow the world's clock (clock.py): tick k is due at the same
 moment in every region (neighbours half a tick apart).
@@ -33,25 +28,24 @@ import time
 from collections import deque
 from typing import Any
 
-from server.cluster import entity_state, wire
+from server.cluster import wire
 from server.cluster.clock import MAX_CATCH_UP_S, TickSchedule, world_epoch
 from server.cluster.ghosts import Ghosts
 from server.cluster.region_bus import RegionBus
 from server.cluster.region_sessions import RegionSessions
+from server.cluster.region_systems import RegionSystems
 from server.cluster.region_requests import RegionRequests
 from server.cluster.handoffs import HandoffLog
 from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
 from server.cluster.region_world import ID_SPAN, open_region_world
 from server.cluster.regions import RegionMap
-from server.cluster.walkers import PREFIX
 from server.config import ServerConfig
 from server.game import Game
 from server.metrics import ServerMetrics
-from server.persistence import Account, Database
+from server.persistence import Database
 from server.world.catalog import load_goods
-from server.world.inputs import Join
 from server.world.village import village
-from server.world.world import Rejection, WorldRules
+from server.world.world import WorldRules
 
 log = logging.getLogger("hamlet.region")
 
@@ -60,7 +54,7 @@ log = logging.getLogger("hamlet.region")
 MAX_FOREIGN_SPEECH = 1024
 
 
-class RegionNode(RegionBus, RegionSessions, RegionRequests):
+class RegionNode(RegionBus, RegionSessions, RegionRequests, RegionSystems):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
                  owner: str | None = None, lease_ttl_s: float = 3.0) -> None:
         self.world_name = wire.check_world_name(world_name)
@@ -215,121 +209,6 @@ class RegionNode(RegionBus, RegionSessions, RegionRequests):
             took = (time.perf_counter() - t0) * 1000  # the tick and its frames to the gateways
             self.tick_ms.append(took)
             self.tick_window.append(took)
-
-    # -- the added systems ---------------------------------------------------------
-    def _sys_in(self, now: float) -> None:
-        game, world = self.game, self.game.world
-        self.hlog.begin_tick(world.tick)
-        while self.settled:  # refused by their destination: back here, at a tick boundary
-            hid = self.settled.popleft()
-            if hid not in self.hlog.outgoing:
-                continue
-            dest, state = self.hlog.outgoing[hid]
-            state = dict(state, path=[], **dict(zip(("x", "y"), self._home_tile(state["x"], state["y"]))))
-            state.pop("sess", None)  # its gateway saw it leave: the player resumes with the token
-            entity_state.put_in(world, state)
-            self.hlog.record("back", hid, state["id"], dest, state["hop"], state)
-            self._sent_at.pop(hid, None)
-            acct = state.get("account")
-            if acct:
-                account = Account(*acct[:4], state["x"], state["y"])
-                game.sessions.dirty_accounts.append(account)
-                if state["kind"] == "player" and not state["name"].startswith(PREFIX):
-                    game.sessions.attach(account, None)  # away: its owner may resume
-                    game.sessions.detach(state["id"], time.monotonic())
-        while self.incoming:
-            self._arrive(*self.incoming.popleft())
-        self.admit_resumes()
-        while self.requests:
-            make, fut = self.requests.popleft()
-            inp = make(world)
-            result = inp if isinstance(inp, Rejection) else game.apply(inp)
-            if isinstance(result, Rejection):
-                fut.set_result(result)
-                continue
-            if isinstance(inp, Join):
-                account, token = game.sessions.create_account(inp.name, inp.entity, inp.x, inp.y)
-                result = (inp.entity, token)
-            game.after_commit(lambda fut=fut, result=result: fut.done() or fut.set_result(result))
-
-    def _arrive(self, msg: dict[str, Any], reply: Any) -> None:
-        world = self.game.world
-        hid, state = msg.get("id"), msg.get("state")
-        try:
-            if not isinstance(hid, str) or len(hid) > 128:
-                raise entity_state.BadState("bad handoff id")
-            if entity_state.seen(state, self.hlog.hops):  # before any other check: it may be here now
-                self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "dup": True}))
-                return  # applied before: confirm again, change nothing
-            state = entity_state.check(world, state)
-            if self.regions.owner_of(state["x"], state["y"]) != self.region.name:
-                raise entity_state.BadState(f"({state['x']}, {state['y']}) is not in region {self.region.name}")
-        except entity_state.BadState as exc:
-            self._answer(reply, {"t": "refused", "why": str(exc)[:200]})
-            return
-        entity_state.put_in(world, state)
-        self.hlog.record("in", hid, state["id"], str(msg.get("from", "?"))[:32], state["hop"], state)
-        acct = state.get("account")
-        if acct:
-            account = Account(*acct)
-            self.game.sessions.dirty_accounts.append(account)
-            if "sess" in state:
-                self.session_arrived(state["id"], account, state["sess"], state["hop"])
-        self.game.after_commit(lambda: self._answer(reply, {"t": "ok"}))
-
-    def _sys_out(self, now: float) -> None:
-        game, world = self.game, self.game.world
-        mine = self.region.has_cell
-        leaving = [eid for cell, members in world.grid.cells.items() if not mine(cell) for eid in members]
-        for eid in sorted(leaving):  # entity order: the same in replay
-            if not self.ready_to_leave(eid):
-                continue
-            e = world.entities[eid]
-            dest = self.regions.owner_of(e.x, e.y)
-            hop = self.hlog.hops.get(eid, 0) + 1
-            session = game.sessions.by_entity.get(eid)
-            account = session.account if session is not None else self.db.account_by_entity(eid)
-            sess = self.session_leaving(eid, dest, hop, e.x, e.y)
-            state = entity_state.take_out(world, eid, hop)
-            if account is not None:
-                state["account"] = [account.id, account.name, account.token_hash, account.entity, e.x, e.y]
-                if sess is not None:
-                    state["sess"] = sess
-            hid = f"{self.region.name}:{eid}:{hop}"
-            self.hlog.record("out", hid, eid, dest, hop, state)
-            self._sent_at[hid] = time.perf_counter()
-            game.after_commit(lambda hid=hid: self._to_deliver.append(hid))
-        said = [ev for ev in world.events if ev["kind"] == "say" and world.grid.cell_of(ev["x"], ev["y"]) in self.border]
-        if said:
-            game.after_commit(lambda: self._publish_speech(said))
-        if world.tick % 2 == 0:
-            game.after_commit(self._publish_cells)
-
-    def _sys_hear(self, now: float) -> None:
-        from protocol.codec import encode
-
-        world = self.game.world
-        while self.foreign_speech:
-            ev = self.foreign_speech.popleft()
-            hearers = [e.id for e in world.hearers(ev["x"], ev["y"])]
-            self.heard.append((ev, hearers))
-            frame = encode("event", **{k: v for k, v in ev.items() if k not in ("x", "y")})
-            for eid in hearers:
-                client = self.game.clients.get(eid)
-                if client is not None:
-                    client.send(frame)
-        self.ghosts.expire(time.monotonic())
-
-    def _home_tile(self, x: int, y: int) -> tuple[int, int]:
-        """The walkable tile of ours nearest (x, y): where a refused entity stands."""
-        m = self.game.world.map
-        best = min(((abs(tx - x) + abs(ty - y), tx, ty) for c in self.region.cells()
-                    for ty in range(c[1] * self.regions.cell, (c[1] + 1) * self.regions.cell)
-                    for tx in range(c[0] * self.regions.cell, (c[0] + 1) * self.regions.cell)
-                    if m.walkable(tx, ty)), default=None)
-        if best is None:
-            raise RuntimeError(f"region {self.region.name} has no walkable tile")
-        return best[1], best[2]
 
     # -- what tests and the bench read -------------------------------------------------
     def entity_ids(self) -> set[int]:
