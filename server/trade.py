@@ -68,10 +68,11 @@ def inventory(world: World, eid: int, items: set[str] | None = None) -> bytes:
                   items={i: p.goods.get(i, 0) for i in sorted(items) if i != COINS}, full=False)
 
 
-def offer_frame(world: World, o: Offer) -> bytes:
+def offer_frame(world: World, o: Offer, names: dict[int, str] | None = None) -> bytes:
+    """`names`: of parties no longer in the world (one that just left it)."""
     def name(eid: int) -> str:
         e = world.entities.get(eid)
-        return e.name if e is not None else ""
+        return e.name if e is not None else (names or {}).get(eid, "")
     return encode("offer", id=o.id, state=o.state, **{"from": o.maker}, from_name=name(o.maker), to=o.to,
                   to_name=name(o.to), give=[list(x) for x in o.give], coins=o.coins,
                   want=[list(x) for x in o.want], want_coins=o.want_coins, expires=o.expires)

@@ -23,6 +23,7 @@ from typing import Any
 from server.cluster import entity_state
 from server.cluster.walkers import PREFIX
 from server.persistence import Account
+from server.trade import offer_frame
 from server.world.inputs import Join
 from server.world.world import Rejection
 
@@ -100,8 +101,13 @@ class RegionSystems:
             hop = self.hlog.hops.get(eid, 0) + 1
             session = game.sessions.by_entity.get(eid)
             account = session.account if session is not None else self.db.account_by_entity(eid)
+            conn = game.clients.get(eid)
             sess = self.session_leaving(eid, dest, hop, e.x, e.y)
+            news = len(world.economy.offer_news)
             state = entity_state.take_out(world, eid, hop)
+            if conn is not None:  # its offers were withdrawn: told here, as it left our clients
+                for o in world.economy.offer_news[news:]:
+                    conn.send(offer_frame(world, o, {eid: e.name}))
             if account is not None:
                 state["account"] = [account.id, account.name, account.token_hash, account.entity, e.x, e.y]
                 if sess is not None:
