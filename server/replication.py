@@ -42,7 +42,9 @@ class ReplicaClient(Protocol):
 
 class CellCache:
     """Per-cell pieces, rebuilt when the world's change stamp for the cell
-    moves; shared by all replicators of a world. At most one entry per cell."""
+    moves; shared by all replicators of a world. At most one entry per cell.
+    A region of a cluster adds the entities its neighbours show across the
+    border (server/cluster/border_view.py); `entity()` names those too."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -57,6 +59,10 @@ class CellCache:
         piece = {eid: (ents[eid].x, ents[eid].y, ents[eid].flags) for eid in self.world.grid.cells.get(cell, ())}
         self._cells[cell] = (stamp, piece)
         return piece
+
+    def entity(self, eid: int) -> Any:
+        """What an `enter` row names (`kind`, `name`) of an entity in a piece."""
+        return self.world.entities[eid]
 
 
 class Replicator:
@@ -99,14 +105,14 @@ class Replicator:
                 new.update(piece)
         if not old and not new:
             return None
-        ents = self.world.entities
+        entity = self.cells.entity
         enter: list[list[Any]] = []
         move: list[list[int]] = []
         upd: list[list[int]] = []
         for eid, cur in new.items():
             was = old.get(eid)
             if was is None:
-                e = ents[eid]
+                e = entity(eid)
                 enter.append([eid, e.kind, e.name, cur[0], cur[1], cur[2]])
             elif was != cur:
                 if was[0] != cur[0] or was[1] != cur[1]:
@@ -148,8 +154,8 @@ class Replicator:
             changed[eid] = (left.pop(eid), entered.pop(eid))
         if not (entered or left or changed):
             return None
-        ents = self.world.entities
-        enter = [[eid, ents[eid].kind, ents[eid].name, cur[0], cur[1], cur[2]] for eid, cur in entered.items()]
+        entity = self.cells.entity
+        enter = [[eid, entity(eid).kind, entity(eid).name, cur[0], cur[1], cur[2]] for eid, cur in entered.items()]
         move = [[eid, new[0], new[1]] for eid, (old, new) in changed.items() if old[:2] != new[:2]]
         upd = [[eid, new[2]] for eid, (old, new) in changed.items() if old[2] != new[2]]
         return encode("state", tick=self.world.tick, enter=enter, move=move, leave=list(left), upd=upd)

@@ -30,6 +30,7 @@ from typing import Any
 
 from server.cluster import wire
 from server.cluster.clock import MAX_CATCH_UP_S, TickSchedule, world_epoch
+from server.cluster.border_view import BorderCells, BorderView
 from server.cluster.ghosts import Ghosts
 from server.cluster.region_bus import RegionBus
 from server.cluster.region_sessions import RegionSessions
@@ -66,6 +67,7 @@ class RegionNode(RegionBus, RegionSessions, RegionRequests, RegionSystems):
         self.lease_ttl_s = lease_ttl_s
         self.border = regions.border_cells(region)
         self.ghosts = Ghosts(regions.watched_cells(region))
+        self.border_view = BorderView(self.ghosts, regions.cell)
         self.incoming: deque[tuple[dict[str, Any], Any]] = deque()
         self.requests: deque[tuple[Any, asyncio.Future]] = deque()
         self.foreign_speech: deque[dict[str, Any]] = deque(maxlen=MAX_FOREIGN_SPEECH)
@@ -76,7 +78,8 @@ class RegionNode(RegionBus, RegionSessions, RegionRequests, RegionSystems):
         self.tick_window: deque[float] = deque(maxlen=2000)  # since the last status line (commands.status)
         self.handoff_window: deque[float] = deque(maxlen=2000)
         self._sent_at: dict[str, float] = {}
-        self._published: dict[tuple[int, int], int] = {}
+        self._published: dict[tuple[int, int], tuple[int, list[int]]] = {}  # cell -> (stamp, transit ids)
+        self._beside_cache: dict[tuple[str, tuple[int, int]], tuple[int, int] | None] = {}
         self._tasks: set[asyncio.Task] = set()
         self.game: Game | None = None
         self.nc = None
@@ -130,6 +133,9 @@ class RegionNode(RegionBus, RegionSessions, RegionRequests, RegionSystems):
         game = self.game = Game(cfg, world, self.db, ServerMetrics())
         game.sessions._next_account_id = max(game.sessions._next_account_id, self.region.index * ID_SPAN + 1)
         game.stores.append(self.hlog)
+        cells = BorderCells(world, self.border_view)  # clients see across the borders
+        for replicator in game.replicators:
+            replicator.cells = cells
         names = [n for n, _ in game.systems]
         game.systems.insert(0, ("cluster_in", self._sys_in))
         game.systems.insert(names.index("simulate") + 2, ("cluster_out", self._sys_out))

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from server.cluster import wire
+from server.cluster.ghosts import MAX_ROWS
 
 log = logging.getLogger("hamlet.region")
 
@@ -54,17 +55,19 @@ class RegionBus:
                 log.warning("handoff %s refused by %s: %s", hid, dest, answer.get("why"))
                 self.settled.append(hid)  # put back into our world at the next tick boundary
             else:
-                self._confirmed(hid)
+                tick = answer.get("tick")
+                self._confirmed(hid, tick if isinstance(tick, int) else None)
             return
 
-    def _confirmed(self, hid: str) -> None:
-        """The destination committed the arrival: settled now, between ticks
-        (if we die before this is written, we send the state again and the
-        destination confirms it again)."""
+    def _confirmed(self, hid: str, tick: int | None = None) -> None:
+        """The destination committed the arrival (at its `tick`): settled
+        now, between ticks (if we die before this is written, we send the
+        state again and the destination confirms it again)."""
         if hid not in self.hlog.outgoing:
             return
         dest, state = self.hlog.outgoing[hid]
         self.hlog.settle_now(hid, state["id"], dest, state["hop"])
+        self.border_view.arrived(state["id"], tick)
         sent = self._sent_at.pop(hid, None)
         if sent is not None:
             took = (time.perf_counter() - sent) * 1000
@@ -90,7 +93,8 @@ class RegionBus:
         except (wire.WireError, ValueError):
             return  # a neighbour's garbage: nothing to answer, nothing changed
         if m["t"] == "cell":
-            self.ghosts.update(cell, int(m.get("tick", 0)), m.get("rows"), time.monotonic())
+            if isinstance(m.get("tick"), int):
+                self.ghosts.update(cell, m["tick"], m.get("rows"), time.monotonic(), m.get("transit"))
         elif cell in self.ghosts.watched and isinstance(m.get("ev"), dict):
             ev = m["ev"]
             if isinstance(ev.get("x"), int) and isinstance(ev.get("y"), int) and isinstance(ev.get("text"), str):
@@ -102,15 +106,40 @@ class RegionBus:
             self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell), wire.pack({"t": "say", "ev": ev})))
 
     def _publish_cells(self) -> None:
+        """Each border cell whose picture changed (every one, once a second):
+        its entities, and ours in transit that left from beside it."""
         world = self.game.world
         full = world.tick % REFRESH_TICKS == 0
+        transit = self._transit_rows()
         for cell in self.border:
-            stamp = world.changed_cells.get(cell, 0)
+            moving = transit.get(cell, [])
+            stamp = (world.changed_cells.get(cell, 0), [r[0] for r in moving])
             if not full and self._published.get(cell) == stamp:
                 continue
             self._published[cell] = stamp
             ents = world.entities
             rows = [[eid, ents[eid].kind, ents[eid].name, ents[eid].x, ents[eid].y, ents[eid].flags]
                     for eid in sorted(world.grid.cells.get(cell, ()))]
-            self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell),
-                                        wire.pack({"t": "cell", "tick": world.tick, "rows": rows})))
+            self._spawn(self.nc.publish(wire.cell_subject(self.world_name, cell), wire.pack(
+                {"t": "cell", "tick": world.tick, "rows": rows, "transit": moving})))
+
+    def _transit_rows(self) -> dict[tuple[int, int], list[list[Any]]]:
+        """Our entities in transit (sent, not confirmed), each in the picture
+        of a border cell of ours that its destination watches, beside the
+        tile it stepped onto: the destination shows it there until it
+        arrives (border_view.py), so its clients see no gap."""
+        out: dict[tuple[int, int], list[list[Any]]] = {}
+        for dest, s in sorted(self.hlog.outgoing.values(), key=lambda o: o[1]["id"]):
+            cell = self._beside(dest, self.regions.cell_of(s["x"], s["y"]))
+            rows = out.setdefault(cell, []) if cell is not None else None
+            if rows is not None and len(rows) < MAX_ROWS:  # past it, picked up at arrival
+                rows.append([s["id"], s["kind"], s["name"], s["x"], s["y"], s["flags"]])
+        return out
+
+    def _beside(self, dest: str, cell: tuple[int, int]) -> tuple[int, int] | None:
+        key = (dest, cell)
+        if key not in self._beside_cache:  # at most one entry per cell and region
+            near = [c for c, seen_by in self.border.items()
+                    if dest in seen_by and max(abs(c[0] - cell[0]), abs(c[1] - cell[1])) == 1]
+            self._beside_cache[key] = min(near) if near else None
+        return self._beside_cache[key]

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from server.cluster import entity_state
+from server.cluster.ghosts import Row
 from server.cluster.walkers import PREFIX
 from server.persistence import Account
 from server.trade import offer_frame
@@ -40,6 +41,7 @@ class RegionSystems:
             state = dict(state, path=[], **dict(zip(("x", "y"), self._home_tile(state["x"], state["y"]))))
             state.pop("sess", None)  # its gateway saw it leave: the player resumes with the token
             entity_state.put_in(world, state)
+            self.border_view.changed()
             self.hlog.record("back", hid, state["id"], dest, state["hop"], state)
             self._sent_at.pop(hid, None)
             acct = state.get("account")
@@ -71,7 +73,8 @@ class RegionSystems:
             if not isinstance(hid, str) or len(hid) > 128:
                 raise entity_state.BadState("bad handoff id")
             if entity_state.seen(state, self.hlog.hops):  # before any other check: it may be here now
-                self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "dup": True}))
+                tick = world.tick  # at or after its arrival: what the source's border view waits for
+                self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "dup": True, "tick": tick}))
                 return  # applied before: confirm again, change nothing
             state = entity_state.check(world, state)
             if self.regions.owner_of(state["x"], state["y"]) != self.region.name:
@@ -80,6 +83,7 @@ class RegionSystems:
             self._answer(reply, {"t": "refused", "why": str(exc)[:200]})
             return
         entity_state.put_in(world, state)
+        self.border_view.changed()
         self.hlog.record("in", hid, state["id"], str(msg.get("from", "?"))[:32], state["hop"], state)
         acct = state.get("account")
         if acct:
@@ -87,7 +91,8 @@ class RegionSystems:
             self.game.sessions.dirty_accounts.append(account)
             if "sess" in state:
                 self.session_arrived(state["id"], account, state["sess"], state["hop"])
-        self.game.after_commit(lambda: self._answer(reply, {"t": "ok"}))
+        tick = world.tick
+        self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "tick": tick}))
 
     def _sys_out(self, now: float) -> None:
         game, world = self.game, self.game.world
@@ -105,6 +110,7 @@ class RegionSystems:
             sess = self.session_leaving(eid, dest, hop, e.x, e.y)
             news = len(world.economy.offer_news)
             state = entity_state.take_out(world, eid, hop)
+            self.border_view.left(Row(eid, e.kind, e.name, e.x, e.y, e.flags), world.tick, now)
             if conn is not None:  # its offers were withdrawn: told here, as it left our clients
                 for o in world.economy.offer_news[news:]:
                     conn.send(offer_frame(world, o, {eid: e.name}))
