@@ -3,9 +3,12 @@ MessagePack messages (decoded strictly; a bad one is refused, never
 half-applied).
 
     hamlet.<world>.region.<region>.handoff   request/reply: an entity's state
-                                             -> {ok} / {ok: false, why, retry}
-    hamlet.<world>.cell.<cx>.<cy>            a border cell's entities ("cell")
-                                             and the speech heard there ("say")
+                                             -> ok (with the tick it arrived at)
+                                             / refused (why) / busy (retry)
+    hamlet.<world>.cell.<cx>.<cy>            a border cell's entities, and its
+                                             owner's in transit that left beside
+                                             it ("cell"), and the speech heard
+                                             there ("say")
     hamlet.<world>.region.<region>.client    gateway -> region: its sessions'
                                              messages ("in") and closed sockets ("gone")
     hamlet.<world>.region.<region>.find      request/reply: where a session

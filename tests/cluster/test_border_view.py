@@ -10,6 +10,8 @@ import asyncio
 
 from client_demo.client import HamletClient
 from server.cluster.region import RegionNode
+from server.world.inputs import SetFlags
+from server.world.world import FLAG_AWAY
 from tests.cluster.helpers import REGIONS, StrictMirror, eventually, start_gateway, start_region, walkable_near_border
 
 BORDER_X = 64  # r0 holds x < 64 (cells 0-3 of 16 tiles)
@@ -102,6 +104,8 @@ async def test_a_client_near_the_border_sees_across_it(nats_server, tmp_path):
         assert await eventually(lambda: watch.sees(cat, (BORDER_X + 2, y)))
         assert await r1.move(cat, BORDER_X + 6, y) is None      # moves there
         assert await eventually(lambda: watch.sees(cat, (BORDER_X + 6, y)))
+        assert await r1.submit(lambda world: SetFlags(cat, FLAG_AWAY)) is None   # and looks away
+        assert await eventually(lambda: bob.entities[cat].flags == FLAG_AWAY and watch.read() is not None)
         assert await r1.move(cat, BORDER_X + 26, y) is None     # out of view (two cells away)
         assert await eventually(lambda: watch.sees(cat, None))
         assert watch.left.count(cat) == 1
