@@ -1,7 +1,8 @@
 """What a region says and hears over NATS (see `wire.py` for the
 subjects): sending a departed entity to its new owner until it confirms,
 answering arrivals (queued for the next tick), taking in the neighbours'
-border cells (ghosts) and speech, and publishing its own. Mixed into
+border cells (ghosts) and speech, and publishing its own (with its
+entities in transit beside them). Mixed into
 `RegionNode`, whose state it uses (`nc`, `hlog`, `game`, queues).
 """
 from __future__ import annotations
