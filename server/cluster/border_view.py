@@ -95,10 +95,10 @@ class BorderView:
                         best[r.id] = (pic.tick, resident, r)
         for eid, d in list(self.departed.items()):
             held = best.get(eid)
-            pic = self.ghosts.cells.get(d.cell)
+            there = self.ghosts.cells.get(d.cell)  # the destination's picture of where it stepped
             if (eid in local or (held is not None and held[1] and held[0] >= d.tick)
-                    or (d.arrival is not None and pic is not None and pic.tick >= d.arrival)
-                    or now - max(d.since, pic.received if pic is not None else 0.0) > STALE_S):
+                    or (d.arrival is not None and there is not None and there.tick >= d.arrival)
+                    or now - max(d.since, there.received if there is not None else 0.0) > STALE_S):
                 del self.departed[eid]
                 continue
             best[eid] = (0, 2, d.row)
