@@ -1,8 +1,13 @@
 """Plain HTTP on the WebSocket port: /protocol.json (the protocol's
 declaration, for clients), /healthz, /stats, /metrics, /npc/NAME (why an
 NPC did what it did) and /moderation (the notices NPCs withheld), both for
-operators holding the admin token, and the browser client's static files. websockets hands us every request before the upgrade;
-requests that are not WebSocket upgrades get their answer here."""
+operators holding the admin token, and the browser client's static files.
+websockets hands us every request before the upgrade; requests that are
+not WebSocket upgrades get their answer here.
+
+`client_files` (the declaration and the browser client) and `response`
+(the headers every answer carries) are what a gateway's port serves alike
+(server/cluster/gateway.py), so a browser opens a cluster as one process."""
 from __future__ import annotations
 
 import hmac
@@ -31,7 +36,7 @@ _FALLBACK_PAGE = b"""<!doctype html><meta charset="utf-8"><title>Hamlet</title>
 The browser client is not installed here; use <code>hamlet client</code>.</p>"""
 
 
-def _response(status: int, reason: str, body: bytes, content_type: str, cache: bool = False) -> Response:
+def response(status: int, reason: str, body: bytes, content_type: str, cache: bool = False) -> Response:
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
                        ("Cache-Control", "max-age=60" if cache else "no-store"),
                        ("X-Content-Type-Options", "nosniff")])
@@ -44,13 +49,11 @@ def handle_http(server: HamletServer, request: Request) -> Response | None:
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return None
     path = request.path.split("?", 1)[0]
-    if path == "/protocol.json":
-        return _response(200, "OK", PROTOCOL_JSON, "application/json", cache=True)
     if path == "/healthz":
         body = json.dumps({"status": "ok", "tick": server.game.world.tick,
                            "clients": len(server.connections), "players": len(server.game.clients),
                            "entities": len(server.game.world.entities)}).encode()
-        return _response(200, "OK", body, "application/json")
+        return response(200, "OK", body, "application/json")
     if path == "/stats":
         query = request.path.partition("?")[2]
         last = 0
@@ -58,14 +61,14 @@ def handle_http(server: HamletServer, request: Request) -> Response | None:
             key, _, value = part.partition("=")
             if key == "last" and value.isdigit() and len(value) < 7:
                 last = int(value)
-        return _response(200, "OK", json.dumps(tick_summary(server, last)).encode(), "application/json")
+        return response(200, "OK", json.dumps(tick_summary(server, last)).encode(), "application/json")
     if path == "/metrics":
-        return _response(200, "OK", server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        return response(200, "OK", server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
     if path == "/npc" or path.startswith("/npc/"):
         return _npc(server, request, path)
     if path == "/moderation":
         return _moderation(server, request)
-    return _static(server, path)
+    return client_files(server.config.web_root, path)
 
 
 # An NPC's name in /npc/NAME, percent-encoded: names are at most 24
@@ -74,7 +77,7 @@ MAX_NPC_PATH = 128
 
 
 def _json(status: int, reason: str, obj: object) -> Response:
-    return _response(status, reason, json.dumps(obj).encode(), "application/json")
+    return response(status, reason, json.dumps(obj).encode(), "application/json")
 
 
 def _admin_refusal(server: HamletServer, request: Request) -> Response | None:
@@ -142,21 +145,26 @@ def tick_summary(server: HamletServer, last: int = 0) -> dict:
     return out
 
 
-def _static(server: HamletServer, path: str) -> Response:
-    root = Path(server.config.web_root) if server.config.web_root else DEFAULT_WEB_ROOT
+def client_files(web_root: str, path: str) -> Response:
+    """What any client may fetch from a port that speaks hamlet.v1:
+    /protocol.json, and the browser client's files from `web_root` (a
+    server's `config.web_root`; empty: client_demo/web); 404 for the rest."""
+    if path == "/protocol.json":
+        return response(200, "OK", PROTOCOL_JSON, "application/json", cache=True)
+    root = Path(web_root) if web_root else DEFAULT_WEB_ROOT
     if path in ("", "/"):
         path = "/index.html"
     if not root.is_dir():
         if path == "/index.html":
-            return _response(200, "OK", _FALLBACK_PAGE, "text/html; charset=utf-8")
-        return _response(404, "Not Found", b"not found\n", "text/plain")
+            return response(200, "OK", _FALLBACK_PAGE, "text/html; charset=utf-8")
+        return response(404, "Not Found", b"not found\n", "text/plain")
     root = root.resolve()
     target = (root / path.lstrip("/")).resolve()
     if root not in target.parents or not target.is_file():  # no escaping the web root
-        return _response(404, "Not Found", b"not found\n", "text/plain")
+        return response(404, "Not Found", b"not found\n", "text/plain")
     ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if target.suffix in (".js", ".mjs"):
         ctype = "text/javascript"
     if ctype.startswith("text/"):
         ctype += "; charset=utf-8"
-    return _response(200, "OK", target.read_bytes(), ctype)
+    return response(200, "OK", target.read_bytes(), ctype)

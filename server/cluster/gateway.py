@@ -11,6 +11,10 @@ region had not applied. `ping` is answered here. A region that goes quiet
 (killed) or changes owner closes its sessions with 1001: their clients
 resume with their token, and find their avatar wherever it is.
 
+Its port answers plain HTTP as `hamlet serve`'s does (server/http.py):
+/protocol.json and the browser client's files, so a browser opened at the
+gateway plays through it; plus the gateway's own /healthz and /metrics.
+
 Not through a gateway yet: `admin` (answered `forbidden`; operators talk
 to a region's own tools).
 """
@@ -27,12 +31,10 @@ from typing import Any
 
 from prometheus_client import Counter as PromCounter
 from websockets.asyncio.server import Server, ServerConnection as WsConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from protocol.codec import Message, encode
 from protocol.connection import State
-from protocol.declaration import declaration
 from protocol.errors import CloseCode, ErrorCode
 from protocol.limits import SUBPROTOCOL
 from server.cluster import wire
@@ -40,6 +42,7 @@ from server.cluster.gateway_bus import REGION_SILENT_S, GatewayBus
 from server.cluster.gateway_routes import MAX_UNCONFIRMED, Route, Routes
 from server.cluster.regions import RegionMap
 from server.config import ServerConfig
+from server.http import client_files, response
 from server.metrics import ServerMetrics
 from server.net import Client, ws_frame
 from server.sessions import hash_token
@@ -55,7 +58,6 @@ MAX_FORWARD = 16384
 # A token's avatar may be in transit (about a tick): ask the regions again
 # this many times, this far apart, before answering `overloaded`.
 FIND_TRIES, FIND_WAIT_S = 10, 0.1
-PROTOCOL_JSON = json.dumps(declaration(), separators=(",", ":")).encode()
 
 
 class _Clock:
@@ -254,24 +256,18 @@ class Gateway(GatewayBus):
 
     # -- HTTP ---------------------------------------------------------------------------
     def _http(self, request: Request) -> Response | None:
+        """/healthz and /metrics of this gateway; /protocol.json and the
+        browser client's files exactly as `hamlet serve` answers them
+        (server/http.py), so the page opened here plays through the gateway."""
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
         path = request.path.split("?", 1)[0]
-        if path == "/protocol.json":
-            return _response(200, "OK", PROTOCOL_JSON, "application/json")
         if path == "/healthz":
             now = time.monotonic()
             body = {"status": "ok", "gateway": self.name, "clients": len(self.connections),
                     "regions": {r: (r in self.alive and now - self.alive[r][1] <= REGION_SILENT_S)
                                 for r in self.regions.names()}}
-            return _response(200, "OK", json.dumps(body).encode(), "application/json")
+            return response(200, "OK", json.dumps(body).encode(), "application/json")
         if path == "/metrics":
-            return _response(200, "OK", self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
-        return _response(404, "Not Found", b"a Hamlet gateway: connect with the hamlet.v1 WebSocket protocol\n",
-                         "text/plain")
-
-
-def _response(status: int, reason: str, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-store")])
-    return Response(status, reason, headers, body)
+            return response(200, "OK", self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+        return client_files(self.config.web_root, path)

@@ -1,10 +1,12 @@
 """A real nats-server with JetStream on a free port of 127.0.0.1, per test
-(its store in the test's temporary directory), and connected clients."""
+(its store in the test's temporary directory), and connected clients; and
+`chromium` (a headless Chromium, for the browser client through a gateway)."""
 from __future__ import annotations
 
 import pytest
 
 from server.cluster.natsd import NatsServer, find_nats_server
+from tests.clients.browser_support import chromium  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
