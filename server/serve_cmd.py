@@ -37,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def where_to_connect(host: str, port: int) -> str:
+    """The line that tells a person where to open the browser client and
+    connect a program, for a port that speaks hamlet.v1 (`hamlet serve`'s,
+    a gateway's); a server listening on every address is reached here."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"Open http://{host}:{port}/ in a browser, or connect a client to ws://{host}:{port}"
+
+
 def run(args: argparse.Namespace) -> int:
     from server.config import ServerConfig, load_config
 
@@ -76,9 +84,7 @@ async def _main(config) -> int:
         print(f"hamlet serve: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         server.db.close()
         return 1
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
-    print(f"Hamlet is running. Open http://{host}:{server.port}/ in a browser, "
-          f"or connect a client to ws://{host}:{server.port}", flush=True)
+    print(f"Hamlet is running. {where_to_connect(config.host, server.port)}", flush=True)
     print(f"World database: {config.db}  (Ctrl-C to stop)", flush=True)
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, server._tick_task}, return_when=asyncio.FIRST_COMPLETED)

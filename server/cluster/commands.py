@@ -170,7 +170,7 @@ async def _gateway(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"hamlet gateway: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"gateway": gw.name, "url": gw.url, "world": args.world}), flush=True)
+    print(json.dumps({"gateway": gw.name, "url": gw.url, "port": gw.port, "world": args.world}), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,6 +182,7 @@ async def _gateway(args: argparse.Namespace) -> int:
 
 def run_cluster(args: argparse.Namespace) -> int:
     from server.cluster.natsd import NatsServer
+    from server.serve_cmd import where_to_connect
 
     os.makedirs(args.data, exist_ok=True)
     nats = None
@@ -210,7 +211,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     gateway = spawn_gateway()
     line = gateway.stdout.readline()  # its first line says where it listens
     try:
-        print(f"gateway at {json.loads(line)['url']} (connect clients there)", flush=True)
+        print(f"Hamlet is running. {where_to_connect(args.host, json.loads(line)['port'])}", flush=True)
     except (ValueError, KeyError):
         print(f"hamlet cluster: the gateway did not start: {line.strip()}", file=sys.stderr)
     stopping = False
