@@ -7,8 +7,10 @@ region: its own tick and persistence (on the world's clock, `clock.py`),
 handoffs of entities that cross a border (`region_systems.py`), and the
 cells near its borders published for its neighbours, who keep them as
 ghosts (`ghosts.py`) and show them to their clients (`border_view.py`);
-`region_sessions.py` and `remote_client.py` are its side of the gateways. `gateway.py` holds the
-clients' sockets and routes each session to its avatar's region
-(`gateway_routes.py`, `gateway_bus.py`). Nothing here is imported by a
-one-process `hamlet serve`.
+`region_sessions.py` and `remote_client.py` are its side of the gateways,
+and `session_handoffs.py` moves a player's session with its avatar.
+`gateway.py` holds the clients' sockets (and serves the browser client)
+and routes each session to its avatar's region (`gateway_routes.py`,
+`gateway_bus.py`). Nothing here is imported by a one-process `hamlet
+serve`.
 """

@@ -34,6 +34,7 @@ from server.cluster.border_view import BorderCells, BorderView
 from server.cluster.ghosts import Ghosts
 from server.cluster.region_bus import RegionBus
 from server.cluster.region_sessions import RegionSessions
+from server.cluster.session_handoffs import SessionHandoffs
 from server.cluster.region_systems import RegionSystems
 from server.cluster.region_requests import RegionRequests
 from server.cluster.handoffs import HandoffLog
@@ -55,7 +56,7 @@ log = logging.getLogger("hamlet.region")
 MAX_FOREIGN_SPEECH = 1024
 
 
-class RegionNode(RegionBus, RegionSessions, RegionRequests, RegionSystems):
+class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, RegionSystems):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
                  owner: str | None = None, lease_ttl_s: float = 3.0) -> None:
         self.world_name = wire.check_world_name(world_name)

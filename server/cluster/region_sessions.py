@@ -11,10 +11,11 @@ gateway holds (`RemoteClient`s), mixed into `RegionNode`.
 - After each tick (its commit included), one `out` message per gateway:
   per session `[sid, n, frames, news]`, `n` the highest message number
   received so far (every one of them answered or applied by now).
-- A session that leaves with its avatar travels in the handoff state
-  (gateway, session id, `n`, the view last sent); the next region attaches
-  it and tells the gateway (`attached`), which then sends it what the old
-  one did not apply. So the client's acks and deltas run on unbroken.
+
+The table of sessions is kept here; session_handoffs.py moves a session
+out of it with its avatar and into the next region's. One that left lately
+(`_departed`) has its late messages dropped quietly: the gateway sends
+them on to the region that took it.
 """
 from __future__ import annotations
 
@@ -28,11 +29,8 @@ from protocol.codec import Message, decode_client, encode
 from protocol.connection import error_frame
 from protocol.errors import ErrorCode, ProtocolError
 from server.cluster import wire
-from server.cluster.remote_client import RemoteClient, flatten_view, view_from_rows
-from server.cluster.walkers import PREFIX
-from server.persistence import Account
+from server.cluster.remote_client import RemoteClient
 from server.sessions import hash_token
-from server.world.world import FLAG_AWAY
 
 log = logging.getLogger("hamlet.region")
 
@@ -42,10 +40,6 @@ MAX_IN_ITEMS = 8192
 # A published `out` batch is split past this: NATS refuses payloads over
 # its max_payload (1 MiB by default).
 MAX_OUT_BYTES = 512 * 1024
-# Sessions that left with their avatar lately: a message that reaches us
-# after they left is dropped quietly (the gateway sends it on to the next
-# region); older ones are forgotten, and reported unknown.
-MAX_DEPARTED = 8192
 # Gateways whose heartbeat we track: a few per world; the bound keeps a
 # faulty peer from growing the table.
 MAX_GATEWAYS = 256
@@ -238,72 +232,3 @@ class RegionSessions:
     def _publish_out(self, gw: str, tick: int, items: list[list[Any]]) -> None:
         data = wire.pack({"t": "out", "region": self.region.name, "owner": self.owner, "tick": tick, "items": items})
         self._spawn(self.nc.publish(wire.gateway_subject(self.world_name, gw), data))
-
-    # -- handoffs of sessions ------------------------------------------------------------
-    def ready_to_leave(self, eid: int) -> bool:
-        """A player whose welcome is not out yet leaves a tick later."""
-        session = self.game.sessions.by_entity.get(eid)
-        conn = session.conn if session is not None else None
-        return not isinstance(conn, RemoteClient) or conn.welcomed or conn.closed
-
-    def session_leaving(self, eid: int, dest: str, hop: int, x: int, y: int) -> dict[str, Any] | None:
-        """Take the entity's session out with it: what the next region needs
-        to carry it on, or None for an entity without a session."""
-        game = self.game
-        session = game.sessions.by_entity.pop(eid, None)
-        if session is None:
-            return None
-        game.sessions._away.pop(eid, None)
-        game.clients.pop(eid, None)
-        a = session.account  # our row now says it went on (see _on_find)
-        game.sessions.dirty_accounts.append(Account(a.id, a.name, a.token_hash, eid, x, y))
-        conn = session.conn
-        if not isinstance(conn, RemoteClient) or conn.closed:
-            return {"away": True}
-        conn.news(["moved", dest, hop])
-        conn.closed = True  # its messages still queued here are dropped; the gateway sends them on
-        conn.entity = None
-        key = (conn.gw, conn.sid)
-        self.remote.pop(key, None)
-        self._moved_away.append(conn)
-        self._departed[key] = None
-        while len(self._departed) > MAX_DEPARTED:
-            self._departed.popitem(last=False)
-        return {"gw": conn.gw, "sid": conn.sid, "n": conn.n_in, "known": flatten_view(conn.known)}
-
-    def session_arrived(self, eid: int, account: Account, sess: Any, hop: int) -> None:
-        game = self.game
-        if not isinstance(sess, dict):
-            return
-        try:
-            gw, sid, n = sess["gw"], sess["sid"], sess["n"]
-            if not (isinstance(gw, str) and isinstance(sid, int) and isinstance(n, int)):
-                raise ValueError("bad session")
-            known = view_from_rows(sess.get("known"), self.regions.cell)
-        except (KeyError, TypeError, ValueError):
-            game.sessions.attach(account, None)  # away, or a session we cannot carry on: it may resume
-            game.sessions.detach(eid, time.monotonic())
-            return
-        client = RemoteClient(self, gw, sid, n)
-        client.entity, client.known, client.welcomed = eid, known, True
-        self.remote[(gw, sid)] = client
-        self._departed.pop((gw, sid), None)
-        game.sessions.attach(account, client)
-        game.clients[eid] = client
-        client.news(["attached", hop])
-
-    def adopt_players(self) -> None:
-        """After a restart: players in our world get a session in its grace
-        period (their owners may resume); walkers need none."""
-        game = self.game
-        now = time.monotonic()
-        for e in list(game.world.entities.values()):
-            if e.kind != "player" or e.name.startswith(PREFIX) or e.id in game.sessions.by_entity:
-                continue
-            account = self.db.account_by_entity(e.id)
-            if account is None:
-                continue
-            game.sessions.attach(account, None)
-            game.sessions.detach(e.id, now)
-            if not e.flags & FLAG_AWAY:
-                game.inbox.append((None, Message("_away", {"entity": e.id})))
