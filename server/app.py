@@ -20,7 +20,7 @@ from server.config import ServerConfig
 from server.game import Game
 from server.http import handle_http
 from server.metrics import ServerMetrics
-from server.net import Client, ws_frame
+from server.net import WS_MAX_QUEUE, WS_MAX_SIZE, Client, ws_frame
 from server.socket_writer import SocketWriter, guard
 from server.npcs import install_npcs, load_model
 from server.persistence import Database
@@ -31,12 +31,6 @@ from server.world.world import WorldRules
 
 log = logging.getLogger("hamlet.server")
 
-# websockets buffers a whole message before handing it to us; the protocol
-# layer refuses anything over 4 KiB with 1009, and this hard cap keeps a
-# hostile peer from making us buffer more than 64 KiB first.
-WS_MAX_SIZE = 64 * 1024
-# Frames received but not yet read by our reader task (per connection).
-WS_MAX_QUEUE = 16
 # Ticks we may fall behind before skipping ahead rather than running a burst.
 MAX_TICKS_BEHIND = 5
 

@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hamlet.net")
 
+# websockets buffers a whole message before handing it to us; the protocol
+# layer refuses anything over 4 KiB with 1009, and this hard cap keeps a
+# hostile peer from making us buffer more than 64 KiB first.
+WS_MAX_SIZE = 64 * 1024
+# Frames received but not yet read by our reader task (per connection).
+# Both are given to websockets' `serve` by `hamlet serve` and the gateway alike.
+WS_MAX_QUEUE = 16
 # Bytes we let sit in a client's transport buffer before holding frames
 # back: a few ticks of a busy view. Past it the client is reading slower
 # than we write, and newer states replace older ones instead of queueing.

@@ -44,14 +44,11 @@ from server.cluster.regions import RegionMap
 from server.config import ServerConfig
 from server.http import client_files, response
 from server.metrics import ServerMetrics
-from server.net import Client, ws_frame
+from server.net import WS_MAX_QUEUE, WS_MAX_SIZE, Client, ws_frame
 from server.sessions import hash_token
 
 log = logging.getLogger("hamlet.gateway")
 
-# As in server/app.py: websockets' own buffers per connection.
-WS_MAX_SIZE = 64 * 1024
-WS_MAX_QUEUE = 16
 # Messages waiting to be published to one region (one event-loop turn's
 # worth; every client is rate-limited): past it, `overloaded`.
 MAX_FORWARD = 16384
