@@ -107,9 +107,12 @@ class LLM(Protocol):
     def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
                  priority: int = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None, sentences: int | None = None) -> Handle[GenerationResult]:
+                 prefix: str | None = None, sentences: int | None = None,
+                 ban: Sequence[str] = ()) -> Handle[GenerationResult]:
         """prefix: a leading part of `prompt` worth caching (world text, persona);
-        sentences: stop once the text holds this many complete sentences."""
+        sentences: stop once the text holds this many complete sentences;
+        ban: words and phrases the text may not contain (vLLM's `bad_words`;
+        agents/inference/bans.py has the limits)."""
         ...
 
     def score(self, prompt: str, candidates: Sequence[str], *, priority: int = Priority.PLANNING,

@@ -31,6 +31,7 @@ class Seq:
     gen_ids: list[int] = field(default_factory=list)
     first_token_at: float | None = None
     ids: list[int] = field(default_factory=list)   # the prompt's tokens
+    bans: tuple[tuple[int, ...], ...] = ()          # banned token sequences (bans.py)
 
     @property
     def urgent(self) -> bool:

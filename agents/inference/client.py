@@ -16,6 +16,7 @@ from typing import Any
 
 from .api import GenerationResult, Priority, RunsIn, ScoreResult, Status
 from .backend import Backend
+from .bans import check_bans
 from .handle import JobHandle
 from .jobs import Done, Event, GenerateRequest, Piece, Request, ScoreRequest, failed, next_job_id
 from .metrics import EngineMetrics
@@ -43,13 +44,20 @@ class EngineClient:
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
                  priority: int = Priority.CONVERSATION, deadline_s: float | None = None,
                  prefix: str | None = None, sentences: int | None = None,
-                 stream: bool = True) -> JobHandle[GenerationResult]:
+                 stream: bool = True, ban: Sequence[str] = ()) -> JobHandle[GenerationResult]:
         """sentences: stop once the text holds this many complete sentences;
-        stream: send text pieces as they come (`handle.stream()`)."""
+        stream: send text pieces as they come (`handle.stream()`); ban:
+        phrases the text may not contain (bans.py; past its limits the job
+        fails at once with status "error")."""
         now = time.monotonic()
         req = GenerateRequest(next_job_id(), prompt, int(max_new_tokens), float(temperature), float(top_p),
                               seed, tuple(stop), int(priority), None if deadline_s is None else now + deadline_s,
-                              prefix, now, stream, None if sentences is None else int(sentences))
+                              prefix, now, stream, None if sentences is None else int(sentences), tuple(ban))
+        why = check_bans(req.ban)
+        if why is not None:
+            handle: JobHandle[GenerationResult] = JobHandle(req.job_id, req.kind, self.backend.cancel)
+            handle._finish(failed(req.kind, Status.ERROR, why, now))
+            return handle
         return self._submit(req)
 
     def score(self, prompt: str, candidates: Sequence[str], *, priority: int = Priority.PLANNING,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from .api import ScoreResult, Status
+from .bans import ban_sequences, banned_next, mask_banned
 from .batch import RunningBatch, Seq
 from .forward import Forward
 from .jobs import Done, Event, GenerateRequest, Piece, Request, ScoreRequest, failed
@@ -175,13 +176,13 @@ class Engine:
         # crowd's replies start in a few steps rather than one a step, and one
         # larger prefill uses the matmuls better than many small ones.
         budget = self.prefill_tokens * (URGENT_PREFILL_FACTOR if hold else 1)
-        chunk, fill = None, batch.filling
-        if fill is not None and not hold and not sched.urgent_next():
+        chunk, fill, urgent_only = None, batch.filling, hold or sched.lean
+        if fill is not None and not urgent_only and not sched.urgent_next():
             n = min(budget, fill.prompt_len - fill.length)   # the filling row's next chunk comes first
             chunk, budget = (fill, n), budget - n
         still_filling = fill is not None and (chunk is None or chunk[1] < fill.prompt_len - fill.length)
         admitted = [] if chunk is not None and still_filling else sched.admit(
-            budget, len(batch), may_chunk=not still_filling, started=chunk is not None, urgent_only=hold)
+            budget, len(batch), may_chunk=not still_filling, started=chunk is not None, urgent_only=urgent_only)
         scores = [q for q in admitted if not q.generates]
         gens = [q for q in admitted if q.generates]
         if gens or chunk is not None:
@@ -206,6 +207,8 @@ class Engine:
 
     def _sample(self, hidden: torch.Tensor, seqs: list[Seq]) -> torch.Tensor:
         logits = self.fw.logits(hidden)                                        # [n, vocab]
+        if any(s.bans for s in seqs):
+            mask_banned(logits, [banned_next(s.gen_ids, s.bans) for s in seqs])
         ids = sample(logits, [s.req.temperature for s in seqs], [s.req.top_p for s in seqs],
                      [s.generator for s in seqs])                              # [n]
         return ids.to("cpu", non_blocking=True)
@@ -279,7 +282,8 @@ class Engine:
                 batch.kv.ensure_capacity(start + 1)
                 batch.kv.load_prefix(len(batch), entry.k, entry.v, start)
             gen = make_generator(req.seed, self.device) if req.temperature > 0 else None
-            seq = Seq(req, len(ids), start, TextState(self.tok, tuple(req.stop), req.sentences), gen, ids=ids)
+            seq = Seq(req, len(ids), start, TextState(self.tok, tuple(req.stop), req.sentences), gen, ids=ids,
+                      bans=ban_sequences(self.tok, req.ban) if req.ban else ())
             tail = ids[start:]
             may_fill = parked is None and not seq.urgent and (batch.filling is None or chunk is not None)
             if len(tail) > budget and may_fill:

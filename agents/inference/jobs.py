@@ -33,6 +33,7 @@ class GenerateRequest:
     submitted: float = 0.0             # time.monotonic() at submit
     stream: bool = True                # send text pieces as they are produced
     sentences: int | None = None       # stop after this many complete sentences (sampling.py)
+    ban: tuple[str, ...] = ()          # phrases the text may not contain (bans.py)
 
 
 @dataclass

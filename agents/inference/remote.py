@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import h11
 
 from .api import GenerationResult, Priority, RunsIn, ScoreResult, Status
+from .bans import check_bans
 from .handle import JobHandle
 from .jobs import failed, next_job_id
 from .sampling import sentence_cut
@@ -73,9 +74,17 @@ class RemoteLLM:
     def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
                  priority: int = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None, sentences: int | None = None) -> JobHandle[GenerationResult]:
+                 prefix: str | None = None, sentences: int | None = None,
+                 ban: Sequence[str] = ()) -> JobHandle[GenerationResult]:
         body = {"prompt": prompt, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
                 "stream": True, "priority": int(priority)}
+        if ban:
+            body["bad_words"] = list(ban)   # vLLM's name; `hamlet llm-serve` reads it too
+        why = check_bans(ban)
+        if why is not None:
+            handle: JobHandle[GenerationResult] = JobHandle(next_job_id(), "generate", lambda _id: None)
+            handle._finish(failed("generate", Status.ERROR, why, time.monotonic()))
+            return handle
         if sentences:
             # `hamlet llm-serve` stops there itself; other servers are cut off here
             body["hamlet_sentences"] = int(sentences)

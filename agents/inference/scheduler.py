@@ -6,7 +6,9 @@ queue (priority or FIFO, a heap over `Queued` entries, each keeping its
 heap key and its prompt's tokens, so an interrupted request goes back at
 its old place without re-encoding), expiry of waiting requests, the hold
 (while a reply to a person waits or runs, only its rows decode and nothing
-else is admitted; one ordinary step every `max_hold_s`), and admission
+else is admitted; every `max_hold_s` one step that decodes every row but
+admits no NPC work while a reply runs, and every FULL_RELEASE_EVERY-th
+such step an ordinary one), and admission
 within a step's prefill token budget (chunking, urgent reserve, batch limit).
 It knows nothing of the running rows beyond counts the engine passes in.
 """
@@ -22,6 +24,13 @@ from .jobs import GenerateRequest, Request
 from .kv import PrefixCache, common_prefix_len
 
 MIN_CHUNK = 32          # a smaller leftover budget is not worth a chunk: the next step takes it
+# While replies to people run, the hold lets NPC rows decode every max_hold_s,
+# but that step admits and prefills no NPC work (a decode step of ~30 rows
+# takes ~0.15 s here, one with an NPC prefill 1-3 s: measured on the 2-core
+# CPU, that step was the slow tail of a person's reply); every this-many such
+# steps an ordinary one admits NPC work, so a stream of people cannot starve
+# it (with max_hold_s 2, one in ~8 s).
+FULL_RELEASE_EVERY = 4
 
 
 @dataclass(eq=False)
@@ -60,6 +69,8 @@ class Scheduler:
         self._heap: list[tuple[int, ...]] = []      # (*key, job_id); entries not in `waiting` are stale
         self._order = itertools.count()
         self._hold_since: float | None = None
+        self._releases = 0                          # lean releases since the last ordinary step
+        self.lean = False                           # this step: decode every row, admit no NPC work
         self.urgent_submitted = 0                   # replies to people ever queued (the interrupt watches it)
 
     def __len__(self) -> int:
@@ -113,17 +124,26 @@ class Scheduler:
         is being generated (priority policy), other rows pause and nothing else
         is admitted or prefilled, so the reply's tokens come at the batch-1 step
         time (~43 ms here, against ~77 ms at 28 rows and ~0.2 s for a step
-        with a prefill). Every `max_hold_s` of holding, one ordinary step
-        runs, so a stream of people cannot starve the NPCs; unless there is
-        no NPC work (`npc_rows`: rows of theirs running; or queued), when it
-        would only shrink the step's prefill budget for the people waiting."""
+        with a prefill). Every `max_hold_s` of holding, one step lets the
+        NPCs' work go on, so a stream of people cannot starve the NPCs; unless
+        there is no NPC work (`npc_rows`: rows of theirs running; or queued),
+        when it would only shrink the step's prefill budget for the people
+        waiting. While a reply is being generated, that step is `lean` (NPC
+        rows decode; no NPC work is admitted or prefilled, nor a score or a
+        prefix computed: those would stall the reply for a second or more),
+        except every FULL_RELEASE_EVERY-th time."""
+        self.lean = False
         if self.policy != "priority" or not (urgent_running or (self.urgent_next() and rows < self.max_batch)):
             self._hold_since = None
+            self._releases = 0
             return False
         if self._hold_since is None:
             self._hold_since = now
         if now - self._hold_since > self.max_hold_s and (npc_rows or self._npc_waiting()):
             self._hold_since = now
+            if urgent_running:
+                self._releases = (self._releases + 1) % FULL_RELEASE_EVERY
+                self.lean = self._releases != 0
             return False
         return True
 

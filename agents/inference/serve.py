@@ -18,6 +18,7 @@ from typing import Any
 import h11
 
 from .api import Priority, Status
+from .bans import check_bans
 
 MAX_BODY = 1 << 20          # 1 MiB: far above any NPC prompt, small enough to refuse floods
 MAX_PROMPTS = 64            # prompts per request: one batch worth
@@ -149,6 +150,12 @@ class LLMServer:
             raise HttpError(400, f"bad parameter: {exc}") from None
         if not all(isinstance(s, str) for s in kw["stop"]):
             raise HttpError(400, "stop must be a string or a list of strings")
+        ban = req.get("bad_words") or []     # vLLM's field: phrases the text may not contain
+        why = check_bans(ban) if isinstance(ban, list) else "bad_words must be a list of strings"
+        if why is not None:
+            raise HttpError(400, f"bad parameter: {why}")
+        if ban:
+            kw["ban"] = tuple(ban)
         return kw
 
     async def _completions(self, conn, writer, reader, req: dict) -> None:

@@ -53,3 +53,26 @@ def test_the_hold_lets_an_ordinary_step_through_only_when_npc_work_waits_for_one
     # NPC work queued (not running) counts as well
     sched.push(GenerateRequest(2, "small talk", priority=Priority.CONVERSATION))
     assert not sched.holding(20.0, urgent_running=True, rows=1, npc_rows=False)
+
+
+def test_while_a_reply_runs_the_holds_release_admits_no_npc_work_but_every_fourth():
+    from agents.inference.scheduler import FULL_RELEASE_EVERY
+    sched = scheduler(PrefixCache(4), max_hold_s=1.0)
+    sched.push(GenerateRequest(1, "small talk", priority=Priority.CONVERSATION))
+    leans = []
+    assert sched.holding(0.0, urgent_running=True, rows=2, npc_rows=True)
+    for k in range(1, 2 * FULL_RELEASE_EVERY + 1):
+        assert sched.holding(k * 10.0 - 9.5, urgent_running=True, rows=2, npc_rows=True)  # within the hold
+        assert not sched.holding(k * 10.0, urgent_running=True, rows=2, npc_rows=True)     # a release
+        leans.append(sched.lean)
+        # a lean step admits only replies to people: the small talk stays queued
+        assert sched.admit(256, rows=2, may_chunk=True, started=False, urgent_only=sched.lean) == [] or not sched.lean
+        if not sched.lean:
+            sched.push(GenerateRequest(100 + k, "more small talk", priority=Priority.CONVERSATION))
+    assert leans == ([True] * (FULL_RELEASE_EVERY - 1) + [False]) * 2
+    # a reply only waiting (none running yet): its prefill is what the step is for; never lean
+    sched2 = scheduler(PrefixCache(4), max_hold_s=1.0)
+    sched2.push(GenerateRequest(1, "a reply", priority=Priority.HUMAN_REPLY))
+    sched2.push(GenerateRequest(2, "small talk", priority=Priority.CONVERSATION))
+    assert sched2.holding(0.0, urgent_running=False, rows=1, npc_rows=True)
+    assert not sched2.holding(5.0, urgent_running=False, rows=1, npc_rows=True) and not sched2.lean
