@@ -233,10 +233,11 @@ class MindsSystem:
                 out.append(SetFlags(e.id, e.flags ^ FLAG_THINKING))
 
     def submit(self, mind: Mind, kind: str, turns, priority: Priority, max_tokens: int,
-               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None):
+               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None,
+               ban: tuple[str, ...] = ()):
         """Start a generation for `mind`; returns its handle. `shared`: text of
         the turns that other requests share (a crowd's context): the cached
-        prefix reaches to its end."""
+        prefix reaches to its end. `ban`: phrases the line may not contain."""
         system = prompts.system_prompt(mind.persona)
         prompt = self.llm.chat_prompt(system, turns)
         prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
@@ -244,10 +245,12 @@ class MindsSystem:
         if at >= 0:
             prefix = prompt[:at + len(shared)]
         sentences = {"reply": self.budget.reply_sentences, "reflect": None}.get(kind, self.budget.line_sentences)
+        extra = {"ban": ban} if ban else {}
         handle = self.llm.generate(prompt, max_new_tokens=max_tokens, temperature=temperature, top_p=0.9,
                                    seed=self.rng.randrange(2**31), stop=("\n", "<|im_end|>"),
                                    priority=priority, deadline_s=deadline_s,
-                                   prefix=prefix if prompt.startswith(prefix) else None, sentences=sentences)
+                                   prefix=prefix if prompt.startswith(prefix) else None, sentences=sentences,
+                                   **extra)
         self.tokens.spend(max_tokens)
         return handle
 

@@ -22,12 +22,13 @@ from agents.explain import record, scored
 from agents.guide import guide_actions
 from agents.school import Lesson
 from agents.school_desk import SchoolDesk
+from agents.small_talk_desk import SmallTalkDesk
 from agents.facts import allowed_directions, facts_for, hours_facts, news_facts, shop_prices, told_facts
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
 from agents.npc_talk import best_normalised
 from agents.reply_candidates import Candidates, generations
-from agents.reply_gate import GateCounts, LineContext, check
+from agents.reply_gate import GateCounts, LineContext, check, reply_bans
 from agents.shop_talk import ShopAction, shop_actions, situation
 from server.world.inputs import Input, MakeOffer, Say
 from server.world.world import World
@@ -45,7 +46,8 @@ class ReplyHost(Protocol):
     clock: Any  # () -> seconds, the minds' clock
 
     def submit(self, mind: Mind, kind: str, turns: list[tuple[str, str]], priority: Priority, max_tokens: int,
-               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None) -> Any: ...
+               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None,
+               ban: tuple[str, ...] = ()) -> Any: ...
 
     def preempt_for_people(self, world: World, replying: Mind, out: list[Input]) -> None: ...
 
@@ -70,8 +72,10 @@ CROWD_REPLY_TOKENS = 20
 # (a shopkeeper's scored answer about its trade: agents/shop_talk.py),
 # guide (asked to take someone somewhere: agents/guide.py), school (a
 # teacher's lesson, judgement or report: agents/school.py), notice (asked to
-# pin a notice: pinned, withheld or asked what it says: agents/board_talk.py).
-OUTCOMES = ("model", "fallback", "held", "full", "asleep", "shop", "guide", "school", "notice")
+# pin a notice: pinned, withheld or asked what it says: agents/board_talk.py),
+# chosen (small talk answered with the line the model's score preferred:
+# agents/small_talk.py).
+OUTCOMES = ("model", "chosen", "fallback", "held", "full", "asleep", "shop", "guide", "school", "notice")
 
 
 class ReplyDesk:
@@ -84,6 +88,7 @@ class ReplyDesk:
         self.outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
         self.notices = NoticeDesk(self)  # notices asked for, and the moderation log
         self.school = SchoolDesk(self)   # a teacher's lessons, judgements and reports
+        self.small_talk = SmallTalkDesk(self)  # greetings, thanks, goodbyes: a scored choice
 
     # -- people arrive ---------------------------------------------------------
     def heard(self, world: World, mind: Mind, speaker: int, name: str, text: str, out: list[Input]) -> bool:
@@ -123,6 +128,8 @@ class ReplyDesk:
         if actions:
             self._answer_shop(world, mind, person, actions, out)
             return
+        if self.small_talk.answer(world, mind, person, out):
+            return
         query = f"{person.name} {person.text}"
         mind.queries.pop(query, None)
         conv = mind.conversation
@@ -152,7 +159,8 @@ class ReplyDesk:
         if n > 1:
             shared = turns[-1][1]   # the whole prompt is the cached prefix: prefilled once for all
         handles = [system.submit(mind, "reply", turns, Priority.HUMAN_REPLY, tokens, b.reply_deadline_s,
-                                 temperature=0.7 + 0.2 * person.attempts, shared=shared) for _ in range(n)]
+                                 temperature=0.7 + 0.2 * person.attempts, shared=shared,
+                                 ban=reply_bans(mind.name, person.text)) for _ in range(n)]
         if n == 1:
             handle = handles[0]
         else:
@@ -231,6 +239,9 @@ class ReplyDesk:
             return
         if job.kind == "notice":
             self.notices.finished(world, mind, job, result, out)
+            return
+        if job.kind == "small_talk":
+            self.small_talk.finished(world, mind, job, result, out)
             return
         if job.kind == "shop":  # the best-scored action, or the most helpful one if scoring failed
             actions = ctx["actions"]

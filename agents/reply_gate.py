@@ -108,6 +108,30 @@ _FACT_FILLER = frozenset("about steps from here now sells coins told me you is a
 _FACT_WORD = re.compile(r"[a-z0-9]+(?:-[a-z]+)?")
 
 
+# A clause of the heard line: words between punctuation marks.
+_CLAUSE = re.compile(r"[^.,!?;:\"()]+")
+# Asked who it is, an NPC may say its own name.
+_ASKS_NAME = re.compile(r"\b(name|who are you|who're you)\b", re.IGNORECASE)
+
+
+def reply_bans(speaker: str, heard: str) -> tuple[str, ...]:
+    """Phrases a reply by `speaker` to `heard` is generated without (the
+    engine's `ban`, agents/inference/bans.py), so that what this gate refuses
+    most often in replies is not generated in the first place: the NPC's
+    own name (`self_address`; unless it was asked who it is) and, of the
+    heard line, each clause of at most three words whole and each run of
+    four words of a longer one (`echo`: "how are you" may still be said
+    back, "how are you today" not)."""
+    bans = [] if _ASKS_NAME.search(heard) else [speaker]
+    for clause in _CLAUSE.findall(heard):
+        ws = clause.split()
+        if 0 < len(ws) <= 3:
+            bans.append(" ".join(ws))
+        bans += [" ".join(ws[i:i + 4]) for i in range(len(ws) - 3)]
+    seen = dict.fromkeys(b for b in bans if b and len(b) <= 64)
+    return tuple(seen)[:64]
+
+
 def fact_keys(fact: str, heard: str, names: Sequence[str] = ()) -> set[str]:
     """What a line must say to quote `fact`: its words but those the question
     already holds, the people's names and filler ("The smithy is to the

@@ -1,8 +1,12 @@
 """NPC responsiveness under load: how long a person waits for an NPC's reply
-to a greeting (send to reply on screen) while 25 NPCs live around the square
-and the engine is kept busy with NPC talk, as a village at dinner time
-would, with the embedded model on the CPU runner, once with the engine's
-priorities and once with FIFO scheduling, in the same run.
+(send to reply on screen) while 25 NPCs live around the square and the
+engine is kept busy with NPC talk, as a village at dinner time would, with
+the embedded model on the CPU runner, once with the engine's priorities and
+once with FIFO scheduling, in the same run. The person alternates a
+greeting ("Hello Bo, how are you today?": small talk, answered with the
+line the model's score prefers among the NPC's in-character lines) and an
+open question (the NPC's line generated, through the gate); each kind has
+its own percentiles, and `outcomes` counts how the answers were made.
 
 The dinner-time talk (`--background N`, default 40): N lines of NPC small
 talk always in flight, submitted to the server's own engine at
@@ -16,7 +20,8 @@ back (conversations of other NPCs already under way, their reflections)
 and are not cancelled, so the engine's scheduling alone decides who waits.
 `--background 0` measures the village alone.
 
-Last line: {"human_reply_p95_ms": ..., "human_reply_p95_ms_no_priority": ...,
+Last line: {"human_reply_p95_ms": ... (greetings), "human_reply_p95_ms_no_priority": ...,
+"question_reply_p95_ms": ... (questions), ...,
 engine-side figures of the replies (`reply_engine_*`: submit to first token
 and to the end, in the engine), the background's tokens/s, ...}
 """
@@ -50,6 +55,13 @@ def personas_file(path: Path, n: int) -> Path:
     """n villagers who spend the day around the square and the market."""
     return write_villagers(path, NAMES[:n], ["market", "square", "square"])
 
+
+# Every other line the person asks one of these instead of greeting: open
+# questions, with no fact of the world to quote, so the NPC's own line is
+# generated (a greeting is small talk, answered by a scored choice:
+# agents/small_talk.py).
+QUESTIONS = ["{name}, what do you think of the weather today?", "{name}, what is the best thing about this village?",
+             "{name}, what did you do yesterday?", "{name}, what makes you happy?"]
 
 TOPICS = ["the harvest", "the new well", "the price of bread", "the weather", "the fair", "the mill",
           "a lost goat", "the tavern's stew"]
@@ -89,7 +101,8 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background:
                        max_clients_per_ip=1000)
     server = HamletServer(cfg)
     await server.start()
-    waits: list[float] = []
+    waits: list[float] = []                # greetings: small talk, answered by a scored choice
+    asks: list[float] = []                 # questions: generated (the model's line, through the gate)
     timeouts = 0
     replies: list = []                     # the engine's handles of replies to people
     generate = server.llm.generate
@@ -106,6 +119,12 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background:
         c = await HamletClient.connect(server.url)
         await c.join("Visitor")
         await asyncio.sleep(15)  # NPCs arrive and start talking among themselves
+        # and the engine has cached every NPC's system prompt (minds.warm_prefixes,
+        # done once at a server's start): a village in its steady state
+        for _ in range(240):
+            if server.minds is None or server.minds.warm:
+                break
+            await asyncio.sleep(0.5)
         counts["tokens"], talk_start = 0, time.monotonic()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -121,15 +140,19 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background:
                 continue
             c.drain()
             t0 = time.perf_counter()
+            greeting = (len(waits) + len(asks) + timeouts) % 2 == 0
+            line = (f"Hello {target.name}, how are you today?" if greeting
+                    else QUESTIONS[len(asks) % len(QUESTIONS)].format(name=target.name))
             try:
-                await c.say(f"Hello {target.name}, how are you today?", to=target.id)
+                await c.say(line, to=target.id)
                 await c.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"
                                  and m.data["from"] == target.id and m.data.get("to") == c.entity, timeout=45)
-                waits.append(time.perf_counter() - t0)
+                (waits if greeting else asks).append(time.perf_counter() - t0)
             except (asyncio.TimeoutError, Exception):
                 timeouts += 1
             await asyncio.sleep(1.0)
         engine = server.llm.info() if server.llm else {}
+        outcomes = dict(server.minds.stats()["replies"]) if server.minds else {}
         talk_tps = counts["tokens"] / (time.monotonic() - talk_start)
         await c.close()
     finally:
@@ -141,6 +164,8 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background:
     ttft = [r.ttft_s * 1000 for r in done if r.ttft_s is not None]
     latency = [r.latency_s * 1000 for r in done if r.latency_s is not None]
     return {"p95_ms": pct(waits, 95, 1000), "p50_ms": pct(waits, 50, 1000), "replies": len(waits),
+            "ask_p95_ms": pct(asks, 95, 1000), "ask_p50_ms": pct(asks, 50, 1000), "asks": len(asks),
+            "outcomes": {k: v for k, v in outcomes.items() if v},
             "timeouts": timeouts, "engine": engine.get("runner"),
             "engine_ttft_p50_ms": pct(ttft, 50), "engine_latency_p50_ms": pct(latency, 50),
             "engine_latency_p95_ms": pct(latency, 95), "background_tok_s": round(talk_tps, 1)}
@@ -166,6 +191,10 @@ async def main_async(args) -> dict:
             "p95_no_priority_over_priority": round(ratio, 2) if ratio else None,
             "human_reply_p50_ms": prio["p50_ms"], "human_reply_p50_ms_no_priority": fifo["p50_ms"],
             "replies": prio["replies"], "replies_no_priority": fifo["replies"],
+            "question_reply_p95_ms": prio["ask_p95_ms"], "question_reply_p95_ms_no_priority": fifo["ask_p95_ms"],
+            "question_reply_p50_ms": prio["ask_p50_ms"], "questions": prio["asks"],
+            "questions_no_priority": fifo["asks"], "outcomes": prio["outcomes"],
+            "outcomes_no_priority": fifo["outcomes"],
             "timeouts": prio["timeouts"], "timeouts_no_priority": fifo["timeouts"],
             "reply_engine_ttft_p50_ms": prio["engine_ttft_p50_ms"],
             "reply_engine_latency_p50_ms": prio["engine_latency_p50_ms"],

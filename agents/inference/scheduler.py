@@ -39,6 +39,7 @@ class Queued:
     req: Request
     key: tuple[int, ...]          # heap order: (priority, arrival), or (arrival,) under FIFO
     ids: list[int] | None = None  # the prompt's tokens, once encoded
+    extra: int | None = None      # a score's candidates' tokens, once encoded
 
     @property
     def job_id(self) -> int:
@@ -186,7 +187,11 @@ class Scheduler:
         cached one it extends, once a step: `paid` holds the token counts of
         those already counted this step (a crowd's replies share one)."""
         ids = self.tokens(q)
-        n = len(ids) if q.generates else len(ids) * max(1, len(q.req.candidates))  # type: ignore[union-attr]
+        n = len(ids)
+        if not q.generates:        # the prompt once (scoring.py), then each candidate's own tokens
+            if q.extra is None:
+                q.extra = sum(len(self.encode(c)) for c in q.req.candidates)  # type: ignore[union-attr]
+            n += q.extra
         text = q.req.prefix
         if not text:
             return n

@@ -73,6 +73,8 @@ def test_an_npc_addressed_by_a_person_replies_first_with_thinking_shown():
     assert h.world.entities[mira.id].flags & FLAG_THINKING
     assert h.llm.prompts[-1][1] == 0  # HUMAN_REPLY priority
     assert h.llm.kwargs[-1]["sentences"] == 1  # a person is waiting: one full sentence, then stop
+    # generated without its own name and without the heard line's runs of four words
+    assert h.llm.kwargs[-1]["ban"] == ("Mira", "Hello Mira", "where is the market")
     assert '"Hello Mira, where is the market?"' in h.llm.prompts[-1][0]
     out = h.run(3)
     (line,) = says(out, mira.id)

@@ -206,3 +206,32 @@ async def test_the_teachers_judge_scores_a_wrong_answer_wrong(llm):
     for q in questions:
         result = await asyncio.wait_for(llm.score(judge_prompt(q, "the pond"), JUDGE_CANDIDATES), 120)
         assert result.ok and best_normalised(result) == 1, (q.q, result.logprobs)
+
+
+async def test_a_greeting_is_answered_with_a_line_the_real_model_chose(start_server, llm):
+    """Small talk (agents/small_talk.py): the answer is one of the NPC's
+    in-character lines, chosen by the real model's score; never generated."""
+    import math
+    server = await start_server(llm=llm, npcs=True, model="embedded", tick_rate=20.0, ticks_per_tile=4)
+    c = await HamletClient.connect(server.url)
+    await c.join("Ann")
+    await until(lambda: c.find("Mira") is not None, what="Mira at the square")
+    mira = c.find("Mira")
+    await c.say("Good morning, Mira! How are you?", to=mira.id)
+    reply = await c.wait_for(lambda m: m.type == "event" and m.data["kind"] == "say"
+                             and m.data["from"] == mira.id, timeout=120)
+    why = server.minds.minds["mira"].why[-1]
+    assert why.outcome == "chosen" and reply.data["text"] == why.chosen and reply.data["to"] == c.entity
+    assert why.chosen in [line for line, _ in why.candidates] and len(why.candidates) >= 3
+    assert all(math.isfinite(s) for _, s in why.candidates)      # each one scored by the model
+    assert server.minds.stats()["replies"]["chosen"] == 1
+    await c.close()
+
+
+async def test_the_real_model_scores_a_fitting_reply_to_a_greeting_above_nonsense(llm):
+    turns = [("user", prompts.reply_context("day 0 09:00", "welcoming visitors", [], [])
+              + prompts.reply_question("Ann", "Good morning, Mira! How are you?"))]
+    prompt = llm.chat_prompt(prompts.system_prompt(MIRA), turns)
+    result = await asyncio.wait_for(llm.score(prompt, ["Very well, thank you, Ann! And you?",
+                                                       "Spoon purple the under seven."]), 120)
+    assert result.ok and best_normalised(result) == 0

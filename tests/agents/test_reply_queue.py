@@ -55,7 +55,7 @@ def test_a_crowd_is_answered_in_arrival_order_with_holding_lines_past_the_batch(
     h = Harness(llm=llm)
     people = crowd(h, n)
     mira = h.npc("Mira")
-    first = h.tick(*[Say(p, f"Hello Mira, I am number {p}!", to=mira.id) for p in people])
+    first = h.tick(*[Say(p, f"Hello Mira, I am number {p}! What is new?", to=mira.id) for p in people])
     replies = [p for p, _ in llm.prompts if "What do you say to" in p]   # (11 joins may start a reflection)
     assert len(replies) == MAX_PARALLEL_REPLIES  # a batch at once, the rest wait their turn
     assert any(s.to == people[MAX_PARALLEL_REPLIES] and is_holding_line(s.text) for s in says(first))
@@ -167,7 +167,8 @@ def test_a_refused_answer_to_a_greeting_greets_back_by_name_in_character():
     h = Harness(llm=FakeLLM(replies=["Hello Mira!", "Good day, Mira.", "You are Mira, 34.", "Hello Mira."]))
     ann, bob = crowd(h, 2)
     mira = h.npc("Mira")
-    h.tick(Say(ann, "Hello Mira!", to=mira.id), Say(bob, "Mira, how are you?", to=mira.id))
+    h.tick(Say(ann, "Hello Mira! I have been walking all morning long and I am rather tired now.", to=mira.id),
+           Say(bob, "Mira, how are you? I have been walking since dawn and my feet are sore.", to=mira.id))
     got = answers_to(h.run(8), mira.id)
     assert got[ann][0].endswith("P1! I'm Mira, a village guide. What brings you here?")
     assert got[bob] == ["Well enough, thank you, P2! I'm welcoming visitors today."]
@@ -178,9 +179,9 @@ def test_a_crowds_replies_share_one_context_passed_as_the_cached_prefix():
     h = Harness(llm=llm)
     people = crowd(h, 3)
     mira = h.npc("Mira")
-    h.tick(Say(people[0], "Good morning, Mira!", to=mira.id))
+    h.tick(Say(people[0], "Good morning, Mira! What is new?", to=mira.id))
     h.run(8)  # a first line, answered alone: its prompt is the full one
-    h.tick(*[Say(p, f"Hello Mira, I am number {p}!", to=mira.id) for p in people])
+    h.tick(*[Say(p, f"Hello Mira, I am number {p}! What is new?", to=mira.id) for p in people])
     replies = [(p, kw["prefix"]) for (p, _), kw in zip(llm.prompts, llm.kwargs) if "What do you say to" in p]
     caps = [kw["max_new_tokens"] for (p, _), kw in zip(llm.prompts, llm.kwargs) if "What do you say to" in p]
     assert caps == [MindBudget().reply_tokens] + [CROWD_REPLY_TOKENS] * 3   # a crowd's wave ends sooner
@@ -189,9 +190,9 @@ def test_a_crowds_replies_share_one_context_passed_as_the_cached_prefix():
     (prefix,) = {px for _, px in crowd_replies}            # one prefix for the whole crowd ...
     assert len(prefix) > len(alone[1])                     # ... reaching past the persona into the context
     assert "You remember:" in prefix and "Now P" not in prefix
-    assert 'P3 said "Hello Mira, I am number 3!"' in prefix  # the others' lines are context
+    assert 'P3 said "Hello Mira, I am number 3! What is new?"' in prefix  # the others' lines are context
     for person, (p, _) in zip(people, crowd_replies):      # and past it, each person's own question
-        assert p.startswith(prefix) and f'Now P{person} says to you: "Hello Mira, I am number {person}!"' in p
+        assert p.startswith(prefix) and f'Now P{person} says to you: "Hello Mira, I am number {person}! What is new?"' in p
     # the crowd gone, the next person is answered from a fresh, full prompt
     h.run(12)
     assert mira_context(h) is None
@@ -253,7 +254,7 @@ def test_when_both_candidates_pass_the_first_is_said_and_a_crowd_gets_one_each()
     h = Harness(llm=llm, budget=MindBudget(reply_candidates=2))
     ann, bob = crowd(h, 2)
     mira = h.npc("Mira")
-    h.tick(Say(ann, "Good day, Mira!", to=mira.id))
+    h.tick(Say(ann, "Good day, Mira! What is new?", to=mira.id))
     assert answers_to(h.run(8), mira.id) == {ann: ["The sun is warm on the square today."]}
     assert h.minds.gate.counts["ok"] == 1 and h.minds.stats()["replies"]["model"] == 1   # the second unread
     before = len(llm.prompts)
@@ -288,7 +289,7 @@ def test_a_candidate_the_gate_accepts_is_said_without_waiting_for_the_slower_one
     h = Harness(llm=llm, budget=MindBudget(reply_candidates=2))
     (ann,) = crowd(h, 1)
     mira = h.npc("Mira")
-    h.tick(Say(ann, "Hello Mira!", to=mira.id))
+    h.tick(Say(ann, "Hello Mira! What is new?", to=mira.id))
     first, second = llm.handles[-2], llm.handles[-1]
     second._polls_left = 1000                # the second candidate would take very long
     got = answers_to(h.run(8), mira.id)
@@ -303,3 +304,14 @@ def test_the_result_of_candidates_finished_early_is_the_accepted_one():
     fast = FakeHandle(2, FakeResult(text="The well is on the square."), ready_after=0)
     pair = Candidates([slow, fast], accept=lambda r: "well" in r.text)
     assert pair.done() and pair.result().text == "The well is on the square."   # not the unfinished first
+
+
+def test_reply_bans_the_name_unless_asked_who_and_the_heard_lines_clauses_and_runs():
+    from agents.reply_gate import reply_bans
+    assert reply_bans("Bo", "Hello Bo, how are you today?") == ("Bo", "Hello Bo", "how are you today")
+    # asked who it is, it may say its name
+    assert "Mira" not in reply_bans("Mira", "Who are you? What is your name?")
+    bans = reply_bans("Mira", "Where can I buy bread in this village?")
+    assert "Where can I buy" in bans and "bread in this village" in bans and "bread" not in bans
+    assert len(reply_bans("Mira", " ".join(["word"] * 200))) <= 64
+

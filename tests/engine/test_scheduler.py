@@ -76,3 +76,18 @@ def test_while_a_reply_runs_the_holds_release_admits_no_npc_work_but_every_fourt
     sched2.push(GenerateRequest(2, "small talk", priority=Priority.CONVERSATION))
     assert sched2.holding(0.0, urgent_running=False, rows=1, npc_rows=True)
     assert not sched2.holding(5.0, urgent_running=False, rows=1, npc_rows=True) and not sched2.lean
+
+
+def test_a_score_costs_its_prompt_past_the_cache_once_plus_its_candidates():
+    from agents.inference.jobs import ScoreRequest
+    cache = PrefixCache(4)
+    persona = "S" * 100
+    cache.put(persona, PrefixEntry(encode(persona), torch.zeros(1), torch.zeros(1)))
+    sched = scheduler(cache)
+    for i in range(2):   # 40 tokens of context past the persona, six 10-token candidates: 100 each
+        sched.push(ScoreRequest(i + 1, persona + "C" * 40, ["x" * 10] * 6, priority=Priority.HUMAN_REPLY,
+                                prefix=persona))
+    assert [q.job_id for q in sched.admit(200, rows=0, may_chunk=False, started=False)] == [1, 2]
+    sched.push(ScoreRequest(3, persona + "C" * 40, ["x" * 10] * 6, priority=Priority.HUMAN_REPLY, prefix=persona))
+    sched.push(ScoreRequest(4, persona + "C" * 40, ["x" * 10] * 6, priority=Priority.HUMAN_REPLY, prefix=persona))
+    assert [q.job_id for q in sched.admit(199, rows=0, may_chunk=False, started=False)] == [3]
