@@ -21,6 +21,11 @@ SAMPLE_MINUTES = 30
 # minutes): a visit shorter than that may be missed.
 ATTENDANCE_EVERY_MINUTES = 2
 _COMING_GOING = re.compile(r"^[\w' ]+ (arrived|left)\.$")
+def is_coming_going(text: str) -> bool:
+    """A memory of seeing someone arrive or leave: it does not make them known."""
+    return _COMING_GOING.match(text) is not None
+
+
 _NAME_WORDS = re.compile(r"[A-Z][a-z']+(?: [A-Z][a-z']+)?")
 
 

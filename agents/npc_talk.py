@@ -1,6 +1,9 @@
 """NPC-to-NPC talk: a line of conversation through the gate (a refused
 line ends the chat with a graceful farewell), and the outcome of a scored
-choice (greet someone and start a conversation, or walk somewhere)."""
+choice (greet someone and start a conversation, or walk somewhere; one who
+keeps to its work still greets a neighbour it has not met yet in passing,
+by name, without the model: that is how villagers come to know each other,
+and a conversation costs the engine a dozen generations)."""
 from __future__ import annotations
 
 import random
@@ -11,8 +14,10 @@ from agents import prompts
 from agents.dialogue import clean_line, farewell_line
 from agents.events import carries, invite_line
 from agents.explain import record, scored
+from agents.measures import is_coming_going
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.reply_gate import check
+from agents.small_talk import part_of_day
 from server.world.inputs import Input, Say, SetPlan
 from server.world.world import World
 
@@ -79,7 +84,11 @@ class NpcTalk:
         labels = job.context.get("labels", [])
         if labels:
             record(world, mind, "choice", outcome="chosen", candidates=scored(labels, result), chosen=labels[best])
-        if action[0] == "greet":
+        if action[0] == "keep":
+            other = self.host.by_entity.get(job.context["actions"][-1][1]) if len(job.context["actions"]) > 1 else None
+            if other is not None and not knows_of(mind, other.name):
+                self.greet_in_passing(world, mind, other, out)
+        elif action[0] == "greet":
             other = self.host.by_entity.get(action[1])
             if other is None or not other.free_for_chat(world.tick, mind.entity) or mind.conversation:
                 return
@@ -98,6 +107,25 @@ class NpcTalk:
             out.append(SetPlan(mind.entity, steps, why=labels[best] if labels else ""))
             self.plans[kind if best else "usual"] += 1
             mind.memory.add(world.game_minutes, "plan", f"I decided to {labels[best] if labels else 'plan my day'}.", 5)
+
+
+    def greet_in_passing(self, world: World, mind: Mind, other: Mind, out: list[Input]) -> None:
+        a, b = world.entities.get(mind.entity), world.entities.get(other.entity)
+        if a is None or b is None or not world.in_hearing(a, b) or mind.conversation is not None:
+            return
+        line = f"{part_of_day(world.game_minutes / 60.0 % 24)}, {other.name}!"
+        record(world, mind, "line", to=other.name, line=line, outcome="in passing")
+        self.host.desk._say(world, mind, other.entity, other.name, line, None, out)
+
+
+def knows_of(mind: Mind, name: str) -> bool:
+    """Whether its persona (relationships, summary) or a memory names `name`,
+    seeing them come and go aside: who can name whom, as the experiments'
+    network density counts it (agents/measures.py)."""
+    p = mind.persona
+    if name in p.relationships or name in p.summary:
+        return True
+    return any(name in m.text and not is_coming_going(m.text) for m in mind.memory.memories)
 
 
 def best_normalised(result) -> int:

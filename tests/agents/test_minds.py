@@ -267,3 +267,22 @@ def test_a_reply_waits_for_its_recall_embedding_from_the_worker_but_not_for_long
     h.clock += minds_mod.QUERY_WAIT_S  # the minds' injected clock, not the wall clock
     h.tick()
     assert len(h.llm.prompts) == n + 1 and not emb.tickets[-1].done()
+
+
+def test_keeping_to_its_work_an_npc_greets_a_neighbour_it_does_not_know_once_by_name():
+    # Mira and Oda have never met (no relationship, no memory of each other)
+    h = Harness(names=("Mira", "Oda"), llm=FakeLLM(prefer="keep"),
+                positions={"Mira": (60, 48), "Oda": (62, 48)})
+    out = h.run(200)
+    spoken = says(out)
+    mira, oda = h.npc("Mira"), h.npc("Oda")
+    greetings = {(s.entity, s.to): s.text for s in spoken}
+    # one greets the other, once (the other heard its name in the greeting: they know each other now)
+    assert len(spoken) == 1 and set(greetings) & {(mira.id, oda.id), (oda.id, mira.id)}
+    assert spoken[0].text.endswith(", Oda!" if spoken[0].entity == mira.id else ", Mira!")
+    assert h.minds.transcripts == []                                         # no conversation, no generation
+    from agents.npc_talk import knows_of
+    assert knows_of(h.minds.minds["mira"], "Oda") and knows_of(h.minds.minds["oda"], "Mira")
+    # Mira and Tomas know each other already: nothing said
+    h2 = Harness(names=("Mira", "Tomas"), llm=FakeLLM(prefer="keep"), positions={"Mira": (60, 48), "Tomas": (62, 48)})
+    assert says(h2.run(200)) == []
