@@ -73,6 +73,12 @@ def event_mentioned(text: str, now_minute: float, places: set[str]) -> KnownEven
         hour = _hour(clock)
         if hour is None:
             continue
+        # the place the occasion is at: the first named after the occasion word
+        # ("around the market I heard of a feast at the tavern": the tavern),
+        # else the last one before it
+        m = re.search(rf"\b{re.escape(words[at])}\b", sentence.lower())
+        after = places_asked(sentence[m.start():], places) if m else []
+        place = after[0] if after else found[-1]
         noun = words[at].rstrip("s")
         before = words[at - 1] if at > 0 else ""
         what = f"{before} {noun}" if before.isalpha() and before not in _ARTICLES and len(before) > 2 else noun
@@ -84,7 +90,7 @@ def event_mentioned(text: str, now_minute: float, places: set[str]) -> KnownEven
             day = int(d.group(1))
         else:
             day = today + (1 if d.group(2).lower() == "tomorrow" else 0)
-        return KnownEvent(what, found[0], day, hour, " ".join(sentence.split()))
+        return KnownEvent(what, place, day, hour, " ".join(sentence.split()))
     return None
 
 

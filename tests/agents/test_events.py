@@ -27,6 +27,13 @@ def test_an_event_is_recognised_with_its_place_hour_and_day():
     assert event_mentioned("Come to my party at the pond at 6 pm tomorrow!", DAY0_NOON, PLACES).key == ("pond", 1, 18)
     tonight = event_mentioned("A dance at the square at 20:00 tonight.", DAY0_NOON, PLACES)
     assert tonight.key == ("square", 0, 20)
+    # the place the occasion is at, not another one the line names first (seen in a party run:
+    # 'at the market at 18:00' was planned by the NPCs who heard this line)
+    heard = ("Vera said \"As I was making my way around the market I heard the news: "
+             "it's a harvest feast at the tavern at 18:00 on day 1\"")
+    assert event_mentioned(heard, DAY0_NOON, PLACES).key == ("tavern", 1, 18)
+    assert event_mentioned("At the pond, the summer fair starts at 9 am tomorrow.", DAY0_NOON, PLACES).key == \
+        ("pond", 1, 9)
     # no occasion, no place, or no hour: not an event
     assert event_mentioned("I will be at the tavern at 18:00.", DAY0_NOON, PLACES) is None
     assert event_mentioned("The feast is at 18:00.", DAY0_NOON, PLACES) is None
