@@ -94,6 +94,10 @@ class Mind:
         self.recent_lines: deque[str] = deque(maxlen=RECENT_LINES)
         self.conversation: Conversation | None = None
         self.cooldown_until: dict[int, int] = {}  # partner entity -> tick
+        # neighbour entity -> tick: it chose to keep to its work rather than
+        # greet them, and does not weigh it again before then (bounded by the
+        # NPCs it has met; expired entries go when a new one is added)
+        self.weighed_until: dict[int, int] = {}
         self.next_initiative_at = 0.0  # budget clock seconds
         self.activity = persona.routine[0].activity
         self.heading_to: str | None = None

@@ -174,7 +174,7 @@ def chat_partner(world: World, mind: Mind, by_entity: dict[int, Mind], chat_rang
         other = by_entity.get(eid)
         if other is None or other is mind or not other.free_for_chat(world.tick, mind.entity):
             continue
-        if mind.cooldown_until.get(eid, 0) > world.tick:
+        if mind.cooldown_until.get(eid, 0) > world.tick or mind.weighed_until.get(eid, 0) > world.tick:
             continue
         o = world.entities[eid]
         if (o.x - e.x) ** 2 + (o.y - e.y) ** 2 <= r2:

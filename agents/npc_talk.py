@@ -86,6 +86,11 @@ class NpcTalk:
             record(world, mind, "choice", outcome="chosen", candidates=scored(labels, result), chosen=labels[best])
         if action[0] == "keep":
             other = self.host.by_entity.get(job.context["actions"][-1][1]) if len(job.context["actions"]) > 1 else None
+            if other is not None and other.entity is not None:
+                weighed = mind.weighed_until
+                for eid in [e for e, t in weighed.items() if t <= world.tick]:
+                    del weighed[eid]
+                weighed[other.entity] = world.tick + self.host.budget.keep_cooldown_ticks
             if other is not None and not knows_of(mind, other.name):
                 self.greet_in_passing(world, mind, other, out)
         elif action[0] == "greet":

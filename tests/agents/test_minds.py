@@ -139,6 +139,24 @@ def test_keeping_the_plan_when_scoring_prefers_it():
     assert any(p[1] == 2 for p in h.llm.prompts)  # it did ask, at planning priority
 
 
+def test_having_kept_to_its_work_an_npc_does_not_weigh_greeting_the_same_neighbour_again_for_a_while():
+    # Bram and Pell both work at the smithy at 08:00: they stay within chat range
+    budget = MindBudget(reply_candidates=1, npc_min_interval_s=1.0, keep_cooldown_ticks=400)
+    h = Harness(names=("Bram", "Pell"), llm=FakeLLM(prefer="keep"), budget=budget,
+                positions={"Bram": (91, 56), "Pell": (93, 56)})
+
+    def greet_choices():
+        return sum(1 for p in h.llm.prompts if p[1] == 2 and "standing nearby" in p[0])
+
+    h.run(300)      # 15 s of budget clock: without the cooldown each would weigh it every second
+    assert greet_choices() == 2                       # one each, then both keep to their work
+    bram, pell = h.npc("Bram"), h.npc("Pell")
+    assert (bram.x - pell.x) ** 2 + (bram.y - pell.y) ** 2 <= budget.chat_range ** 2   # still neighbours
+    assert h.minds.minds["bram"].weighed_until[pell.id] > h.world.tick
+    h.run(200)      # past 400 ticks since: they weigh it again
+    assert greet_choices() == 4
+
+
 def test_a_stale_result_is_dropped():
     budget = MindBudget(max_lines=6, line_gap_ticks=1)
     llm = FakeLLM(replies=["NPC chat line one.", "NPC chat line two.", "Reply to Ann."], ready_after=3)
