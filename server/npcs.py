@@ -69,17 +69,24 @@ def install_npcs(game: Game, config: ServerConfig, llm: LLM | None = None) -> Mi
     if llm is None:
         game.agent_systems += [NpcSpawner(personas), RoutineWalker(personas, game.world.seed).step]
         return None
+    budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
+    return install_minds(game, personas, llm, budget, embedder=load_memory_embedder(config, llm))
+
+
+def load_memory_embedder(config: ServerConfig, llm: LLM) -> Any:
+    """The memories' sentence embedder the config asks for (None: lexical
+    relevance); also used by a region's NPCs (server/cluster/region_npcs.py)."""
+    if not config.embeddings:
+        return None
     from agents.embeddings import load_embedder
 
-    if config.embeddings and llm.runs_in in ("process", "remote"):
+    if llm.runs_in in ("process", "remote"):
         # The language model runs elsewhere: torch in this process only embeds
         # memories, on one core, leaving the other to the tick loop (measured
         # with 1,000 bots, two embedding threads pushed tick p99 past 150 ms).
         import torch
         torch.set_num_threads(1)
-    embedder = load_embedder() if config.embeddings else None
-    budget = MindBudget(tokens_per_minute=config.npc_tokens_per_minute)
-    return install_minds(game, personas, llm, budget, embedder=embedder)
+    return load_embedder()
 
 
 def load_model(config: ServerConfig, registry) -> Any:

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lease-ttl", type=float, default=3.0, help="seconds a dead owner keeps the region (default 3)")
     p.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the lease as a standby")
     p.add_argument("--walkers", type=int, default=0, help="wandering entities to start in this region (a demo, the bench)")
+    _npc_options(p)
     p.add_argument("--status-every", type=float, default=5.0, help="seconds between JSON status lines on stdout")
     p.add_argument("--http-port", type=int, default=-1, metavar="P",
                    help="serve /metrics (labelled with the region) and /healthz on this port (0: any free one)")
@@ -53,9 +54,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--data", default="hamlet-data/cluster", help="databases and the NATS store (default hamlet-data/cluster)")
     c.add_argument("--nats", metavar="URL", help="use this NATS server instead of starting one")
     c.add_argument("--walkers", type=int, default=0, help="wandering entities per region")
+    _npc_options(c)
     c.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=8765, help="the gateway's port (default 8765; 0: any free port)")
     c.set_defaults(func=run_cluster)
+
+
+def _npc_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--npcs", action="store_true",
+                   help="run the village's NPCs: each in the region that holds it, handed off with its mind "
+                        "(every region of a world alike; default off)")
+    p.add_argument("--model", "--llm", dest="model", default="none",
+                   help="the NPCs' language model: none (default: they follow their routines), embedded (one "
+                        "per region process) or an http(s):// OpenAI-compatible URL shared by the regions")
 
 
 def run_region(args: argparse.Namespace) -> int:
@@ -82,7 +93,8 @@ async def _region(args: argparse.Namespace) -> int:
             raise ValueError(f"no region {args.region!r}; with --regions {args.regions}: {', '.join(regions.names())}")
         db = args.db or f"hamlet-data/{args.world}-{args.region}.db"
         # HAMLET_* settings apply as to `hamlet serve` (spawn, grace_s, limits...)
-        config = load_config(overrides={"db": db, "npcs": False, "seed": args.seed, "tick_rate": args.tick_rate})
+        config = load_config(overrides={"db": db, "npcs": args.npcs, "model": args.model, "seed": args.seed,
+                                        "tick_rate": args.tick_rate})
         node = RegionNode(args.world, args.region, regions, args.nats, config, lease_ttl_s=args.lease_ttl)
         await node.start(wait_s=args.wait)
     except (ValueError, TimeoutError, OSError) as exc:
@@ -142,7 +154,8 @@ def status(node) -> dict:
     return {"region": node.region.name, "tick": node.game.world.tick, "entities": sorted(node.entity_ids()),
             "in_transit": sorted(node.in_transit()), "tick_p99_ms": _p99(node.tick_ms),
             "handoffs": len(node.handoff_ms), "handoff_p99_ms": _p99(node.handoff_ms),
-            "ghosts": len(node.ghosts.ids()), "sessions": len(node.remote), "ticks_ms": window,
+            "ghosts": len(node.ghosts.ids()), "sessions": len(node.remote),
+            "npcs": node.npcs.bound() if node.npcs is not None else 0, "ticks_ms": window,
             "handoffs_ms": handoffs}
 
 
@@ -200,7 +213,8 @@ def run_cluster(args: argparse.Namespace) -> int:
     def spawn(i: int) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
                                  "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
-                                 "--db", os.path.join(args.data, f"r{i}.db")])
+                                 "--db", os.path.join(args.data, f"r{i}.db"), "--model", args.model,
+                                 *(["--npcs"] if args.npcs else [])])
 
     def spawn_gateway() -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "server.cli", "gateway", "--nats", url, "--world", args.world,

@@ -58,7 +58,7 @@ MAX_FOREIGN_SPEECH = 1024
 
 class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, RegionSystems):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
-                 owner: str | None = None, lease_ttl_s: float = 3.0) -> None:
+                 owner: str | None = None, lease_ttl_s: float = 3.0, llm: Any = None) -> None:
         self.world_name = wire.check_world_name(world_name)
         self.region = regions.regions[region]
         self.regions = regions
@@ -83,6 +83,8 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         self._beside_cache: dict[tuple[str, tuple[int, int]], tuple[int, int] | None] = {}
         self._tasks: set[asyncio.Task] = set()
         self.game: Game | None = None
+        self.llm = llm  # the NPCs' model with config.npcs (None: the config's `model`, loaded at start)
+        self.npcs = None  # RegionNpcs (region_npcs.py) with config.npcs
         self.nc = None
         self.lease: RegionLease | None = None
         self.running = False
@@ -142,6 +144,13 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         game.systems.insert(names.index("simulate") + 2, ("cluster_out", self._sys_out))
         game.systems.insert(names.index("replicate") + 3, ("cluster_hear", self._sys_hear))
         self.adopt_players()
+        if cfg.npcs:
+            from server.cluster.region_npcs import install_region_npcs
+            from server.npcs import load_model
+
+            if self.llm is None:
+                self.llm = load_model(cfg, game.metrics.registry)
+            self.npcs = install_region_npcs(self, self.llm)
 
     async def stop(self) -> None:
         """A clean stop: a final snapshot, the lease given up at once."""
@@ -152,6 +161,8 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         await self.lease.release()
         await self.nc.drain()
         self.db.close()
+        if self.npcs is not None:
+            self.npcs.close()
 
     async def crash(self) -> None:
         """What kill -9 leaves (for tests): no snapshot, no goodbye; the
@@ -159,6 +170,8 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         await self._halt()
         await self.nc.close()
         self.db.conn.close()
+        if self.npcs is not None:
+            self.npcs.close()
 
     async def _halt(self) -> None:
         self.running = False

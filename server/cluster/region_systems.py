@@ -3,9 +3,11 @@ mixed into `RegionNode`, whose state they use (`game`, `hlog`, queues):
 
     cluster_in   (before inputs)  entities refused back by their destination,
                                   arrivals from neighbours (with their players'
-                                  sessions), resumes, in-process requests
+                                  sessions and their NPCs' minds, region_npcs.py),
+                                  resumes, in-process requests
     cluster_out  (after simulate) entities standing on a foreign cell leave
-                                  (taken out, logged, sent after the commit);
+                                  (taken out, an NPC with its mind, logged,
+                                  sent after the commit);
                                   speech in border cells and the border cells
                                   themselves go out after the commit
     cluster_hear (after replicate) speech from across a border reaches the
@@ -41,6 +43,8 @@ class RegionSystems:
             state = dict(state, path=[], **dict(zip(("x", "y"), self._home_tile(state["x"], state["y"]))))
             state.pop("sess", None)  # its gateway saw it leave: the player resumes with the token
             entity_state.put_in(world, state)
+            if self.npcs is not None and state["kind"] == "npc":
+                self.npcs.came_back(state)
             self.border_view.changed()
             self.hlog.record("back", hid, state["id"], dest, state["hop"], state)
             self._sent_at.pop(hid, None)
@@ -79,10 +83,15 @@ class RegionSystems:
             state = entity_state.check(world, state)
             if self.regions.owner_of(state["x"], state["y"]) != self.region.name:
                 raise entity_state.BadState(f"({state['x']}, {state['y']}) is not in region {self.region.name}")
+            if state["kind"] == "npc" and self.npcs is None:
+                raise entity_state.BadState(f"region {self.region.name} runs no NPCs (start it with --npcs)")
+            mind = self.npcs.check_arrival(state) if self.npcs is not None else None
         except entity_state.BadState as exc:
             self._answer(reply, {"t": "refused", "why": str(exc)[:200]})
             return
         entity_state.put_in(world, state)
+        if mind is not None:
+            self.npcs.bind(state["id"], mind)
         self.border_view.changed()
         self.hlog.record("in", hid, state["id"], str(msg.get("from", "?"))[:32], state["hop"], state)
         acct = state.get("account")
@@ -99,9 +108,10 @@ class RegionSystems:
         mine = self.region.has_cell
         leaving = [eid for cell, members in world.grid.cells.items() if not mine(cell) for eid in members]
         for eid in sorted(leaving):  # entity order: the same in replay
-            if not self.ready_to_leave(eid):
+            if not self.ready_to_leave(eid) or (self.npcs is not None and not self.npcs.ready_to_leave(world, eid)):
                 continue
             e = world.entities[eid]
+            mind = self.npcs.leaving(world, eid) if self.npcs is not None and e.kind == "npc" else None
             dest = self.regions.owner_of(e.x, e.y)
             hop = self.hlog.hops.get(eid, 0) + 1
             session = game.sessions.by_entity.get(eid)
@@ -110,6 +120,8 @@ class RegionSystems:
             sess = self.session_leaving(eid, dest, hop, e.x, e.y)
             news = len(world.economy.offer_news)
             state = entity_state.take_out(world, eid, hop)
+            if mind is not None:
+                state["mind"] = mind  # its memories, plans, events... (agents/mind_state.py)
             self.border_view.left(Row(eid, e.kind, e.name, e.x, e.y, e.flags), world.tick, now)
             if conn is not None:  # its offers were withdrawn: told here, as it left our clients
                 for o in world.economy.offer_news[news:]:

@@ -25,10 +25,10 @@ from typing import Any
 import msgpack
 
 # Largest message a region accepts from another: a handoff state is a few KB
-# (a 400-step path is the bulk); a border cell's rows are ~40 bytes each, so
-# this holds a cell of several thousand entities. NATS's own default
-# max_payload (1 MiB) is above it.
-MAX_MESSAGE = 256 * 1024
+# (a 400-step path is the bulk), an NPC's up to agents/mind_state.py's 512
+# KiB bound on its mind (a full memory stream: ~300 KB); a border cell's rows
+# are ~40 bytes each. NATS's own default max_payload (1 MiB) is above it.
+MAX_MESSAGE = 768 * 1024
 
 _WORLD = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
