@@ -7,7 +7,8 @@ live here, their minds, and their minds' handoffs.
   it out, whenever each starts); a region never spawns an NPC that is in
   its world or that its handoff log shows came or went. After a restart the
   NPCs in the world get their minds back with their memories from the
-  region's database, as players get their sessions.
+  region's database, as players get their sessions. The NPCs' names are
+  reserved in every region (a player's hello with one: name_taken).
 - Minds: with a model, the one-process `MindsSystem` (agents/minds.py) over
   this region's NPCs; with none (`--model none`), `RoutineMinds`: the
   routine walker drives them, and their minds still hold memories, which
@@ -239,6 +240,11 @@ def install_region_npcs(node: Any, llm: Any) -> RegionNpcs:
     loaded = store.load(node.db.conn)
     game.stores += [npcs.moves, store]  # in this order: a moved NPC's old rows go before its new ones
     game.agent_systems += [HomeSpawner(born), minds]
+    # The NPCs' names are theirs in every region, wherever each NPC is now (in
+    # one process the NPCs, spawned first, hold them): a player's hello with
+    # one is answered name_taken, so no player's name refuses an NPC at a border.
+    reserved, held = frozenset(p.name.casefold() for p in personas), game.sessions.name_is_held
+    game.sessions.name_is_held = lambda name: name.casefold() in reserved or held(name)
     if llm is not None:
         if getattr(llm, "runs_in", "remote") != "remote":
             minds.warm_prefixes()

@@ -69,6 +69,8 @@ async def test_an_npc_walks_across_with_its_mind_and_restarts_restore_npcs(nats_
         assert await eventually(lambda: where(r1, "Pell") is not None and not r0.in_transit(), timeout=15)
         assert all(count([r0, r1], n) == 1 for n in names)
         assert where(r0, "Tomas") and where(r1, "Mira")                       # born where their homes are
+        assert r0.game.sessions.name_is_held("oda") and r1.game.sessions.name_is_held("TOMAS")   # theirs everywhere
+        assert not r1.game.sessions.name_is_held("ann")
         assert r0.hlog.hops[eid] == r1.hlog.hops[eid] == 1
         # r1 killed: it comes back with Oda and her memories from its database
         await r1.crash()
