@@ -60,7 +60,9 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
         partner = world.entities.get(conv.partner)
         if partner is None or not world.in_hearing(e, partner):
             return [EndConversation()]
-        if world.tick - conv.last_tick > b.player_idle_ticks:  # the partner fell silent
+        if _fell_silent(world, conv, ctx.by_entity.get(conv.partner), b.player_idle_ticks):
+            return [EndConversation()]
+        if _due_elsewhere(world, mind, conv):
             return [EndConversation()]
         if not conv.my_turn or world.tick < conv.next_tick:
             return []
@@ -103,6 +105,32 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
             labels = [f"keep {mind.activity}.", f"greet {other.name} and have a chat."]
             return [Choose(f"{other.name} is standing nearby.", actions, labels)]
     return [FollowRoutine()]
+
+
+LINE_KINDS = ("opener", "line", "farewell")
+
+
+def _fell_silent(world: World, conv, partner: Mind | None, idle_ticks: int) -> bool:
+    """Nothing said in the conversation for `idle_ticks`, and the partner is
+    not generating its line (where the model's lines take game time, a line
+    can take longer than that). Either side's last line counts: one said
+    this tick is heard only at the next."""
+    if partner is not None and partner.job is not None and partner.job.kind in LINE_KINDS:
+        return False
+    last = conv.last_tick
+    theirs = partner.conversation if partner is not None else None
+    if theirs is not None and theirs.log is conv.log:
+        last = max(last, theirs.last_tick)
+    return world.tick - last > idle_ticks
+
+
+def _due_elsewhere(world: World, mind: Mind, conv) -> bool:
+    """Its plan (or routine) moved on to another step since the conversation
+    began: it has somewhere to be. Where the model's lines take game time (a
+    paced headless run), a conversation would otherwise outlast the hour."""
+    steps = world.plans.get(mind.entity) or routine_steps(mind.persona)
+    began = conv.log.started / 60.0 % 24
+    return step_at(steps, began) != step_at(steps, world.game_minutes / 60.0 % 24)
 
 
 def _plan(world: World, mind: Mind) -> Intent | None:

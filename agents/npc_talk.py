@@ -18,7 +18,7 @@ from agents.measures import is_coming_going
 from agents.mind import ConversationLog, Mind, PendingJob
 from agents.reply_gate import check
 from agents.small_talk import part_of_day
-from server.world.inputs import Input, Say, SetPlan
+from server.world.inputs import Input, Say, SetPlan, Stop
 from server.world.world import World
 
 
@@ -105,6 +105,7 @@ class NpcTalk:
             self.host.tales.day_log.add(world.game_minutes, f"{mind.name} and {other.name} had a chat", 1)
             mind.begin_conversation(other.entity, other.name, False, log_, True, world.tick)
             other.begin_conversation(mind.entity, mind.name, False, log_, False, world.tick)
+            out.extend(Stop(x.id) for x in (a, b) if x.path)  # both stop to talk (a passer-by too)
         elif action[0] == "walk":
             mind.heading_to = action[1]
         elif action[0] == "plan":  # (plan, steps, kind): logged, so a replay needs no model

@@ -130,6 +130,33 @@ def test_npcs_converse_with_turn_limits_then_cool_down():
     assert says(h.run(100)) == []  # the pair's cooldown holds
 
 
+def test_a_slow_line_does_not_end_the_conversation_and_both_stop_to_talk():
+    # lines take longer to generate than a partner's idle limit (a paced
+    # headless run: each token takes game time); Tomas's routine would walk him away
+    budget = MindBudget(max_lines=4, line_gap_ticks=2, player_idle_ticks=20, pair_cooldown_ticks=10_000)
+    lines = [f"Line number {i} of our chat." for i in range(10)]
+    h = Harness(names=("Mira", "Tomas"), llm=FakeLLM(replies=lines, prefer="greet", ready_after=60), budget=budget,
+                positions={"Mira": (60, 48), "Tomas": (62, 48)})
+    out = h.run(500)
+    assert len(says(out)) == 4                           # not ended after the first line
+    (log,) = h.minds.transcripts
+    assert len(log.lines) == 4 and log.ended is not None
+    stops = {o.entity for o in out if isinstance(o, Stop)}
+    assert h.npc("Tomas").id in stops                    # stopped by Mira's greeting, mid-walk
+
+
+def test_an_npc_conversation_ends_when_its_plan_moves_on():
+    from agents.mind import Conversation, ConversationLog
+    from agents.mind_decide import _due_elsewhere
+    h = Harness(names=("Mira", "Tomas"))
+    h.run(1)                                             # 08:00; Mira's routine: 07 bakery, 08 square
+    mira = h.minds.minds["mira"]
+    since_seven = Conversation(h.npc("Tomas").id, "Tomas", False, ConversationLog.start(["Mira", "Tomas"], False, 7 * 60 + 50), True)
+    since_eight = Conversation(h.npc("Tomas").id, "Tomas", False, ConversationLog.start(["Mira", "Tomas"], False, 8 * 60), True)
+    assert _due_elsewhere(h.world, mira, since_seven)
+    assert not _due_elsewhere(h.world, mira, since_eight)
+
+
 def test_keeping_the_plan_when_scoring_prefers_it():
     h = Harness(names=("Mira", "Tomas"), llm=FakeLLM(prefer="keep"),
                 positions={"Mira": (60, 48), "Tomas": (62, 48)})
