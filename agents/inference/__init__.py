@@ -5,7 +5,8 @@ api.py for the interfaces (`LLM`, `Handle`, `Embedder`, `Priority`,
 results), jobs.py for what travels to the engine and back, engine.py for
 the batcher (with scheduler.py and batch.py), backend.py / runners.py /
 cuda.py for where it runs, remote.py for the OpenAI-compatible HTTP
-backend and serve.py for `hamlet llm-serve`.
+backend (calls.py: its request bodies; http11.py: its HTTP), pool.py for
+several of them, and serve.py for `hamlet llm-serve` (on http_server.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from .client import EngineClient
 
 __all__ = ["LLM", "Embedder", "GenerationResult", "Handle", "Priority", "RunsIn", "ScoreResult", "Status",
-           "Steppable", "client_for", "load_llm"]
+           "Steppable", "client_for", "engine_urls", "load_llm"]
 
 # Defaults of the engine's bounds; see Engine.__init__ for the reasons.
 DEFAULT_LIMITS = {"max_batch": 32, "max_queue": 256}
@@ -28,13 +29,37 @@ DEFAULT_LIMITS = {"max_batch": 32, "max_queue": 256}
 CPU_INT8_DECODE_ROWS = 4
 
 
+def engine_urls(model: str) -> list[str] | None:
+    """The engine URLs `model` names (one URL, or several separated by
+    commas), or None when it names no URL (a model folder, a hub id).
+    ValueError naming the entry when one of a list is not an http:// URL."""
+    from urllib.parse import urlsplit
+
+    if not model.strip().startswith(("http://", "https://")):
+        return None
+    urls = [u.strip() for u in model.split(",")]
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme == "http" and bool(parts.hostname) and parts.port != 0
+        except ValueError:    # a port that is not a number
+            ok = False
+        if not ok:
+            raise ValueError(f"engine URL {url!r} in {model!r}: each engine is an http://host:port URL "
+                             "(put TLS in front with a proxy)")
+    if len(set(urls)) != len(urls):
+        raise ValueError(f"{model!r} names an engine twice")
+    return urls
+
+
 def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "auto", runner: str = "auto",
              registry=None, threads: int | None = None, nice: int = 15, **limits) -> LLM:
     """Load a model and start the engine.
 
     model: None or "embedded" (SmolLM2-135M-Instruct), a local Hugging Face
       folder, or a hub id (needs network). A URL (http://...) returns a
-      `RemoteLLM` for an OpenAI-compatible server instead.
+      `RemoteLLM` for an OpenAI-compatible server instead; several URLs,
+      comma-separated, an `EnginePool` that spreads jobs over them.
     runner: "auto" (cuda on a GPU, else "process"), "process", "thread",
       "inline" (the caller calls `llm.step()`), or "cuda".
     limits: max_batch, max_queue, max_seq_len, prefill_tokens, prefix_entries,
@@ -42,9 +67,13 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
     nice: the worker process's nice value (runner "process"; see ServerConfig.llm_nice).
     """
     from .metrics import EngineMetrics
-    if model and model.startswith(("http://", "https://")):
+    urls = engine_urls(model) if model else None
+    if urls and len(urls) > 1:
+        from .pool import EnginePool
+        return EnginePool(urls, registry=registry)
+    if urls:
         from .remote import RemoteLLM
-        return RemoteLLM(model, registry=registry)
+        return RemoteLLM(urls[0], registry=registry)
     from .client import EngineClient
     from .model import ensure_embedded_converted, load_model, pick_device
 

@@ -1,4 +1,4 @@
-"""`RemoteLLM`: the `LLM` interface over an OpenAI-compatible HTTP server.
+"""`RemoteLLM`: the `LLM` interface over one OpenAI-compatible HTTP server.
 
 Owns: requests to `/v1/completions` (and `/v1/chat/completions` for `chat`)
 of vLLM, TGI, Ollama or `hamlet llm-serve`, with a timeout per request,
@@ -8,33 +8,61 @@ bound past which handles complete at once as "overloaded". Generations
 stream over SSE. Scores use echo mode (`echo`, `max_tokens: 0`,
 `logprobs: 0`) and sum the log-probabilities of tokens at or after the end
 of the prompt. Requests run on a private event loop in a daemon thread, so
-both a synchronous tick loop and asyncio code can hold the handles.
+both a synchronous tick loop and asyncio code can hold the handles. The
+bodies are built in calls.py, the HTTP in http11.py; `EnginePool` (pool.py)
+spreads calls over several of these through `request()`.
+
+Priorities: every call carries `priority`, Hamlet's `Priority` as an int:
+HUMAN_REPLY 0, CONVERSATION 1, PLANNING 2, REFLECTION 3, lower = more
+urgent. vLLM reads the same field the same way (lower is handled earlier,
+and under memory pressure it preempts the highest number first) when it
+runs with `--scheduling-policy priority`; a request without the field is
+0 there, as urgent as a reply to a person. A vLLM without that flag refuses
+any priority but 0 with a 400 ("Priority scheduling is not enabled"): this
+client then stops sending the field to that server (logged once) and
+resends the request, so NPCs keep talking, in arrival order.
+
+Choices: Hamlet scores candidates by echo-mode log-probabilities, one sum
+per candidate, which the minds record as "candidates"; vLLM's
+`structured_outputs: {"choice": [...]}` answers only which one, chosen
+token by token, so this client does not use it (`hamlet llm-serve` answers
+it for clients written for vLLM; see serve.py).
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import h11
 
-from .api import GenerationResult, Priority, RunsIn, ScoreResult, Status
-from .bans import check_bans
+from .api import GenerationResult, RunsIn, ScoreResult, Status
+from .calls import Call, chat_call, generate_call, score_call
 from .handle import JobHandle
+from .http11 import HttpClient, HttpStatus
 from .jobs import failed, next_job_id
 from .sampling import sentence_cut
 
+log = logging.getLogger(__name__)
 RETRY_STATUS = {429, 502, 503, 504}
-MAX_RESPONSE = 16 << 20      # 16 MiB: no sane completion is larger; protects against a broken server
+# The error of a job that failed because its server could not be reached
+# (refused, reset, connect timed out) starts with this: an EnginePool sends
+# such a job to another engine and rests this one.
+UNREACHABLE = "unreachable: "
+_NO_PRIORITY = b"Priority scheduling is not enabled"    # vLLM without --scheduling-policy priority
+
+# finish(handle, result): how a request hands its result back (JobHandle._finish by default).
+Finish = Callable[[JobHandle, Any], object]
 
 
-class _HttpStatus(Exception):
-    def __init__(self, status: int, body: bytes):
-        super().__init__(f"HTTP {status}: {body[:200].decode(errors='replace')}")
-        self.status = status
+def is_unreachable(result: Any) -> bool:
+    """Whether a failed job's server could not be reached at all."""
+    return bool(result.error and result.error.startswith(UNREACHABLE))
 
 
 class RemoteLLM:
@@ -48,16 +76,17 @@ class RemoteLLM:
         #   a connection per NPC; max_outstanding 256 mirrors the engine's queue.
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme != "http":
-            raise ValueError("RemoteLLM speaks plain http:// (put TLS in front with a proxy)")
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.root = parts.path.rstrip("/")
-        if not self.root.endswith("/v1"):
-            self.root += "/v1"
+            raise ValueError(f"{base_url!r}: RemoteLLM speaks plain http:// (put TLS in front with a proxy)")
+        root = parts.path.rstrip("/")
+        if not root.endswith("/v1"):
+            root += "/v1"
+        self.http = HttpClient(parts.hostname or "127.0.0.1", parts.port or 80, root, connect_timeout_s)
         self.base_url, self.model = base_url, model
-        self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
+        self.timeout_s = timeout_s
         self.retries, self.backoff_s = retries, backoff_s
         self.max_outstanding = max_outstanding
         self.tokenizer = tokenizer
+        self.send_priority = True            # False once the server refused the field
         self._outstanding = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -67,51 +96,22 @@ class RemoteLLM:
         from .metrics import EngineMetrics
         self.metrics = EngineMetrics(registry)
         self._info: dict | None = None
-        self._live: dict[int, JobHandle] = {}    # submitted, not finished (bounded by max_outstanding)
+        # submitted, not finished (bounded by max_outstanding)
+        self._live: dict[int, tuple[JobHandle, Finish]] = {}
         self.closed = False
 
     # -- the LLM interface ---------------------------------------------------
-    def generate(self, prompt: str, *, max_new_tokens: int = 32, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None, stop: Sequence[str] = (),
-                 priority: int = Priority.CONVERSATION, deadline_s: float | None = None,
-                 prefix: str | None = None, sentences: int | None = None,
-                 ban: Sequence[str] = ()) -> JobHandle[GenerationResult]:
-        body = {"prompt": prompt, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                "stream": True, "priority": int(priority)}
-        if ban:
-            body["bad_words"] = list(ban)   # vLLM's name; `hamlet llm-serve` reads it too
-        why = check_bans(ban)
-        if why is not None:
-            handle: JobHandle[GenerationResult] = JobHandle(next_job_id(), "generate", lambda _id: None)
-            handle._finish(failed("generate", Status.ERROR, why, time.monotonic()))
-            return handle
-        if sentences:
-            # `hamlet llm-serve` stops there itself; other servers are cut off here
-            body["hamlet_sentences"] = int(sentences)
-        if seed is not None:
-            body["seed"] = seed
-        if stop:
-            body["stop"] = list(stop)
-        if prefix:
-            body["hamlet_prefix"] = prefix
-        return self._start("generate", "/completions", body, priority, deadline_s)
+    def generate(self, prompt: str, **kw: Any) -> JobHandle[GenerationResult]:
+        """The arguments of `LLM.generate` (calls.generate_call)."""
+        return self.submit(generate_call(prompt, **kw))
 
-    def chat(self, system: str, turns: list[tuple[str, str]], **kw) -> JobHandle[GenerationResult]:
+    def chat(self, system: str, turns: list[tuple[str, str]], **kw: Any) -> JobHandle[GenerationResult]:
         """Generate through `/v1/chat/completions` (the server applies its chat template)."""
-        msgs = ([{"role": "system", "content": system}] if system else [])
-        msgs += [{"role": r, "content": c} for r, c in turns]
-        body = {"messages": msgs, "max_tokens": kw.get("max_new_tokens", 32),
-                "temperature": kw.get("temperature", 0.0), "top_p": kw.get("top_p", 1.0), "stream": True,
-                "priority": int(kw.get("priority", Priority.CONVERSATION))}
-        if kw.get("stop"):
-            body["stop"] = list(kw["stop"])
-        return self._start("generate", "/chat/completions", body, kw.get("priority", 1), kw.get("deadline_s"))
+        return self.submit(chat_call(system, turns, **kw))
 
-    def score(self, prompt: str, candidates: Sequence[str], *, priority: int = Priority.PLANNING,
-              deadline_s: float | None = None, prefix: str | None = None) -> JobHandle[ScoreResult]:
-        body = {"prompt": [prompt + c for c in candidates], "max_tokens": 0, "echo": True, "logprobs": 0,
-                "temperature": 0.0, "priority": int(priority), "_prompt_len": len(prompt)}
-        return self._start("score", "/completions", body, priority, deadline_s)
+    def score(self, prompt: str, candidates: Sequence[str], **kw: Any) -> JobHandle[ScoreResult]:
+        """The arguments of `LLM.score` (calls.score_call)."""
+        return self.submit(score_call(prompt, candidates, **kw))
 
     def chat_prompt(self, system: str, turns: list[tuple[str, str]], add_generation_prompt: bool = True) -> str:
         if self.tokenizer is not None:
@@ -127,15 +127,18 @@ class RemoteLLM:
         return "".join(parts)
 
     def info(self) -> dict:
+        """What the server says it serves (asked once, blocking up to 6 s), and where."""
+        mine = {"runner": "remote", "base_url": self.base_url, "outstanding": self._outstanding,
+                "sends_priority": self.send_priority}
         if self._info is None:
             try:
-                fut = asyncio.run_coroutine_threadsafe(self._request("GET", "/models", None, 5.0), self._loop)
+                fut = asyncio.run_coroutine_threadsafe(self.http.request("GET", "/models", None), self._loop)
                 models = json.loads(fut.result(timeout=6.0))["data"]
                 self._info = {"name": models[0]["id"] if models else None,
                               "server": models[0].get("info") if models else None}
             except Exception as exc:  # info is advisory; never fail a caller over it
-                return {"runner": "remote", "base_url": self.base_url, "error": str(exc)}
-        return {**self._info, "runner": "remote", "base_url": self.base_url}
+                return {**mine, "error": str(exc) or type(exc).__name__}
+        return {**self._info, **mine}
 
     def close(self) -> None:
         """Cancel what is in flight (its handles complete as "cancelled") and stop."""
@@ -156,48 +159,70 @@ class RemoteLLM:
             self._thread.join(timeout=5)
         with self._lock:
             live, self._live = self._live, {}
-        for handle in live.values():   # jobs whose task never started
-            handle._finish(failed(handle.kind, Status.CANCELLED, "the model was closed"))
+        for handle, finish in live.values():   # jobs whose task never started
+            finish(handle, failed(handle.kind, Status.CANCELLED, "the model was closed"))
 
-    # -- plumbing --------------------------------------------------------------
-    def _start(self, kind: str, path: str, body: dict, priority, deadline_s: float | None) -> JobHandle:
-        job_id, submitted = next_job_id(), time.monotonic()
-        task_box: list = []
-        handle: JobHandle = JobHandle(job_id, kind, lambda _id: self._loop.call_soon_threadsafe(
-            lambda: task_box and task_box[0].cancel()))
-        with self._lock:
-            full = self.closed or self._outstanding >= self.max_outstanding
-            self._outstanding += not full
-            if not full:
-                self._live[job_id] = handle
-        if full:
-            handle._finish(failed(kind, Status.ERROR, "closed", submitted) if self.closed else
-                           failed(kind, Status.OVERLOADED, "too many outstanding remote requests", submitted))
-            return handle
-        if self.model:
-            body["model"] = self.model
-
-        def launch():
-            task_box.append(self._loop.create_task(self._run(handle, kind, path, body, priority,
-                                                             submitted, deadline_s)))
-        self._loop.call_soon_threadsafe(launch)
+    # -- requests --------------------------------------------------------------
+    def submit(self, call: Call) -> JobHandle:
+        """Start `call`; the returned handle completes with its result."""
+        box: list[Callable[[], object]] = []
+        handle: JobHandle = JobHandle(next_job_id(), call.kind, lambda _id: box and box[0]())
+        box.append(self.request(call, handle, JobHandle._finish))
         return handle
 
-    async def _run(self, handle, kind, path, body, priority, submitted, deadline_s) -> None:
-        deadline = None if deadline_s is None else submitted + deadline_s
+    def request(self, call: Call, handle: JobHandle, finish: Finish,
+                submitted: float | None = None) -> Callable[[], object]:
+        """Send `call`, its text pieces to `handle` and its result to
+        `finish(handle, result)` (from this client's thread, or before this
+        returns when it is refused). `submitted` (monotonic) is when the job
+        began, for its deadline and latency. Returns what cancels it."""
+        submitted = submitted or time.monotonic()
+        if call.refused is not None:
+            finish(handle, failed(call.kind, Status.ERROR, call.refused, submitted))
+            return _nothing
+        with self._lock:
+            full = self.closed or self._outstanding >= self.max_outstanding
+            if not full:
+                self._outstanding += 1
+                self._live[handle.job_id] = (handle, finish)
+        if full:
+            finish(handle, failed(call.kind, Status.ERROR, "closed", submitted) if self.closed else
+                   failed(call.kind, Status.OVERLOADED, "too many outstanding remote requests", submitted))
+            return _nothing
+        body = dict(call.body)
+        if self.model:
+            body["model"] = self.model
+        if not self.send_priority:
+            body.pop("priority", None)
+        task_box: list[asyncio.Task] = []
+
+        def launch() -> None:
+            task_box.append(self._loop.create_task(self._run(handle, finish, call, body, submitted)))
+
+        def cancel() -> None:   # runs after launch: the loop keeps call_soon order
+            try:
+                self._loop.call_soon_threadsafe(lambda: task_box and task_box[0].cancel())
+            except RuntimeError:
+                pass            # the loop is closed; close() finished the handle
+        self._loop.call_soon_threadsafe(launch)
+        return cancel
+
+    async def _run(self, handle: JobHandle, finish: Finish, call: Call, body: dict, submitted: float) -> None:
+        deadline = None if call.deadline_s is None else submitted + call.deadline_s
         if deadline is not None:
-            body["hamlet_deadline_s"] = max(0.0, deadline_s)
+            body["hamlet_deadline_s"] = max(0.0, deadline - time.monotonic())
         try:
-            result = await self._with_retries(handle, kind, path, body, submitted, deadline)
+            result = await self._with_retries(handle, call.kind, call.path, body, submitted, deadline)
         except asyncio.CancelledError:
-            result = failed(kind, Status.CANCELLED, None, submitted)
+            result = failed(call.kind, Status.CANCELLED, None, submitted)
         except Exception as exc:
-            result = failed(kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
+            result = failed(call.kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
         with self._lock:
             self._outstanding -= 1
-            self._live.pop(handle.job_id, None)
-        self.metrics.observe_result(int(priority), result)
-        handle._finish(result)
+            live = self._live.pop(handle.job_id, None)
+        self.metrics.observe_result(call.priority, result)
+        if live is not None:      # else close() finished it
+            finish(handle, result)
 
     async def _with_retries(self, handle, kind, path, body, submitted, deadline):
         attempt = 0
@@ -214,12 +239,18 @@ class RemoteLLM:
                 if deadline is not None and time.monotonic() >= deadline - 1e-3:
                     return failed(kind, Status.DEADLINE, "deadline passed", submitted)
                 error, status = "request timed out", Status.ERROR
-            except _HttpStatus as exc:
+            except HttpStatus as exc:
+                if exc.status == 400 and _NO_PRIORITY in exc.body and body.pop("priority", None) is not None:
+                    if self.send_priority:
+                        self.send_priority = False
+                        log.warning("%s refuses request priorities (start vLLM with --scheduling-policy "
+                                    "priority); sending requests without them", self.base_url)
+                    continue      # at most once per request: the field is gone now
                 if exc.status not in RETRY_STATUS:
                     return failed(kind, {504: Status.DEADLINE}.get(exc.status, Status.ERROR), str(exc), submitted)
                 error, status = str(exc), Status.OVERLOADED if exc.status in (429, 503) else Status.ERROR
             except (ConnectionError, OSError, h11.ProtocolError) as exc:
-                error, status = f"{type(exc).__name__}: {exc}", Status.ERROR
+                error, status = f"{UNREACHABLE}{type(exc).__name__}: {exc}", Status.ERROR
             if handle.text_so_far or attempt >= self.retries:
                 return failed(kind, status, error, submitted)
             await asyncio.sleep(self.backoff_s * (2 ** attempt))
@@ -229,7 +260,7 @@ class RemoteLLM:
         text: list[str] = []
         finish, first_at = None, None
         sentences = body.get("hamlet_sentences")
-        events = self._sse(path, body)
+        events = self.http.sse(path, body)
         async for event in events:
             if "error" in event:
                 err = event["error"]
@@ -262,7 +293,7 @@ class RemoteLLM:
     async def _score(self, body, submitted) -> ScoreResult:
         prompt_len = body["_prompt_len"]
         send = {k: v for k, v in body.items() if k != "_prompt_len"}
-        reply = json.loads(await self._request("POST", "/completions", send, None))
+        reply = json.loads(await self.http.request("POST", "/completions", send))
         totals = []
         for choice in sorted(reply["choices"], key=lambda c: c["index"]):
             lp = choice["logprobs"]
@@ -270,74 +301,7 @@ class RemoteLLM:
                               if v is not None and off >= prompt_len))
         return ScoreResult(totals, Status.OK, time.monotonic() - submitted)
 
-    # -- minimal HTTP/1.1 over asyncio + h11 ---------------------------------
-    async def _open(self, method: str, path: str, body: dict | None):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
-                                                self.connect_timeout_s)
-        conn = h11.Connection(h11.CLIENT)
-        data = b"" if body is None else json.dumps(body).encode()
-        headers = [("host", f"{self.host}:{self.port}"), ("connection", "close"),
-                   ("accept", "application/json, text/event-stream")]
-        if body is not None:
-            headers += [("content-type", "application/json"), ("content-length", str(len(data)))]
-        writer.write(conn.send(h11.Request(method=method, target=self.root + path, headers=headers)))
-        if data:
-            writer.write(conn.send(h11.Data(data=data)))
-        writer.write(conn.send(h11.EndOfMessage()))
-        await writer.drain()
-        return conn, reader, writer
 
-    async def _events(self, conn, reader):
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await reader.read(65536))
-                continue
-            yield event
-            if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                return
-
-    async def _request(self, method: str, path: str, body: dict | None, timeout: float | None) -> bytes:
-        conn, reader, writer = await self._open(method, path, body)
-        try:
-            status, out = 0, bytearray()
-            async for event in self._events(conn, reader):
-                if isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.Data):
-                    out += event.data
-                    if len(out) > MAX_RESPONSE:
-                        raise ConnectionError("response too large")
-            if status != 200:
-                raise _HttpStatus(status, bytes(out))
-            return bytes(out)
-        finally:
-            writer.close()
-
-    async def _sse(self, path: str, body: dict):
-        conn, reader, writer = await self._open("POST", path, body)
-        try:
-            status, buf, raw = 0, b"", bytearray()
-            async for event in self._events(conn, reader):
-                if isinstance(event, h11.Response):
-                    status = event.status_code
-                elif isinstance(event, h11.Data):
-                    if status != 200:
-                        raw += event.data
-                        continue
-                    buf += event.data
-                    while b"\n\n" in buf:
-                        block, buf = buf.split(b"\n\n", 1)
-                        for line in block.split(b"\n"):
-                            if line.startswith(b"data:"):
-                                payload = line[5:].strip()
-                                if payload == b"[DONE]":
-                                    return
-                                yield json.loads(payload)
-                    if len(buf) > MAX_RESPONSE:
-                        raise ConnectionError("SSE event too large")
-            if status != 200:
-                raise _HttpStatus(status, bytes(raw))
-        finally:
-            writer.close()
+def _nothing() -> None:
+    """The cancel of a request that never started."""
 

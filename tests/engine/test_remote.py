@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.inference import client_for
+from agents.inference import Priority, client_for
+from agents.inference.calls import MAX_CHOICE_CHARS, MAX_CHOICES
+from agents.inference.http11 import HttpClient, HttpStatus
 from agents.inference.remote import RemoteLLM
-from agents.inference.serve import LLMServer
+from agents.inference.serve import HttpError, LLMServer
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +90,75 @@ async def test_remote_overload_deadline_and_unreachable(served):
     r = await dead.generate("hello", max_new_tokens=2)
     assert r.status == "error" and r.error
     dead.close()
+
+
+async def test_structured_outputs_choice_answers_the_best_scored_choice(served):
+    local, _, server = served
+    http = HttpClient("127.0.0.1", server.port, "/v1", 5)
+    prompt = "Question: What is the color of the sky on a clear day?\nAnswer: The sky is"
+    choices = [" made of cheese and pickles.", " blue.", " a green door."]
+    want = await local.score(prompt, choices)
+    best = choices[want.best()]
+    assert best == " blue."
+    reply = json.loads(await http.request("POST", "/completions", {
+        "prompt": prompt, "max_tokens": 8, "structured_outputs": {"choice": choices}}))
+    assert [c["text"] for c in reply["choices"]] == [best] and reply["choices"][0]["finish_reason"] == "stop"
+    old = json.loads(await http.request("POST", "/completions", {"prompt": [prompt, prompt], "guided_choice": choices}))
+    assert [c["text"] for c in old["choices"]] == [best, best]              # vLLM's older field, two prompts
+    chat = json.loads(await http.request("POST", "/chat/completions", {
+        "messages": [{"role": "user", "content": "Is the sky blue? Answer yes or no."}],
+        "structured_outputs": {"choice": ["yes", "no"]}}))
+    assert chat["choices"][0]["message"]["content"] in ("yes", "no")
+    events = [e async for e in http.sse("/completions", {"prompt": prompt, "stream": True,
+                                                         "structured_outputs": {"choice": choices}})]
+    assert "".join(e["choices"][0]["text"] for e in events) == best
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+BAD_CHOICES = [
+    ({"structured_outputs": {"choice": "blue"}}, "list of 1.."),
+    ({"structured_outputs": {"choice": []}}, "list of 1.."),
+    ({"structured_outputs": {"choice": ["a", 3]}}, "non-empty string"),
+    ({"structured_outputs": {"choice": ["a", ""]}}, "non-empty string"),
+    ({"structured_outputs": {"choice": ["x"] * (MAX_CHOICES + 1)}}, f"1..{MAX_CHOICES}"),
+    ({"structured_outputs": {"choice": ["a", "b" * (MAX_CHOICE_CHARS + 1)]}}, f"{MAX_CHOICE_CHARS} characters"),
+    ({"structured_outputs": ["a"]}, "must be an object"),
+    ({"structured_outputs": {"json": {"type": "object"}}}, "only 'choice'"),
+    ({"prompt": ["p"] * 9, "structured_outputs": {"choice": ["a"] * 8}}, "prompt-choice pairs"),
+]
+
+
+async def test_structured_outputs_bad_choices_answer_400(served):
+    _, remote, server = served
+    http = HttpClient("127.0.0.1", server.port, "/v1", 5)
+    for field, why in BAD_CHOICES:
+        with pytest.raises(HttpStatus) as err:
+            await http.request("POST", "/completions", {"prompt": "The sky is", **field})
+        assert err.value.status == 400 and why in json.loads(err.value.body)["error"]["message"], field
+    assert (await remote.generate("The sky is", max_new_tokens=1)).status == "ok"     # still serving
+
+
+async def test_priorities_go_as_vllm_reads_them_and_are_dropped_where_refused(served):
+    _, remote, server = served
+    own, seen = server._gen_kwargs, []
+
+    def vllm_without_priority_policy(req):
+        seen.append(req.get("priority"))
+        if req.get("priority", 0) != 0:       # what vLLM answers without --scheduling-policy priority
+            raise HttpError(400, f"Got priority {req['priority']} but Priority scheduling is not enabled.")
+        return own(req)
+    # lower = more urgent in Hamlet, as in vLLM: a reply to a person goes first
+    assert Priority.HUMAN_REPLY == 0 < Priority.CONVERSATION < Priority.PLANNING < Priority.REFLECTION
+    server._gen_kwargs = vllm_without_priority_policy
+    try:
+        assert (await remote.generate("Hi", max_new_tokens=1, priority=Priority.HUMAN_REPLY)).status == "ok"
+        assert remote.send_priority and seen == [0]
+        r = await remote.score("The sky is", [" blue", " green"], priority=Priority.REFLECTION)
+        assert r.status == "ok" and not remote.send_priority and seen == [0, 3, None]   # refused, resent without
+        assert (await remote.generate("Hi", max_new_tokens=1, priority=Priority.PLANNING)).status == "ok"
+        assert seen == [0, 3, None, None]
+    finally:
+        server._gen_kwargs = own
 
 
 async def test_hamlet_llm_serve_command():
