@@ -2,13 +2,16 @@
 the server (`install_minds`), with no network. In the default (fast) mode
 the engine runs inline and the sim drains it after every tick, so the world
 advances as fast as the engine allows and a model's latency costs one tick
-of game time; `realtime` runs ticks at the configured rate with the engine
-in a worker, like the server. Everything random is seeded; the event log in
-DIR/world.db replays the run without the model (`replay`). What the run
+of game time; an engine that runs on its own (one or several `http://`
+URLs) is waited for instead (server/sim_lockstep.py). `realtime` runs
+ticks at the configured rate with the engine in a worker, like the server.
+Everything random is seeded; the event log in DIR/world.db replays the run
+without the model (`replay`). What the run
 writes (transcript, summary, plots) is agents/sim_report.py."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +28,7 @@ from server.npcs import install_minds
 from server.persistence import Database
 from server.experiment import Experiment, save_inputs, write_population
 from server.restore import open_world, replay_into, world_catalog
+from server.sim_lockstep import EngineFailed, Lockstep, is_remote_model, needs_lockstep, paced_refusal
 from server.world.catalog import load_goods
 from server.world.village import village
 from server.world.world import World
@@ -32,9 +36,16 @@ from server.world.world import World
 __all__ = ["SimOptions", "SimRecord", "replay", "run_sim"]
 
 
-def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
+def run_sim(opts: SimOptions, llm: Any = None) -> dict:
     """Run a simulation into `opts.out`; returns the summary (also written
-    to summary.json)."""
+    to summary.json). ValueError for a paced run on a remote engine;
+    an engine failure mid-run ends it early with `engine_error` in the
+    summary."""
+    remote = is_remote_model(opts.model) if llm is None else needs_lockstep(llm)
+    refusal = paced_refusal(remote, opts.model if llm is None else type(llm).__name__, opts.ticks_per_step,
+                            opts.realtime)
+    if refusal is not None:
+        raise ValueError(refusal)
     opts.out.mkdir(parents=True, exist_ok=True)
     db_path = opts.out / "world.db"
     if db_path.exists():
@@ -59,6 +70,9 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
         from agents.inference import load_llm
         llm = load_llm(None if opts.model == "embedded" else opts.model,
                        runner="process" if opts.realtime else "inline")
+    engine: Any = llm
+    if needs_lockstep(llm):  # fast: the sim waits for each tick's jobs instead of stepping the engine
+        llm = Lockstep(llm)
     tick_rate = config.tick_rate
     clock = time.monotonic if opts.realtime else (lambda: world.tick / tick_rate)
     budget = opts.budget if opts.realtime else replace(opts.budget, reply_deadline_s=None, line_deadline_s=None,
@@ -72,6 +86,7 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
     if experiment is not None:
         game.on_tick.append(experiment.tick)
     record = SimRecord()
+    engine_error = None
     ticks = int(opts.minutes * 60 / world.rules.game_seconds_per_tick)
     started = time.monotonic()
     try:
@@ -82,22 +97,33 @@ def run_sim(opts: SimOptions, llm: Any | None = None) -> dict:
                 _fast(game, minds, llm, record, ticks, opts.progress, opts.ticks_per_step, opts.max_wall_s)
         except KeyboardInterrupt:  # Ctrl-C: stop here and write what the run has
             record.stopped = True
+        except EngineFailed as exc:  # the same, and the summary says why
+            record.stopped, engine_error = True, str(exc)
         record.wall_s = time.monotonic() - started
         game.snapshot()
         final_hash = world.state_hash()
         db.set_meta_now("final_hash", final_hash)
         db.set_meta_now("final_tick", world.tick)
-        summary = write_outputs(opts, world, db.conn, minds, record, final_hash, llm_info=_info(llm))
+        summary = write_outputs(opts, world, db.conn, minds, record, final_hash, llm_info=_info(engine))
+        if engine_error is not None:
+            summary["engine_error"] = engine_error
+            _rewrite_summary(opts.out, summary)
         if experiment is not None:
             summary["experiment"] = experiment.finish(opts.out, llm, world, minds, record.stopped,
-                                                      inline=not opts.realtime, wall_s=record.wall_s)
+                                                      inline=not opts.realtime and not needs_lockstep(llm),
+                                                      wall_s=record.wall_s)
             summary["plots"].append(summary["experiment"].pop("plot"))
     finally:
         minds.close()
         if own_llm:
-            llm.close()
+            engine.close()
         db.close()
     return summary
+
+
+def _rewrite_summary(out: Path, summary: dict) -> None:
+    (out / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "plots"}, indent=2) + "\n",
+                                      encoding="utf-8")
 
 
 def _info(llm: Any) -> dict:
@@ -110,6 +136,11 @@ def _info(llm: Any) -> dict:
 def _tokens_done(minds: MindsSystem, seen: int) -> tuple[int, int]:
     done = minds.completed[seen:]
     return sum(len(getattr(r, "token_ids", []) or []) for _, _, r in done), len(minds.completed)
+
+
+def _streamed(minds: MindsSystem) -> int:
+    """Tokens of a remote engine's generations, which carry no token ids."""
+    return minds.llm.take_streamed_tokens() if isinstance(minds.llm, Lockstep) else 0
 
 
 def _in_flight(minds: MindsSystem) -> int:
@@ -129,14 +160,16 @@ def _fast(game: Game, minds: MindsSystem, llm: Any, record: SimRecord, ticks: in
         t0 = time.perf_counter()
         game.run_tick()
         took = time.perf_counter() - t0
-        if ticks_per_step == 0:
+        if isinstance(llm, Lockstep):
+            llm.wait()  # lockstep with an engine on its own threads (paced runs were refused)
+        elif ticks_per_step == 0:
             while llm.step():  # lockstep: the engine finishes what the tick started
                 pass
         elif world.tick % ticks_per_step == 0:
             llm.step()  # paced: the model's work takes game time, the world does not wait for it
         record.tick_s.append(took)  # after the engine: a Ctrl-C in its step leaves the series aligned
         tokens, seen = _tokens_done(minds, seen)
-        _record(game, minds, record, tokens, bar)
+        _record(game, minds, record, tokens + _streamed(minds), bar)
 
 
 async def _realtime(game: Game, minds: MindsSystem, record: SimRecord, ticks: int, rate: float,
@@ -152,7 +185,7 @@ async def _realtime(game: Game, minds: MindsSystem, record: SimRecord, ticks: in
         game.run_tick()
         record.tick_s.append(time.perf_counter() - t0)
         tokens, seen = _tokens_done(minds, seen)
-        _record(game, minds, record, tokens, bar)
+        _record(game, minds, record, tokens + _streamed(minds), bar)
 
 
 def _record(game: Game, minds: MindsSystem, record: SimRecord, tokens: int, bar: _Progress | None) -> None:

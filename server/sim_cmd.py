@@ -48,10 +48,14 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
         print("hamlet sim: --seeds and --ray sweep a --scenario", file=sys.stderr)
         return 2
     try:
-        if args.seeds:
-            return _sweep(args)
         scenario = _scenario(args.scenario) if args.scenario else None
         tps = args.ticks_per_step if args.ticks_per_step is not None else (scenario.ticks_per_step if scenario else 0)
+        refusal = _engine_refusal(args.model, tps, args.realtime)
+        if refusal is not None:
+            print(f"hamlet sim: {refusal}", file=sys.stderr)
+            return 2
+        if args.seeds:
+            return _sweep(args)
         seed = args.seed if args.seed is not None else (scenario.seed if scenario else 1)
         opts = SimOptions(out=Path(args.out), npcs=args.npcs, minutes=args.minutes, seed=seed,
                           model=args.model, realtime=args.realtime, personas=args.personas,
@@ -60,6 +64,10 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
     except (FileExistsError, ValueError, OSError) as exc:
         print(f"hamlet sim: {exc}", file=sys.stderr)
         return 2
+    if "engine_error" in summary:
+        print(f"hamlet sim: stopped at tick {summary['ticks']}: {summary['engine_error']} (what the run had is in "
+              f"{args.out})", file=sys.stderr)
+        return 1
     print(json.dumps({k: summary[k] for k in ("ticks", "conversations", "npc_conversations", "lines_spoken",
                                               "tokens", "wall_s", "stopped_early", "final_state_hash")}))
     if "experiment" in summary:
@@ -67,6 +75,15 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(flat_measures(summary["experiment"])))
     print(f"wrote {args.out}/transcript.md, summary.json, world.db, " + ", ".join(summary["plots"]))
     return 0
+
+
+def _engine_refusal(model: str, ticks_per_step: int, realtime: bool) -> str | None:
+    """Why a run cannot use `model` as asked (ValueError for a bad URL list), or None."""
+    from agents.inference import engine_urls
+    from server.sim_lockstep import paced_refusal
+
+    remote = engine_urls(model) is not None
+    return paced_refusal(remote, model, ticks_per_step, realtime)
 
 
 def _scenario(path: str):
