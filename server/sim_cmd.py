@@ -10,11 +10,15 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sim", help="run the village headless and write a transcript, summary and plots",
                               description="Run the world and its NPC minds without the network.")
-    p.add_argument("--npcs", type=int, default=8, help="how many NPCs from the persona file (default 8)")
+    p.add_argument("--npcs", type=int, help="how many NPCs from the persona file (default 8)")
     p.add_argument("--minutes", type=float, default=30.0, help="game minutes to simulate (default 30)")
+    p.add_argument("--regions", type=int, metavar="N", help="run the village over N region processes (N >= 2) with "
+                   "nats-server, in real time (ten game minutes a wall minute), every NPC of the persona file; "
+                   "--model none: NPCs follow their routines")
     p.add_argument("--seed", type=int, help="the run's seed (default: the scenario's, else 1)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not hold a world.db)")
-    p.add_argument("--model", default="embedded", help="embedded, a local model folder, or an http(s):// URL")
+    p.add_argument("--model", help="embedded (default), a local model folder, or http:// URLs (comma-separated); "
+                   "with --regions: none (default), embedded (one per region) or URLs")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
     p.add_argument("--realtime", action="store_true", help="tick at 20 Hz with the engine in a worker process")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_sim_cmd(args: argparse.Namespace) -> int:
     from server.sim import SimOptions, run_sim
 
+    if args.regions is not None:
+        return _cluster(args)
+    args.npcs = 8 if args.npcs is None else args.npcs
+    args.model = args.model or "embedded"
     if args.minutes <= 0 or args.npcs < 1:
         print("hamlet sim: --minutes must be positive and --npcs at least 1", file=sys.stderr)
         return 2
@@ -75,6 +83,42 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(flat_measures(summary["experiment"])))
     print(f"wrote {args.out}/transcript.md, summary.json, world.db, " + ", ".join(summary["plots"]))
     return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """`hamlet sim --regions N` (server/cluster/sim_cluster.py)."""
+    refused = [(args.ticks_per_step is not None, "--ticks-per-step: fast mode and pacing are not available across "
+                "processes (each region ticks at 20 Hz on its own clock)"),
+               (bool(args.scenario or args.seeds or args.ray), "--scenario, --seeds and --ray run in one process"),
+               (args.npcs is not None, "--npcs: every NPC of the persona file runs (choose them with --personas)")]
+    why = next((w for bad, w in refused if bad), None)
+    if why is None and args.regions < 2:
+        why = f"--regions {args.regions}: a cluster has at least 2 regions (one region is the plain `hamlet sim`)"
+    if why is None and args.minutes <= 0:
+        why = "--minutes must be positive"
+    if why is not None:
+        print(f"hamlet sim --regions: {why}", file=sys.stderr)
+        return 2
+    from agents.inference import engine_urls
+    from server.cluster.sim_cluster import ClusterSimError, run_cluster_sim
+
+    try:
+        engine_urls(args.model or "none")  # a bad URL list is named here, not in every region's log
+        summary = run_cluster_sim(Path(args.out), args.regions, args.minutes, model=args.model or "none",
+                                  seed=1 if args.seed is None else args.seed, personas=args.personas,
+                                  progress=not args.quiet)
+    except (FileExistsError, ValueError) as exc:
+        print(f"hamlet sim: {exc}", file=sys.stderr)
+        return 2
+    except (ClusterSimError, FileNotFoundError, RuntimeError, OSError) as exc:
+        print(f"hamlet sim: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({k: summary[k] for k in ("regions_count", "npc_count", "exactly_once", "npc_handoffs",
+                                              "conversations", "lines", "tokens", "wall_s", "stopped_early")}))
+    for problem in summary["problems"] + ([summary["error"]] if summary["error"] else []):
+        print(f"hamlet sim: {problem}", file=sys.stderr)
+    print(f"wrote {args.out}/summary.json (region logs: {args.out}/rN.log)")
+    return 0 if summary["exactly_once"] and not summary["error"] else 1
 
 
 def _engine_refusal(model: str, ticks_per_step: int, realtime: bool) -> str | None:

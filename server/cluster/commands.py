@@ -126,8 +126,11 @@ async def _region(args: argparse.Namespace) -> int:
     if node.lost_lease:
         print(f"hamlet region: lost the lease of {args.region}", file=sys.stderr)
         return 3
+    from server.cluster.region_figures import region_figures
+
+    figures = region_figures(node)  # between two ticks, right before the last: this region as it stops
     await node.stop()
-    print(json.dumps(dict(status(node), final=True)), flush=True)
+    print(json.dumps(dict(status(node), final=True, figures=figures)), flush=True)
     return 0
 
 

@@ -1,6 +1,7 @@
 """A region's own HTTP port (`hamlet region --http-port P`): `GET /metrics`
 (Prometheus text: the game's metrics, every sample labelled with the
-region, and the region's handoff and session figures) and `GET /healthz`.
+region, and the region's handoff and session figures), `GET /healthz` and
+`GET /figures` (JSON: region_figures.py, what `hamlet sim --regions` reads).
 A region serves no WebSocket: clients go through a gateway.
 """
 from __future__ import annotations
@@ -56,8 +57,12 @@ async def serve_http(node, host: str, port: int) -> asyncio.AbstractServer:
                 body = json.dumps({"status": "ok" if node.running else "stopped", "region": node.region.name,
                                    "tick": node.game.world.tick, "entities": len(node.game.world.entities)}).encode()
                 status, ctype = "200 OK", "application/json"
+            elif path.startswith("/figures"):
+                from server.cluster.region_figures import region_figures
+
+                body, status, ctype = json.dumps(region_figures(node)).encode(), "200 OK", "application/json"
             else:
-                body, status, ctype = b"a Hamlet region: /metrics, /healthz\n", "404 Not Found", "text/plain"
+                body, status, ctype = b"a Hamlet region: /metrics, /healthz, /figures\n", "404 Not Found", "text/plain"
             writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                          f"Connection: close\r\n\r\n".encode() + body)
             await writer.drain()
