@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,3 +180,11 @@ class Mind:
                 break
         if not self.waiting and not self.reply_jobs:
             self.crowd_context = None  # the crowd has gone: the next one gets a fresh context
+
+
+def seed_memories(minds: Iterable[Mind], minute: float) -> None:
+    """Give each mind with no memories yet its persona's seed memories."""
+    for mind in minds:
+        if not mind.memory.memories:
+            for text in mind.persona.memories:
+                mind.memory.add(minute, "seed", text, 5)

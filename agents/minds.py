@@ -29,7 +29,7 @@ from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
 from agents.memory import MemoryStream
-from agents.mind import ConversationLog, Mind, PendingJob
+from agents.mind import ConversationLog, Mind, PendingJob, seed_memories
 from agents.mind_decide import decide
 from agents.personas import Persona
 from agents.replies import ReplyDesk
@@ -122,10 +122,7 @@ class MindsSystem:
                     # it plans the next days when it wakes (agents/plans.py)
                     mind.plan_day = int(world.game_minutes // 1440)
         if not self._seeded:
-            for mind in self.minds.values():
-                if not mind.memory.memories:
-                    for text in mind.persona.memories:
-                        mind.memory.add(world.game_minutes, "seed", text, 5)
+            seed_memories(self.minds.values(), world.game_minutes)
             self._seeded = True
 
     def end(self, world: World, mind: Mind) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from agents.memory import MemoryStream
 from agents.memory_store import MemoryStore
-from agents.mind import Mind
+from agents.mind import Mind, seed_memories
 from agents.mind_state import MindStateError, mind_from_dict, mind_to_dict
 from agents.personas import Persona, load_personas
 from agents.routine import RoutineWalker
@@ -72,10 +72,7 @@ class RoutineMinds:
                 mind = self.by_entity[e.id] = self.minds[e.name.casefold()]
                 mind.entity, mind.plan_day = e.id, int(world.game_minutes // 1440)
         if not self._seeded:
-            for mind in self.minds.values():
-                if not mind.memory.memories:
-                    for text in mind.persona.memories:
-                        mind.memory.add(world.game_minutes, "seed", text, 5)
+            seed_memories(self.minds.values(), world.game_minutes)
             self._seeded = True
         return self.walker.step(world)
 
