@@ -67,9 +67,9 @@ class Lockstep:
         self._last_done = time.monotonic()
         self._unreachable: str | None = None
         self.waited_s = 0.0  # wall time spent waiting for the engine
-        # Tokens of generations that came back without token ids: a remote
-        # engine's stream carries text only, so its pieces are counted (one
-        # per decode step from llm-serve and vLLM). Taken by the sim each tick.
+        # Tokens of generations that came back without token ids (a remote
+        # engine sends text and `GenerationResult.tokens`, its count); the sim
+        # counts the others' token ids itself. Taken by the sim each tick.
         self._streamed = 0
 
     # -- the LLM interface the minds use, tracked ------------------------------
@@ -98,7 +98,7 @@ class Lockstep:
     def _finished(self, handle: Any) -> None:
         result = handle.result()
         error = getattr(result, "error", None) or ""
-        streamed = (len(getattr(handle, "_pieces", ())) if handle.kind == "generate" and result.ok
+        streamed = (getattr(result, "tokens", 0) if handle.kind == "generate" and result.ok
                     and not getattr(result, "token_ids", None) else 0)
         with self._cond:
             self._streamed += streamed

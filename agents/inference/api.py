@@ -50,10 +50,20 @@ class GenerationResult:
     latency_s: float | None = None     # submit -> done
     error: str | None = None
     prompt_tokens: int = 0
+    # Tokens generated, where `token_ids` cannot say: a remote engine sends
+    # text, and its count (the server's `usage.completion_tokens`, else one
+    # per streamed piece). None: count `token_ids`. Read it through `tokens`.
+    completion_tokens: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == Status.OK
+
+    @property
+    def tokens(self) -> int:
+        """Tokens generated, from any engine: len(token_ids) for the embedded
+        one, the server's count for a remote one."""
+        return len(self.token_ids) if self.completion_tokens is None else self.completion_tokens
 
 
 @dataclass
@@ -63,7 +73,9 @@ class ScoreResult:
     latency_s: float | None = None
     error: str | None = None
     # Per-candidate token detail: log-probability and character offset (in
-    # prompt + candidate) of each scored token. Used by `llm-serve`'s echo mode.
+    # prompt + candidate) of each scored token (they sum to `logprobs`).
+    # Filled by the embedded engine and by RemoteLLM (from echo mode);
+    # `llm-serve`'s echo mode and best_normalised (agents/npc_talk.py) read them.
     token_logprobs: list[list[float]] = field(default_factory=list)
     token_offsets: list[list[int]] = field(default_factory=list)
 

@@ -4,10 +4,12 @@ Owns both directions of that vocabulary: `Call` (what `RemoteLLM` and
 `EnginePool` send: a path, a JSON body, the priority and deadline) with the
 builders of generate / chat / score calls, and the reading of a request by
 `hamlet llm-serve`: `generation_kwargs` (sampling, priority, bans, Hamlet's
-extensions) and `choices_of` (vLLM's `structured_outputs: {"choice": ...}`).
-The words are vLLM's where vLLM has one (`priority`, `bad_words`,
-`structured_outputs`); Hamlet's own start with `hamlet_`, and other servers
-ignore them. Reading raises ValueError with what is wrong (llm-serve: 400).
+extensions), `choices_of` (vLLM's `structured_outputs: {"choice": ...}`)
+and `wants_usage` (`stream_options.include_usage`: a stream's last event
+counts its tokens). The words are vLLM's where vLLM has one (`priority`,
+`bad_words`, `structured_outputs`, `stream_options`); Hamlet's own start
+with `hamlet_`, and other servers ignore them. Reading raises ValueError
+with what is wrong (llm-serve: 400).
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def generate_call(prompt: str, *, max_new_tokens: int = 32, temperature: float =
                   ban: Sequence[str] = ()) -> Call:
     from .bans import check_bans
     body: dict = {"prompt": prompt, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                  "stream": True, "priority": int(priority)}
+                  "stream": True, "stream_options": {"include_usage": True}, "priority": int(priority)}
     if ban:
         body["bad_words"] = list(ban)   # vLLM's name; `hamlet llm-serve` reads it too
     if sentences:
@@ -64,7 +66,8 @@ def chat_call(system: str, turns: list[tuple[str, str]], **kw) -> Call:
     msgs += [{"role": r, "content": c} for r, c in turns]
     priority = int(kw.get("priority", Priority.CONVERSATION))
     body = {"messages": msgs, "max_tokens": kw.get("max_new_tokens", 32), "temperature": kw.get("temperature", 0.0),
-            "top_p": kw.get("top_p", 1.0), "stream": True, "priority": priority}
+            "top_p": kw.get("top_p", 1.0), "stream": True, "stream_options": {"include_usage": True},
+            "priority": priority}
     if kw.get("stop"):
         body["stop"] = list(kw["stop"])
     return Call("generate", "/chat/completions", body, priority, kw.get("deadline_s"))
@@ -97,6 +100,14 @@ def choices_of(req: dict) -> list[str] | None:
         if not isinstance(c, str) or not c or len(c) > MAX_CHOICE_CHARS:
             raise ValueError(f"each choice must be a non-empty string of at most {MAX_CHOICE_CHARS} characters")
     return choices
+
+
+def wants_usage(req: dict) -> bool:
+    """Whether a streaming request asks for a last event with its `usage`."""
+    options = req.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise ValueError("stream_options must be an object")
+    return bool(req.get("stream") and (options or {}).get("include_usage"))
 
 
 def generation_kwargs(req: dict) -> dict[str, Any]:

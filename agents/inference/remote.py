@@ -5,12 +5,13 @@ of vLLM, TGI, Ollama or `hamlet llm-serve`, with a timeout per request,
 retries with exponential backoff on connection errors and 429/502/503/504
 (only before any text arrived), a concurrency bound, and an outstanding-job
 bound past which handles complete at once as "overloaded". Generations
-stream over SSE. Scores use echo mode (`echo`, `max_tokens: 0`,
-`logprobs: 0`) and sum the log-probabilities of tokens at or after the end
-of the prompt. Requests run on a private event loop in a daemon thread, so
-both a synchronous tick loop and asyncio code can hold the handles. The
-bodies are built in calls.py, the HTTP in http11.py; `EnginePool` (pool.py)
-spreads calls over several of these through `request()`.
+stream over SSE, counted by the server's last `usage` (else by pieces).
+Scores use echo mode (`echo`, `max_tokens: 0`, `logprobs: 0`): the
+log-probability of each token at or after the end of the prompt, and their
+sum. Requests run on a private event loop in a daemon thread, so both a
+synchronous tick loop and asyncio code can hold the handles. Bodies are
+built in calls.py, answers read in replies.py, HTTP in http11.py;
+`EnginePool` (pool.py) spreads calls over several of these (`request()`).
 
 Priorities: every call carries `priority`, Hamlet's `Priority` as an int:
 HUMAN_REPLY 0, CONVERSATION 1, PLANNING 2, REFLECTION 3, lower = more
@@ -46,6 +47,7 @@ from .calls import Call, chat_call, generate_call, score_call
 from .handle import JobHandle
 from .http11 import HttpClient, HttpStatus
 from .jobs import failed, next_job_id
+from .replies import score_result, stream_error, stream_event
 from .sampling import sentence_cut
 
 log = logging.getLogger(__name__)
@@ -258,19 +260,14 @@ class RemoteLLM:
 
     async def _generate(self, handle, path, body, submitted) -> GenerationResult:
         text: list[str] = []
-        finish, first_at = None, None
+        finish, first_at, counted = None, None, None
         sentences = body.get("hamlet_sentences")
         events = self.http.sse(path, body)
         async for event in events:
-            if "error" in event:
-                err = event["error"]
-                kind = err.get("type") if isinstance(err, dict) else None
-                status = kind if kind in (Status.DEADLINE, Status.OVERLOADED, Status.CANCELLED) else Status.ERROR
-                return failed("generate", status, str(err), submitted, "".join(text))
-            choice = (event.get("choices") or [{}])[0]
-            piece = choice.get("text")
-            if piece is None:
-                piece = (choice.get("delta") or {}).get("content")
+            piece, ends, usage = stream_event(event, body.get("max_tokens"))   # BadAnswer: the job fails
+            if (error := stream_error(event)) is not None:
+                return failed("generate", error[0], error[1], submitted, "".join(text))
+            counted = counted if usage is None else usage
             cut = None
             if piece and sentences:
                 so_far = "".join(text)
@@ -281,25 +278,20 @@ class RemoteLLM:
                 first_at = first_at or time.monotonic()
                 text.append(piece)
                 handle._push(piece)
-            finish = choice.get("finish_reason") or finish
+            finish = ends or finish
             if cut is not None:
                 finish = "stop"
                 await events.aclose()   # closes the connection: the server cancels the rest
                 break
         now = time.monotonic()
         return GenerationResult("".join(text), [], Status.OK, finish,
-                                None if first_at is None else first_at - submitted, now - submitted)
+                                None if first_at is None else first_at - submitted, now - submitted,
+                                completion_tokens=len(text) if counted is None else counted)
 
     async def _score(self, body, submitted) -> ScoreResult:
-        prompt_len = body["_prompt_len"]
         send = {k: v for k, v in body.items() if k != "_prompt_len"}
-        reply = json.loads(await self.http.request("POST", "/completions", send))
-        totals = []
-        for choice in sorted(reply["choices"], key=lambda c: c["index"]):
-            lp = choice["logprobs"]
-            totals.append(sum(v for v, off in zip(lp["token_logprobs"], lp["text_offset"])
-                              if v is not None and off >= prompt_len))
-        return ScoreResult(totals, Status.OK, time.monotonic() - submitted)
+        raw = await self.http.request("POST", "/completions", send)
+        return score_result(raw, len(send["prompt"]), body["_prompt_len"], time.monotonic() - submitted)
 
 
 def _nothing() -> None:

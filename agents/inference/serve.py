@@ -9,8 +9,11 @@ max_tokens: 0, logprobs: 0`), as vLLM does. vLLM's fields: `priority`
 the model's score prefers as the text, so clients written for vLLM work
 here (vLLM picks token by token; scoring whole choices is what Hamlet's
 minds do through echo mode, which also gives each choice's score).
-Extensions: `hamlet_deadline_s`, `hamlet_prefix`, `hamlet_sentences`
-(calls.py reads them all). A client that disconnects cancels its job.
+A stream asked `stream_options: {"include_usage": true}` ends, as OpenAI's
+and vLLM's do, with an event of no choices and the `usage` (token counts);
+an answer that does not stream always has it. Extensions:
+`hamlet_deadline_s`, `hamlet_prefix`, `hamlet_sentences` (calls.py reads
+them all). A client that disconnects cancels its job.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import uuid
 import h11
 
 from .api import Status
-from .calls import choices_of, generation_kwargs
+from .calls import choices_of, generation_kwargs, wants_usage
 from .http_server import H11Server, HttpError, wait_disconnect
 
 MAX_PROMPTS = 64            # prompts per request: one batch worth
@@ -65,13 +68,19 @@ class LLMServer(H11Server):
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
 
+    def _usage_asked(self, req: dict) -> bool:
+        try:
+            return wants_usage(req)
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+
     async def _completions(self, conn, writer, reader, req: dict) -> None:
         prompts = req.get("prompt", "")
         prompts = [prompts] if isinstance(prompts, str) else prompts
         if not isinstance(prompts, list) or not prompts or len(prompts) > MAX_PROMPTS \
                 or not all(isinstance(p, str) for p in prompts):
             raise HttpError(400, f"prompt must be a string or a list of 1..{MAX_PROMPTS} strings")
-        kw, choices = self._gen_kwargs(req), self._choices(req)
+        kw, choices, usage = self._gen_kwargs(req), self._choices(req), self._usage_asked(req)
         if req.get("echo") and kw["max_new_tokens"] == 0:
             return await self._echo_logprobs(conn, writer, prompts, kw)
         stream = bool(req.get("stream"))
@@ -82,7 +91,8 @@ class LLMServer(H11Server):
                 raise HttpError(400, f"at most {MAX_PROMPTS} prompt-choice pairs per request")
             return await self._choose(conn, writer, reader, prompts, choices, kw, chat=False, stream=stream)
         if stream:
-            return await self._stream(conn, writer, reader, self.llm.generate(prompts[0], **kw), chat=False)
+            return await self._stream(conn, writer, reader, self.llm.generate(prompts[0], **kw), chat=False,
+                                      usage=usage)
         handles = [self.llm.generate(p, **kw) for p in prompts]
         results = await self._await_all(handles, reader)
         out = [{"index": i, "text": r.text, "finish_reason": r.finish_reason, "logprobs": None}
@@ -102,13 +112,13 @@ class LLMServer(H11Server):
             else:
                 turns.append((str(m.get("role", "user")), m["content"]))
         prompt = self.llm.chat_prompt(system, turns, add_generation_prompt=True)
-        kw, choices = self._gen_kwargs(req), self._choices(req)
+        kw, choices, usage = self._gen_kwargs(req), self._choices(req), self._usage_asked(req)
         if choices is not None:
             return await self._choose(conn, writer, reader, [prompt], choices, kw, chat=True,
                                       stream=bool(req.get("stream")))
         handle = self.llm.generate(prompt, **kw)
         if req.get("stream"):
-            return await self._stream(conn, writer, reader, handle, chat=True)
+            return await self._stream(conn, writer, reader, handle, chat=True, usage=usage)
         (result,) = await self._await_all([handle], reader)
         out = [{"index": 0, "message": {"role": "assistant", "content": result.text},
                 "finish_reason": result.finish_reason}]
@@ -130,7 +140,7 @@ class LLMServer(H11Server):
                                          "text_offset": first + offsets, "top_logprobs": None}})
         await self._send_json(conn, writer, 200, self._envelope("text_completion", choices, []))
 
-    async def _stream(self, conn, writer, reader, handle, *, chat: bool) -> None:
+    async def _stream(self, conn, writer, reader, handle, *, chat: bool, usage: bool) -> None:
         chunk = self._chunker(chat)
 
         watcher = asyncio.ensure_future(wait_disconnect(reader))
@@ -154,6 +164,8 @@ class LLMServer(H11Server):
                 await self._send(conn, writer, h11.Data(data=b"data: " + json.dumps(err).encode() + b"\n\n"))
             else:
                 await self._send(conn, writer, h11.Data(data=chunk(None, result.finish_reason)))
+                if usage:
+                    await self._send(conn, writer, h11.Data(data=chunk(None, None, _usage([result]))))
             await self._send(conn, writer, h11.Data(data=b"data: [DONE]\n\n"))
             await self._send(conn, writer, h11.EndOfMessage())
         finally:
@@ -182,16 +194,20 @@ class LLMServer(H11Server):
 
     # -- helpers ---------------------------------------------------------------
     def _chunker(self, chat: bool):
-        """chunk(text, finish): one SSE event of a completions or chat stream."""
+        """chunk(text, finish, usage): one SSE event of a completions or chat
+        stream; with `usage`, the last one (no choices)."""
         ident, created = f"cmpl-{uuid.uuid4().hex[:16]}", int(time.time())
         obj = "chat.completion.chunk" if chat else "text_completion"
 
-        def chunk(text: str | None, finish: str | None) -> bytes:
-            if chat:
-                choice = {"index": 0, "delta": {} if text is None else {"content": text}, "finish_reason": finish}
+        def chunk(text: str | None, finish: str | None, usage: dict | None = None) -> bytes:
+            if usage is not None:
+                tail: dict = {"choices": [], "usage": usage}
+            elif chat:
+                tail = {"choices": [{"index": 0, "delta": {} if text is None else {"content": text},
+                                     "finish_reason": finish}]}
             else:
-                choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
-            payload = {"id": ident, "object": obj, "created": created, "model": self.model_name, "choices": [choice]}
+                tail = {"choices": [{"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}]}
+            payload = {"id": ident, "object": obj, "created": created, "model": self.model_name, **tail}
             return b"data: " + json.dumps(payload).encode() + b"\n\n"
         return chunk
 
@@ -217,12 +233,15 @@ class LLMServer(H11Server):
             raise HttpError(_STATUS_HTTP.get(result.status, 500), result.error or result.status, result.status)
 
     def _envelope(self, obj: str, choices: list, results: list) -> dict:
-        completion = sum(len(r.token_ids) for r in results)
-        prompt = sum(getattr(r, "prompt_tokens", 0) for r in results)
         return {"id": f"cmpl-{uuid.uuid4().hex[:16]}", "object": obj, "created": int(time.time()),
-                "model": self.model_name, "choices": choices,
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                          "total_tokens": prompt + completion}}
+                "model": self.model_name, "choices": choices, "usage": _usage(results)}
+
+
+def _usage(results: list) -> dict:
+    """OpenAI's `usage` of generations (zero for scores, which generate nothing)."""
+    completion = sum(getattr(r, "tokens", 0) for r in results)
+    prompt = sum(getattr(r, "prompt_tokens", 0) for r in results)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 async def _as_coro(handle):

@@ -91,6 +91,11 @@ async def test_a_dead_engine_is_rested_and_its_jobs_go_to_the_others(engines):
         results = [await h for h in handles]
         assert [r.status for r in results] == ["ok"] * 4
         assert served[0].jobs == 4 and served[1].jobs == 0
+        # what the minds count and compare comes through the pool: token counts, per-token scores
+        assert [r.tokens for r in results[:3]] == [2, 2, 2]
+        scored = results[3]
+        assert [len(t) for t in scored.token_logprobs] == [1, 1]
+        assert [t[0] for t in scored.token_logprobs] == pytest.approx(scored.logprobs)
         dead_fig, live_fig = pool.figures()
         assert dead_fig["url"] == dead and dead_fig["done"] == 0 and dead_fig["unreachable"] >= 1
         assert dead_fig["down_for_s"] > 20 and "unreachable" in dead_fig["last_error"]

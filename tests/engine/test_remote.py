@@ -8,13 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h11
 import pytest
 
 from agents.inference import Priority, client_for
+from agents.inference import serve as serve_module
 from agents.inference.calls import MAX_CHOICE_CHARS, MAX_CHOICES
 from agents.inference.http11 import HttpClient, HttpStatus
+from agents.inference.http_server import H11Server
 from agents.inference.remote import RemoteLLM
 from agents.inference.serve import HttpError, LLMServer
+from agents.npc_talk import best_normalised
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +54,120 @@ async def test_remote_generate_stream_chat_and_score(served):
     got, want = await remote.score(prompt, cands), await local.score(prompt, cands)
     assert got.status == "ok" and got.best() == 0
     assert got.logprobs == pytest.approx(want.logprobs, abs=1e-2)
+
+
+async def test_remote_scores_carry_each_tokens_logprob_as_the_local_engine_does(served):
+    local, remote, _ = served
+    # A short and a long candidate: the raw sums prefer the short one, the
+    # per-token means (what the minds compare) the long one.
+    prompt = "Mira sees her old friend Tomas at the square. Mira decides to"
+    cands = [" go", " say hello to her old friend Tomas and ask about his day."]
+    got, want = await remote.score(prompt, cands), await local.score(prompt, cands)
+    assert got.status == "ok" and want.best() == 0 and best_normalised(want) == 1   # the case discriminates
+    assert best_normalised(got) == best_normalised(want) == 1
+    assert [len(t) for t in got.token_logprobs] == [len(t) for t in want.token_logprobs] == [1, 14]
+    for i in range(len(cands)):
+        assert sum(got.token_logprobs[i]) == pytest.approx(got.logprobs[i], abs=1e-9)
+        assert got.token_logprobs[i] == pytest.approx(want.token_logprobs[i], abs=1e-2)
+    assert got.token_offsets == want.token_offsets and got.token_offsets[1][0] == len(prompt)
+
+
+async def test_remote_generations_count_their_tokens_from_the_servers_usage(served, monkeypatch):
+    local, remote, server = served
+    prompt = "Once upon a time, in a small village,"
+    ref = await local.generate(prompt, max_new_tokens=12)
+    assert ref.tokens == len(ref.token_ids) == 12                       # the embedded engine's count
+    r = await remote.generate(prompt, max_new_tokens=12)
+    assert r.status == "ok" and r.text == ref.text and r.token_ids == [] and r.tokens == 12
+    chat = await remote.chat("You are a baker.", [("user", "Hello!")], max_new_tokens=5)
+    assert chat.status == "ok" and 0 < chat.tokens <= 5
+    # on the wire: a last event with no choices and the usage, only when asked
+    http = HttpClient("127.0.0.1", server.port, "/v1", 5)
+    req = {"prompt": prompt, "max_tokens": 12, "temperature": 0, "stream": True}
+    asked = [e async for e in http.sse("/completions", {**req, "stream_options": {"include_usage": True}})]
+    assert asked[-1]["choices"] == [] and asked[-1]["usage"]["completion_tokens"] == 12
+    assert all("usage" not in e for e in [e async for e in http.sse("/completions", req)])
+    whole = json.loads(await http.request("POST", "/completions", {**req, "stream": False}))
+    assert whole["usage"]["completion_tokens"] == 12
+    with pytest.raises(HttpStatus) as err:
+        await http.request("POST", "/completions", {**req, "stream_options": True})
+    assert err.value.status == 400 and b"stream_options" in err.value.body
+    # the count is the server's word ...
+    real = serve_module._usage
+    monkeypatch.setattr(serve_module, "_usage", lambda results: {**real(results), "completion_tokens": 7})
+    assert (await remote.generate(prompt, max_new_tokens=12)).tokens == 7
+    monkeypatch.setattr(serve_module, "_usage", real)
+    # ... and a server that sends none is counted by its pieces (one per token from llm-serve)
+    monkeypatch.setattr(server, "_usage_asked", lambda req: False)
+    h = remote.generate(prompt, max_new_tokens=12)
+    pieces = [p async for p in h.stream()]
+    r = await h
+    assert r.status == "ok" and r.tokens == len(pieces) > 0
+
+
+class Canned(H11Server):
+    """A server answering every request with `answer` (JSON, or SSE if `sse`)."""
+    answer, sse = b"", False
+
+    async def _route(self, conn, writer, reader, method, path, body):
+        kind = "text/event-stream" if self.sse else "application/json"
+        headers = [("content-type", kind), ("content-length", str(len(self.answer)))]
+        await self._send(conn, writer, h11.Response(status_code=200, headers=headers))
+        await self._send(conn, writer, h11.Data(data=self.answer))
+        await self._send(conn, writer, h11.EndOfMessage())
+
+
+def _echo(n, values=(None, -1.0, -2.0), offsets=(0, 2, 3)):
+    """An echo answer for prompt "abc": its third token (offset 3) is the candidate's."""
+    lp = {"tokens": ["x"] * len(offsets), "token_logprobs": list(values), "text_offset": list(offsets)}
+    return {"choices": [{"index": i, "text": "abc def", "logprobs": lp} for i in range(n)]}
+
+
+def _sse(*events):
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
+BAD_SCORES = [
+    (b"not json", "not JSON"),
+    (json.dumps({"object": "list"}).encode(), "no choices for 2 candidates"),
+    (json.dumps(_echo(1)).encode(), "1 choices for 2 candidates"),
+    (json.dumps({"choices": [_echo(1)["choices"][0]] * 2}).encode(), "indices are not 0..1"),
+    (json.dumps({"choices": [{"index": i, "text": "a"} for i in range(2)]}).encode(), "two lists of one length"),
+    (json.dumps(_echo(2, offsets=(0, 2))).encode(), "two lists of one length"),
+    (json.dumps(_echo(2, values=(None, "x", -1.0))).encode(), "not a number"),
+]
+BAD_STREAMS = [
+    (_sse({"choices": [{"text": "hi"}]}, {"choices": [], "usage": {"completion_tokens": "1"}}), "'1'"),
+    (_sse({"choices": [{"text": "hi"}]}, {"choices": [], "usage": {"completion_tokens": 9}}), "0..4"),
+    (_sse({"choices": [{"text": "hi"}]}, {"choices": [], "usage": []}), "usage.completion_tokens"),
+    (_sse({"choices": {"text": "hi"}}), "not a list of objects"),
+    (_sse({"choices": [{"text": 3}]}), "not a string"),
+]
+
+
+async def test_bad_answers_fail_the_job_with_what_is_wrong():
+    server = Canned("127.0.0.1", 0)
+    host, port = await server.start()
+    remote = RemoteLLM(f"http://{host}:{port}", retries=0)
+    try:
+        server.answer = json.dumps(_echo(2)).encode()     # a good answer first
+        good = await remote.score("abc", [" def", " def"])
+        assert good.status == "ok" and good.logprobs == [-2.0, -2.0] and good.token_logprobs == [[-2.0], [-2.0]]
+        assert good.token_offsets == [[3], [3]]
+        for answer, why in BAD_SCORES:
+            server.answer = answer
+            r = await remote.score("abc", [" def", " ghi"])
+            assert r.status == "error" and "BadAnswer" in r.error and why in r.error, (why, r.error)
+        server.sse = True
+        server.answer = _sse({"choices": [{"text": "hi"}]}, {"choices": [], "usage": None})
+        assert (await remote.generate("x", max_new_tokens=4)).tokens == 1     # no usage: one piece
+        for answer, why in BAD_STREAMS:
+            server.answer = answer
+            r = await remote.generate("x", max_new_tokens=4)
+            assert r.status == "error" and "BadAnswer" in r.error and why in r.error, (why, r.error)
+    finally:
+        remote.close()
+        await server.close()
 
 
 async def test_remote_sentence_limit_served_and_enforced_by_the_client(served):

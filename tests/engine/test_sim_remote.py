@@ -12,9 +12,11 @@ import pytest
 
 from agents.budget import MindBudget
 from agents.inference import client_for
+from agents.inference.api import GenerationResult
 from agents.inference.serve import LLMServer
 from server.cli import main
 from server.sim import SimOptions, run_sim
+from server.sim_lockstep import Lockstep
 from tests.engine.test_pool import dead_url
 
 
@@ -87,6 +89,34 @@ async def test_a_fast_sim_waits_for_a_remote_engine(served, tmp_path, how):
         assert summary["model"]["outstanding"] == 0
     recorded = json.loads((out / "summary.json").read_text())
     assert recorded["tokens"] == summary["tokens"] and recorded["mode"] == "fast"
+
+
+def test_lockstep_counts_a_remote_generations_tokens_from_its_result():
+    class Done:
+        def __init__(self, kind, result):
+            self.kind, self._result = kind, result
+
+        def result(self):
+            return self._result
+
+        def add_done_callback(self, fn):
+            fn(self)
+
+    class Engine:
+        def __init__(self, result):
+            self.result = result
+
+        def generate(self, *a, **kw):
+            return Done("generate", self.result)
+
+    remote = Lockstep(Engine(GenerationResult("Hello there.", [], completion_tokens=4)))
+    remote.generate("Hi")
+    remote.generate("Hi")
+    assert remote.take_streamed_tokens() == 8 and remote.take_streamed_tokens() == 0 and remote.pending == 0
+    # the embedded engine's results carry token ids, which the sim counts itself
+    local = Lockstep(Engine(GenerationResult("Hello there.", [1, 2, 3])))
+    local.generate("Hi")
+    assert local.take_streamed_tokens() == 0
 
 
 def test_an_unreachable_engine_stops_the_sim_with_a_message(tmp_path, capsys):
