@@ -42,10 +42,9 @@ def _minds(node) -> dict[str, Any]:
     for _, kind, result in minds.completed:
         key = f"{kind}:{getattr(result, 'status', '?')}"
         jobs[key] = jobs.get(key, 0) + 1
-        tokens += len(getattr(result, "token_ids", None) or ())
+        tokens += getattr(result, "tokens", 0) or 0   # GenerationResult.tokens: local ids or a remote server's usage
     talks = [c for c in transcripts if c.lines]
     return {"conversations": len(talks), "lines": sum(len(c.lines) for c in talks),
-            # from the results' token ids: a remote engine's results carry none (0 here)
             "tokens": tokens, "jobs": jobs}
 
 
