@@ -56,7 +56,11 @@ RETRY_STATUS = {429, 502, 503, 504}
 # (refused, reset, connect timed out) starts with this: an EnginePool sends
 # such a job to another engine and rests this one.
 UNREACHABLE = "unreachable: "
-_NO_PRIORITY = b"Priority scheduling is not enabled"    # vLLM without --scheduling-policy priority
+# Optional fields a server may refuse with a 400 whose body says so: the field
+# is dropped for that server from then on and the request sent again.
+# priority: vLLM without --scheduling-policy priority; stream_options: a
+# server that knows no usage reports (its tokens are counted from the pieces).
+REFUSABLE = {"priority": b"Priority scheduling is not enabled", "stream_options": b"stream_options"}
 
 # finish(handle, result): how a request hands its result back (JobHandle._finish by default).
 Finish = Callable[[JobHandle, Any], object]
@@ -88,7 +92,7 @@ class RemoteLLM:
         self.retries, self.backoff_s = retries, backoff_s
         self.max_outstanding = max_outstanding
         self.tokenizer = tokenizer
-        self.send_priority = True            # False once the server refused the field
+        self.refused: set[str] = set()       # fields of REFUSABLE this server refused
         self._outstanding = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -131,7 +135,7 @@ class RemoteLLM:
     def info(self) -> dict:
         """What the server says it serves (asked once, blocking up to 6 s), and where."""
         mine = {"runner": "remote", "base_url": self.base_url, "outstanding": self._outstanding,
-                "sends_priority": self.send_priority}
+                "sends_priority": "priority" not in self.refused}
         if self._info is None:
             try:
                 fut = asyncio.run_coroutine_threadsafe(self.http.request("GET", "/models", None), self._loop)
@@ -194,8 +198,8 @@ class RemoteLLM:
         body = dict(call.body)
         if self.model:
             body["model"] = self.model
-        if not self.send_priority:
-            body.pop("priority", None)
+        for name in self.refused:
+            body.pop(name, None)
         task_box: list[asyncio.Task] = []
 
         def launch() -> None:
@@ -242,12 +246,15 @@ class RemoteLLM:
                     return failed(kind, Status.DEADLINE, "deadline passed", submitted)
                 error, status = "request timed out", Status.ERROR
             except HttpStatus as exc:
-                if exc.status == 400 and _NO_PRIORITY in exc.body and body.pop("priority", None) is not None:
-                    if self.send_priority:
-                        self.send_priority = False
-                        log.warning("%s refuses request priorities (start vLLM with --scheduling-policy "
-                                    "priority); sending requests without them", self.base_url)
-                    continue      # at most once per request: the field is gone now
+                name = next((f for f, said in REFUSABLE.items() if exc.status == 400 and said in exc.body
+                             and f in body), None)
+                if name is not None:
+                    del body[name]
+                    if name not in self.refused:
+                        self.refused.add(name)
+                        log.warning("%s refuses %s (for priorities start vLLM with --scheduling-policy "
+                                    "priority); sending requests without it", self.base_url, name)
+                    continue      # at most once per field and request: the field is gone now
                 if exc.status not in RETRY_STATUS:
                     return failed(kind, {504: Status.DEADLINE}.get(exc.status, Status.ERROR), str(exc), submitted)
                 error, status = str(exc), Status.OVERLOADED if exc.status in (429, 503) else Status.ERROR

@@ -270,11 +270,30 @@ async def test_priorities_go_as_vllm_reads_them_and_are_dropped_where_refused(se
     server._gen_kwargs = vllm_without_priority_policy
     try:
         assert (await remote.generate("Hi", max_new_tokens=1, priority=Priority.HUMAN_REPLY)).status == "ok"
-        assert remote.send_priority and seen == [0]
+        assert not remote.refused and seen == [0]
         r = await remote.score("The sky is", [" blue", " green"], priority=Priority.REFLECTION)
-        assert r.status == "ok" and not remote.send_priority and seen == [0, 3, None]   # refused, resent without
+        assert r.status == "ok" and remote.refused == {"priority"} and seen == [0, 3, None]   # refused, resent without
         assert (await remote.generate("Hi", max_new_tokens=1, priority=Priority.PLANNING)).status == "ok"
         assert seen == [0, 3, None, None]
+    finally:
+        server._gen_kwargs = own
+
+
+async def test_a_server_refusing_stream_options_is_asked_again_without_them(served):
+    _, remote, server = served
+    own, seen = server._gen_kwargs, []
+
+    def server_without_usage(req):
+        seen.append("stream_options" in req)
+        if "stream_options" in req:           # a server that knows no usage reports
+            raise HttpError(400, "Unrecognized request argument supplied: stream_options")
+        return own(req)
+    server._gen_kwargs = server_without_usage
+    try:
+        r = await remote.generate("The sky is", max_new_tokens=3)
+        assert r.status == "ok" and r.tokens > 0 and seen == [True, False]     # refused, resent without
+        assert remote.refused == {"stream_options"}
+        assert (await remote.generate("The sky is", max_new_tokens=2)).status == "ok" and seen[-1] is False
     finally:
         server._gen_kwargs = own
 
