@@ -30,9 +30,12 @@ needs_nats = pytest.mark.skipif(find_nats_server() is None, reason="nats-server 
 
 
 def sim(out: Path, *extra: str) -> subprocess.Popen:
+    # SIGINT as at a terminal: a shell starts background jobs (CI under
+    # nohup ... &) with SIGINT ignored, a disposition children inherit, and
+    # Python then installs no KeyboardInterrupt handler
     return subprocess.Popen([sys.executable, "-m", "server.cli", "sim", "--regions", "2", "--model", "none",
                              "--out", str(out), *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def processes_mentioning(path: Path) -> list[str]:
