@@ -47,6 +47,11 @@ async def seen_at(page, name: str, x: int, y: int) -> None:
 
 
 async def click_tile(page, x: int, y: int) -> None:
+    # the camera follows the avatar's drawn (eased) position: wait until it
+    # rests on the avatar's tile, or the click lands up to a tile off
+    await page.wait_for_function(
+        "() => { const h = window.hamlet, me = h.me(), c = h.renderer.camera;"
+        " return me === null || (c.x === me.x && c.y === me.y); }", timeout=WAIT_MS)
     box = await page.locator("#map").bounding_box()
     spot = await page.evaluate("([x, y]) => window.hamlet.renderer.screenOf(x, y)", [x, y])
     await page.mouse.click(box["x"] + spot["x"], box["y"] + spot["y"])
