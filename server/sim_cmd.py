@@ -49,8 +49,9 @@ def run_sim_cmd(args: argparse.Namespace) -> int:
     if args.minutes <= 0 or args.npcs < 1:
         print("hamlet sim: --minutes must be positive and --npcs at least 1", file=sys.stderr)
         return 2
-    if args.ticks_per_step is not None and not 0 <= args.ticks_per_step <= 100:
-        print("hamlet sim: --ticks-per-step must be 0 to 100", file=sys.stderr)
+    from agents.scenario import MAX_TICKS_PER_STEP
+    if args.ticks_per_step is not None and not 0 <= args.ticks_per_step <= MAX_TICKS_PER_STEP:
+        print(f"hamlet sim: --ticks-per-step must be 0 to {MAX_TICKS_PER_STEP}", file=sys.stderr)
         return 2
     if (args.seeds or args.ray) and not args.scenario:
         print("hamlet sim: --seeds and --ray sweep a --scenario", file=sys.stderr)

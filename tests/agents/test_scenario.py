@@ -17,6 +17,7 @@ PLACES = set(village().places)
 def test_the_party_scenario_loads_with_25_npcs_and_the_feast_told_to_tomas():
     sc = load_scenario(SHIPPED / "party.toml", PLACES)
     assert len(sc.personas) == 25 and sc.days == 2
+    assert sc.ticks_per_step == 200     # the pace bench/experiment measures (README: Experiments)
     assert [p.name for p in sc.personas[:8]] == ["Mira", "Tomas", "Elena", "Bram", "Sanne", "Oda", "Pell", "Ilse"]
     feast = sc.facts[0]
     assert feast.tell == ("Tomas",) and feast.place == "tavern" and feast.minute == 1440 + 18 * 60
@@ -49,6 +50,7 @@ FACT = '[[fact]]\nid = "a"\ntext = "A feast at the tavern"\nkeywords = ["feast"]
     (BASE + '[[intervention]]\nkind = "visitor"\nat = "day 0 09:00"\nline = "hi"\nname = "Mira"\nplace = "square"\n',
      "intervention[0].name", "is an NPC"),
     ('measures = ["vibes"]\n' + BASE, "measures", "unknown measure 'vibes'"),
+    ("ticks_per_step = 1001\n" + BASE, "ticks_per_step", "0 to 1000"),
     ("days = [\n", "", "not valid TOML"),
 ])
 def test_a_bad_scenario_names_its_file_key_and_reason(tmp_path, text, where, why):
