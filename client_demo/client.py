@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,10 @@ class HamletClient:
         self._seq = itertools.count(1)
         self._waiting: dict[int, asyncio.Future] = {}
         self._pings: dict[int, tuple[float, asyncio.Future]] = {}
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        # unread messages, oldest first (bounded: MAX_QUEUED_MESSAGES), and
+        # an event set whenever one arrives or the connection ends
+        self._unread: deque[Message] = deque()
+        self._arrived = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     # -- connecting ----------------------------------------------------------
@@ -245,28 +249,32 @@ class HamletClient:
     # -- receiving -----------------------------------------------------------
     async def messages(self) -> AsyncIterator[Message]:
         """Every message from the server, in order, until the connection closes."""
+        # A message leaves `_unread` only as it is yielded, so a reader
+        # cancelled while waiting (a timed-out `wait_for`) loses nothing.
         while True:
-            if self.closed and self._queue.empty():
+            if self._unread:
+                yield self._unread.popleft()
+            elif self._reader.done():
                 return
-            get = asyncio.ensure_future(self._queue.get())
-            done, _ = await asyncio.wait({get, self._reader}, return_when=asyncio.FIRST_COMPLETED)
-            if get in done:
-                yield get.result()
             else:
-                get.cancel()
-                while not self._queue.empty():
-                    yield self._queue.get_nowait()
-                return
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    def peek(self) -> list[Message]:
+        """The unread messages, oldest first, left unread."""
+        return list(self._unread)
 
     def drain(self) -> list[Message]:
         """Take every message received so far without waiting."""
-        out = []
-        while not self._queue.empty():
-            out.append(self._queue.get_nowait())
+        out = list(self._unread)
+        self._unread.clear()
         return out
 
     async def wait_for(self, predicate, timeout: float = 10.0) -> Message:
-        """Wait for the first message (from now on) matching `predicate`."""
+        """Wait for the first unread message matching `predicate`: messages
+        are kept from their arrival until read (by this, `messages()` or
+        `drain()`), so one that came before the call is found too. Those
+        read past on the way are consumed."""
         async def scan() -> Message:
             async for msg in self.messages():
                 if predicate(msg):
@@ -288,10 +296,11 @@ class HamletClient:
                     continue
                 if not self.keep_messages:
                     continue
-                if self._queue.qsize() >= MAX_QUEUED_MESSAGES:
-                    self._queue.get_nowait()
+                if len(self._unread) >= MAX_QUEUED_MESSAGES:
+                    self._unread.popleft()
                     self.stats.dropped_messages += 1
-                self._queue.put_nowait(msg)
+                self._unread.append(msg)
+                self._arrived.set()
         except ConnectionClosed:
             pass
         finally:
@@ -299,6 +308,7 @@ class HamletClient:
             self.close_code = code if code is not None else 1006
             self.close_reason = self.ws.close_reason or ("" if code is not None else "connection lost")
             err = ConnectionError(f"connection closed ({self.close_code} {self.close_reason})")
+            self._arrived.set()  # readers of `messages()` see the end
             for fut in list(self._waiting.values()) + [f for _, f in self._pings.values()]:
                 if not fut.done():
                     fut.set_exception(err)

@@ -4,6 +4,7 @@ sub-command, and the browser client's files as the server serves them."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import subprocess
@@ -115,3 +116,26 @@ async def test_the_server_serves_every_module_the_page_imports(server):
     ctype, body = await asyncio.to_thread(get, base + "protocol.json")
     assert ctype.startswith("application/json")
     assert json.loads(body) == json.loads(json.dumps(declaration()))
+
+
+async def test_a_timed_out_wait_for_loses_no_message(server):
+    """A `wait_for` that times out must not take a message with it: the next
+    reader still gets every message, in order."""
+    from client_demo.client import HamletClient
+    ann = await HamletClient.connect(server.url)
+    bob = await HamletClient.connect(server.url)
+    try:
+        await ann.join("ann")
+        await bob.join("bob")
+        bob.drain()
+        for _ in range(3):
+            with pytest.raises(asyncio.TimeoutError):
+                await bob.wait_for(lambda m: False, timeout=0.05)
+        await ann.say("first")
+        await ann.say("second")
+        said = [await bob.wait_for(lambda m: m.type == "event" and m.data.get("kind") == "say")
+                for _ in range(2)]
+        assert [m.data["text"] for m in said] == ["first", "second"]
+    finally:
+        await ann.close()
+        await bob.close()

@@ -70,9 +70,12 @@ async def test_terminal_client_joins_walks_speaks_hears_and_reconnects(server):
         assert app.focused.id == "input"
 
         # speak; bob hears it
-        said = asyncio.ensure_future(bob.wait_for(lambda m: m.type == "event" and m.data.get("text") == "hello bob"))
+        # bob's client keeps what it receives until read, so its wait starts
+        # once the line is typed: typing key by key through the pilot takes
+        # ~0.4 s a key here (7 s for the addressed line below, more on a
+        # loaded machine), which must not eat into the wait for delivery
         await type_line(pilot, "hello bob")
-        event = (await asyncio.wait_for(said, 10)).data
+        event = (await bob.wait_for(lambda m: m.type == "event" and m.data.get("text") == "hello bob")).data
         assert event["text"] == "hello bob" and event["from"] == ann_id
 
         # bob speaks; the terminal shows it in the chat log
@@ -80,9 +83,8 @@ async def test_terminal_client_joins_walks_speaks_hears_and_reconnects(server):
         await until(pilot, lambda: heard(app, "bob: hi ann, welcome"), what="bob's line")
 
         # address bob by name
-        said = asyncio.ensure_future(bob.wait_for(lambda m: m.type == "event" and m.data.get("text") == "over here"))
         await type_line(pilot, "/to bob over here")
-        event = (await asyncio.wait_for(said, 10)).data
+        event = (await bob.wait_for(lambda m: m.type == "event" and m.data.get("text") == "over here")).data
         assert event["text"] == "over here" and event["to"] == bob.entity
         await until(pilot, lambda: heard(app, "ann → bob: over here"), what="own addressed line")
 

@@ -63,7 +63,7 @@ async def test_client_walks_across_the_border_and_talks(nats_server, tmp_path):
         chat = await ann.say("can you hear me over there?")
         requests += 2
         assert await eventually(lambda: any(m.type == "event" and m.data.get("chat") == chat
-                                            for m in list(bob._queue._queue)))
+                                            for m in bob.peek()))
         assert any(c["chat"] == chat for c in r0.db.chat_history())
         mirror = StrictMirror()
         mirror.feed(ann.drain())
