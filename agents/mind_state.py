@@ -5,7 +5,9 @@ What travels: the persona's name, the memory stream (each memory's id, game
 minute, kind, text, importance, last access; the ids go on, and the
 importance summed since the last reflection), the day it last planned, a
 meeting it was asked to, the events it knows (and whom it told), its
-cooldowns with partners (world ticks: every region runs the same clock),
+cooldowns with partners and the neighbours it chose to keep to its work
+rather than greet (world ticks: every region runs the same clock,
+server/cluster/clock.py, and entity ids are unique across regions),
 when it may take the initiative next (as seconds from now: each process
 has its own clock), its activity, where it is heading, a guided walk and
 its recent lines. Its plan for the day is the world's (`World.plans`) and
@@ -32,7 +34,10 @@ from agents.memory import MAX_MEMORIES, Memory, MemoryStream
 from agents.mind import RECENT_LINES, Mind
 from agents.personas import Persona
 
-VERSION = 1
+# 2 added "weighed" (the keep cooldowns); a version 1 state (a handoff logged
+# before an upgrade, sent again after it) is taken in with none.
+VERSION = 2
+VERSIONS = (1, 2)
 # A memory's text: lines said in the world are at most 280 characters and
 # the minds' own memories quote one or two of them; 2,000 leaves room.
 MAX_TEXT = 2000
@@ -41,6 +46,9 @@ MAX_NAME = 64  # names and places (the world's names are at most 24)
 # Partners it keeps a cooldown with (only those still running are sent): a
 # busy square gives a few dozen; 256 bounds a flood.
 MAX_COOLDOWNS = 256
+# Neighbours it chose to keep to its work rather than greet (agents/npc_talk.py),
+# those still running: like cooldowns, a few dozen at most on a busy square.
+MAX_WEIGHED = 256
 # Told (event, partner) pairs: MAX_EVENTS events, each told to a few dozen people.
 MAX_TOLD = 512
 # The whole state, as compact JSON bytes (MessagePack is smaller): under the
@@ -51,7 +59,9 @@ MAX_STATE_BYTES = 512 * 1024
 
 
 KEYS = frozenset({"v", "name", "memories", "next_id", "since_reflection", "plan_day", "meeting", "events", "told",
-                  "pending", "cooldowns", "initiative_in", "activity", "heading_to", "guiding", "recent_lines"})
+                  "pending", "cooldowns", "weighed", "initiative_in", "activity", "heading_to", "guiding",
+                  "recent_lines"})
+KEYS_BY_VERSION = {1: KEYS - {"weighed"}, 2: KEYS}
 
 
 class MindStateError(ValueError):
@@ -68,6 +78,7 @@ def mind_to_dict(mind: Mind, now_s: float, tick: int) -> dict[str, Any]:
     the world's tick (cooldowns that have run out are left behind)."""
     mem = mind.memory
     cooldowns = sorted((p, t) for p, t in mind.cooldown_until.items() if t > tick)[-MAX_COOLDOWNS:]
+    weighed = sorted((p, t) for p, t in mind.weighed_until.items() if t > tick)[-MAX_WEIGHED:]
     ev = mind.events
     d = {
         "v": VERSION, "name": mind.name,
@@ -79,6 +90,7 @@ def mind_to_dict(mind: Mind, now_s: float, tick: int) -> dict[str, Any]:
         "told": sorted([k[0], k[1], k[2], who] for k, who in ev.told if k in ev.events)[:MAX_TOLD],
         "pending": list(ev.pending.key) if ev.pending is not None and ev.pending.key in ev.events else None,
         "cooldowns": [list(c) for c in cooldowns],
+        "weighed": [list(w) for w in weighed],
         "initiative_in": max(0.0, mind.next_initiative_at - now_s),
         "activity": mind.activity, "heading_to": mind.heading_to,
         "guiding": list(mind.guiding) if mind.guiding else None,
@@ -147,10 +159,12 @@ def mind_from_dict(d: Any, persona: Persona, now_s: float, embedder: Any = None,
 
 
 def _build(d: dict[str, Any], persona: Persona, now_s: float, embedder: Any, places: set[str] | None) -> Mind:
-    if d.get("v") != VERSION:
-        raise MindStateError(f"mind state version {d.get('v')!r}, expected {VERSION}")
-    if set(d) != KEYS:
-        raise MindStateError(f"malformed mind state: keys {sorted(map(str, set(d) ^ KEYS))} missing or unknown")
+    v = d.get("v")
+    if type(v) is not int or v not in VERSIONS:
+        raise MindStateError(f"mind state version {v!r}, expected one of {VERSIONS}")
+    keys = KEYS_BY_VERSION[v]
+    if set(d) != keys:
+        raise MindStateError(f"malformed mind state: keys {sorted(map(str, set(d) ^ keys))} missing or unknown")
     if d["name"] != persona.name:
         raise MindStateError(f"the state is {d['name']!r}'s mind, not {persona.name!r}'s")
     memories: list[Memory] = []
@@ -194,6 +208,8 @@ def _build(d: dict[str, Any], persona: Persona, now_s: float, embedder: Any, pla
         pending = events[key]
     cooldowns = {_int(p, f"cooldown {i} partner", 1): _int(t, f"cooldown {i} tick")
                  for i, (p, t) in enumerate(_list(d["cooldowns"], "cooldowns", MAX_COOLDOWNS, 2))}
+    weighed = {_int(p, f"weighed {i} neighbour", 1): _int(t, f"weighed {i} tick")
+               for i, (p, t) in enumerate(_list(d.get("weighed", []), "weighed", MAX_WEIGHED, 2))}
     initiative_in = _num(d["initiative_in"], "initiative_in", 0, 86400)
     activity = _str(d["activity"], "activity", MAX_TEXT)
     heading_to = None if d["heading_to"] is None else _place(d["heading_to"], "heading_to", places)
@@ -218,7 +234,7 @@ def _build(d: dict[str, Any], persona: Persona, now_s: float, embedder: Any, pla
     mind = Mind(persona, stream)
     mind.plan_day, mind.meeting = plan_day, meeting
     mind.events.events, mind.events.told, mind.events.pending = events, told, pending
-    mind.cooldown_until = cooldowns
+    mind.cooldown_until, mind.weighed_until = cooldowns, weighed
     mind.next_initiative_at = now_s + initiative_in
     mind.activity, mind.heading_to, mind.guiding = activity, heading_to, guiding
     mind.recent_lines.extend(lines)

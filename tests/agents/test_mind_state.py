@@ -32,6 +32,7 @@ def a_mind() -> Mind:
     assert ev is not None
     mind.events.told_to(ev, "Bram")
     mind.cooldown_until = {7: 1000, 9: 10}
+    mind.weighed_until = {8: 700, 11: 20}   # kept to its work rather than greet them (agents/npc_talk.py)
     mind.next_initiative_at = 105.0
     mind.activity = "serving ale"
     mind.heading_to = "market"
@@ -57,6 +58,7 @@ def test_round_trip_keeps_memories_plans_events_and_the_rest():
     assert back.events.pending == mind.events.pending is not None
     assert back.events.news_for("Bram", 600.0) is None and back.events.news_for("Oda", 600.0) is not None
     assert back.cooldown_until == {7: 1000}    # 9's ran out at tick 10
+    assert back.weighed_until == {8: 700}      # 11's ran out at tick 20; ticks are the world's, shared by regions
     assert back.next_initiative_at == pytest.approx(2005.0)   # 5 s from now, on the new clock
     assert (back.activity, back.heading_to, back.guiding) == ("serving ale", "market", (12, "Ann", "market", 900))
     assert list(back.recent_lines) == ["Good day!", "The feast is at six."]
@@ -83,7 +85,9 @@ def _bad(d, path, value):
 
 
 @pytest.mark.parametrize("path, value, words", [
-    (("v",), 2, "version"),
+    (("v",), 3, "version"),
+    (("v",), True, "version"),
+    (("v",), 2.0, "version"),
     (("name",), "Mira", "not 'Tomas'"),
     (("memories",), "lots", "memories"),
     (("memories", 0), [1, 2, 3], "rows of 6"),
@@ -98,6 +102,15 @@ def _bad(d, path, value):
     (("told", 0, 1), 3, "does not know"),
     (("pending",), ["tavern", 0, 19], "does not know"),
     (("cooldowns",), [[0, 5]], "partner"),
+    (("weighed",), KeyError, "malformed"),
+    (("weighed",), {"8": 700}, "weighed"),
+    (("weighed",), [[8, 700]] * 257, "weighed"),
+    (("weighed", 0), [8], "rows of 2"),
+    (("weighed", 0, 0), 0, "weighed 0 neighbour"),
+    (("weighed", 0, 0), "8", "weighed 0 neighbour"),
+    (("weighed", 0, 1), -1, "weighed 0 tick"),
+    (("weighed", 0, 1), 700.5, "weighed 0 tick"),
+    (("weighed", 0, 1), True, "weighed 0 tick"),
     (("initiative_in",), -1, "initiative_in"),
     (("heading_to",), "nowhere", "unknown place"),
     (("guiding",), [1, "Ann"], "guiding"),
@@ -116,6 +129,18 @@ def test_a_bad_state_is_refused_with_a_clear_error_and_changes_nothing(path, val
     assert json.dumps(bad, default=str) == json.dumps(kept, default=str)   # the input is untouched
     assert mind_to_dict(mind, 100.0, 500) == before                        # and so is the mind
     mind_from_dict(good, PERSONAS["Tomas"], 0.0, places=PLACES)            # the good one still goes in
+
+
+def test_a_version_1_state_is_taken_in_without_keep_cooldowns():
+    # a handoff logged before "weighed" was added, sent again after an upgrade
+    d = mind_to_dict(a_mind(), 100.0, 500)
+    del d["weighed"]
+    back = mind_from_dict(dict(d, v=1), PERSONAS["Tomas"], 0.0, places=PLACES)
+    assert back.weighed_until == {} and back.cooldown_until == {7: 1000}
+    with pytest.raises(MindStateError, match="missing or unknown"):   # but a version 2 state must carry them
+        mind_from_dict(d, PERSONAS["Tomas"], 0.0, places=PLACES)
+    with pytest.raises(MindStateError, match="missing or unknown"):   # and a version 1 state must not
+        mind_from_dict(dict(mind_to_dict(a_mind(), 100.0, 500), v=1), PERSONAS["Tomas"], 0.0, places=PLACES)
 
 
 def test_not_a_map_is_refused():
