@@ -28,6 +28,7 @@ from agents.errands import Errands
 from agents.inference.api import LLM, Embedder, Priority
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
+from agents.job_tally import JobTally
 from agents.memory import MemoryStream
 from agents.mind import ConversationLog, Mind, PendingJob, seed_memories
 from agents.mind_decide import decide
@@ -71,7 +72,7 @@ class MindsSystem:
         self._perceived: deque[dict] = deque(maxlen=512)
         self._taken = 0  # this tick's events already perceived in its agents phase
         self.transcripts: list[ConversationLog] = []
-        self.completed: list[tuple[int, str, Any]] = []  # (priority, kind, result) for statistics
+        self.tally = JobTally()  # every finished job, counted for statistics (bounded: agents/job_tally.py)
         self.people_waiting = False  # some NPC is generating a reply to a person
         self.desk = ReplyDesk(self, self.rng)
         self.tales = Storytellers()  # the day's events and the evening's tale (agents/stories.py)
@@ -143,14 +144,14 @@ class MindsSystem:
                 if job.handle.done():
                     del mind.reply_jobs[speaker]
                     result = job.handle.result()
-                    self.completed.append((job.context["priority"], job.kind, result))
+                    self.tally.add(job.context["priority"], job.kind, result)
                     self.desk.finished(world, mind, job, result, out)
             job = mind.job
             if job is None or not job.handle.done():
                 continue
             mind.job = None
             result = job.handle.result()
-            self.completed.append((job.context.get("priority", 0), job.kind, result))
+            self.tally.add(job.context.get("priority", 0), job.kind, result)
             if job.kind == "choose":
                 self.talk.chosen(world, mind, job, result, out)
             elif job.kind == "reflect":

@@ -100,12 +100,10 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
     npc_ids = {m.entity for m in minds.minds.values()}
     lines = conn.execute("SELECT speaker, to_id FROM chat").fetchall()
     npc_lines = [(s, t) for s, t in lines if s in npc_ids]
+    tally = minds.tally  # every job of the run, counted (agents/job_tally.py)
     latency: dict[str, list[float]] = {}
-    statuses: Counter[str] = Counter()
-    for priority, kind, result in minds.completed:
-        statuses[f"{kind}:{getattr(result, 'status', '?')}"] += 1
-        if getattr(result, "latency_s", None) is not None and getattr(result, "status", "") == "ok":
-            latency.setdefault(PRIORITY_NAMES.get(priority, str(priority)), []).append(result.latency_s * 1000)
+    for priority, ms in tally.latency_ms.items():
+        latency.setdefault(PRIORITY_NAMES.get(priority, str(priority)), []).extend(ms)
     summary = {
         "seed": opts.seed, "npcs": opts.npcs, "minutes": opts.minutes, "mode": "realtime" if opts.realtime else "fast",
         "model": llm_info, "ticks": world.tick, "stopped_early": record.stopped, "cut_short": record.cut_short,
@@ -113,7 +111,7 @@ def write_outputs(opts: SimOptions, world: World, conn: sqlite3.Connection, mind
         "conversations": conversations,
         "npc_conversations": sum(1 for c in minds.transcripts if c.lines and not c.with_player and len(c.lines) >= 2),
         "lines_spoken": len(npc_lines), "tokens": sum(record.tokens),
-        "jobs": dict(statuses),
+        "jobs": dict(tally.by_status),
         "latency_ms_by_priority": {k: {q: round(x, 1) for q, x in percentiles(v).items()} for k, v in latency.items()},
         "tick_ms": {q: round(x * 1000 if q != "count" else x, 3) for q, x in percentiles(record.tick_s).items()},
         # the reply gate's verdicts and what became of each person's turn (agents/replies.py)

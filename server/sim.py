@@ -134,8 +134,9 @@ def _info(llm: Any) -> dict:
 
 
 def _tokens_done(minds: MindsSystem, seen: int) -> tuple[int, int]:
-    done = minds.completed[seen:]
-    return sum(len(getattr(r, "token_ids", []) or []) for _, _, r in done), len(minds.completed)
+    """(token ids of the jobs finished since the total was `seen`, the total now)."""
+    total = minds.tally.token_ids
+    return total - seen, total
 
 
 def _streamed(minds: MindsSystem) -> int:

@@ -37,15 +37,10 @@ def _minds(node) -> dict[str, Any]:
     transcripts = getattr(minds, "transcripts", None)
     if minds is None or transcripts is None:  # no NPCs here, or NPCs without a model (RoutineMinds)
         return {"conversations": None, "lines": None, "tokens": None, "jobs": None}
-    jobs: dict[str, int] = {}
-    tokens = 0
-    for _, kind, result in minds.completed:
-        key = f"{kind}:{getattr(result, 'status', '?')}"
-        jobs[key] = jobs.get(key, 0) + 1
-        tokens += getattr(result, "tokens", 0) or 0   # GenerationResult.tokens: local ids or a remote server's usage
+    tally = minds.tally  # every job of this region's minds (agents/job_tally.py)
     talks = [c for c in transcripts if c.lines]
     return {"conversations": len(talks), "lines": sum(len(c.lines) for c in talks),
-            "tokens": tokens, "jobs": jobs}
+            "tokens": tally.tokens, "jobs": dict(tally.by_status)}
 
 
 def region_figures(node) -> dict[str, Any]:

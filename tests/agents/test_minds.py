@@ -184,6 +184,41 @@ def test_having_kept_to_its_work_an_npc_does_not_weigh_greeting_the_same_neighbo
     assert greet_choices() == 4
 
 
+def test_finished_jobs_are_counted_never_kept():
+    # a server or region runs for weeks, finishing jobs without end: the minds
+    # count them (agents/job_tally.py) and let their results go
+    import gc
+    import weakref
+
+    class ForgetfulLLM(FakeLLM):  # keeps no handle, only a weak reference to each result
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.results: list[weakref.ref] = []
+
+        def _forget(self, handle):
+            self.handles.clear()
+            self.results.append(weakref.ref(handle._result))
+            return handle
+
+        def generate(self, prompt, **kw):
+            return self._forget(super().generate(prompt, **kw))
+
+        def score(self, prompt, candidates, **kw):
+            return self._forget(super().score(prompt, candidates, **kw))
+
+    budget = MindBudget(reply_candidates=1, npc_min_interval_s=0.05, keep_cooldown_ticks=1)
+    h = Harness(names=("Bram", "Pell"), llm=ForgetfulLLM(prefer="keep"), budget=budget,
+                positions={"Bram": (91, 56), "Pell": (93, 56)})
+    h.run(400)
+    gc.collect()
+    asked = len(h.llm.results)
+    in_flight = sum((m.job is not None) + len(m.reply_jobs) for m in h.minds.minds.values())
+    tally = h.minds.tally
+    assert tally.jobs == sum(tally.by_status.values()) == asked - in_flight   # every finished job counted
+    assert tally.by_status["choose:ok"] > 50
+    assert sum(r() is not None for r in h.llm.results) <= in_flight          # and none of their results kept
+
+
 def test_a_stale_result_is_dropped():
     budget = MindBudget(max_lines=6, line_gap_ticks=1)
     llm = FakeLLM(replies=["NPC chat line one.", "NPC chat line two.", "Reply to Ann."], ready_after=3)
