@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.events import KnownEvents
-from agents.memory import MemoryStream
+from agents.memory import Memory, MemoryStream
 from agents.explain import WHY_KEPT, Why
 from agents.personas import Persona
 
@@ -188,3 +188,14 @@ def seed_memories(minds: Iterable[Mind], minute: float) -> None:
         if not mind.memory.memories:
             for text in mind.persona.memories:
                 mind.memory.add(minute, "seed", text, 5)
+
+
+def take_unsaved_memories(minds: Iterable[Mind]) -> list[tuple[str, Memory]]:
+    """(name, memory) of every memory the minds added since the last call, to
+    be written in the tick's transaction (agents/memory_store.py); they are
+    then no longer unsaved."""
+    out: list[tuple[str, Memory]] = []
+    for mind in minds:
+        out += [(mind.name, m) for m in mind.memory.unsaved]
+        mind.memory.unsaved = []
+    return out

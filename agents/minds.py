@@ -30,7 +30,7 @@ from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, Follo
                             Intent, StopWalking)
 from agents.job_tally import JobTally
 from agents.memory import MemoryStream
-from agents.mind import ConversationLog, Mind, PendingJob, seed_memories
+from agents.mind import ConversationLog, Mind, PendingJob, seed_memories, take_unsaved_memories
 from agents.mind_decide import decide
 from agents.personas import Persona
 from agents.replies import ReplyDesk
@@ -319,8 +319,4 @@ class MindsSystem:
             close()
 
     def unsaved_memories(self) -> list[tuple[str, Any]]:
-        out = []
-        for mind in self.minds.values():
-            out += [(mind.name, m) for m in mind.memory.unsaved]
-            mind.memory.unsaved = []
-        return out
+        return take_unsaved_memories(self.minds.values())

@@ -37,7 +37,7 @@ from typing import Any
 
 from agents.memory import MemoryStream
 from agents.memory_store import MemoryStore
-from agents.mind import Mind, seed_memories
+from agents.mind import Mind, seed_memories, take_unsaved_memories
 from agents.mind_state import MindStateError, mind_from_dict, mind_to_dict
 from agents.personas import Persona, load_personas
 from agents.routine import RoutineWalker
@@ -80,11 +80,7 @@ class RoutineMinds:
         mind.conversation = None  # it never starts one
 
     def unsaved_memories(self) -> list[tuple[str, Any]]:
-        out = []
-        for mind in self.minds.values():
-            out += [(mind.name, m) for m in mind.memory.unsaved]
-            mind.memory.unsaved = []
-        return out
+        return take_unsaved_memories(self.minds.values())
 
     def close(self) -> None:
         pass
