@@ -198,6 +198,7 @@ async def _gateway(args: argparse.Namespace) -> int:
 
 def run_cluster(args: argparse.Namespace) -> int:
     from server.cluster.natsd import NatsServer
+    from server.cluster.parent_death import die_with_parent
     from server.serve_cmd import where_to_connect
 
     os.makedirs(args.data, exist_ok=True)
@@ -217,12 +218,13 @@ def run_cluster(args: argparse.Namespace) -> int:
         return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
                                  "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
                                  "--db", os.path.join(args.data, f"r{i}.db"), "--model", args.model,
-                                 *(["--npcs"] if args.npcs else [])])
+                                 *(["--npcs"] if args.npcs else [])],
+                                preexec_fn=die_with_parent())  # a kill -9 of us: SIGTERM to them
 
     def spawn_gateway() -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "server.cli", "gateway", "--nats", url, "--world", args.world,
                                  "--regions", str(args.regions), "--host", args.host, "--port", str(args.port)],
-                                stdout=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
 
     procs = [spawn(i) for i in range(args.regions)]
     gateway = spawn_gateway()

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from server.cluster.parent_death import die_with_parent
+
 
 def find_nats_server() -> str | None:
     explicit = os.environ.get("HAMLET_NATS_SERVER")
@@ -56,7 +58,8 @@ class NatsServer:
         log = open(os.path.join(self.store_dir, "nats-server.log"), "ab")
         self.proc = subprocess.Popen([self.binary, "-a", self.host, "-p", str(self.port), "-js",
                                       "-sd", self.store_dir], stdout=log, stderr=log,
-                                     start_new_session=True)  # a Ctrl-C reaches us, who stop it last
+                                     # a Ctrl-C reaches us, who stop it last; a kill -9 of us, it too
+                                     start_new_session=True, preexec_fn=die_with_parent())
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

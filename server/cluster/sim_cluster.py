@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from server.cluster.natsd import NatsServer
+from server.cluster.parent_death import die_with_parent
 from server.world.world import WorldRules
 
 START_S = 90.0  # a region's first line (imports, NATS, the lease; a model if it loads one)
@@ -43,8 +44,9 @@ class RegionProc:
     def __init__(self, index: int, cmd: list[str], log: Path, env: dict[str, str]) -> None:
         self.name = f"r{index}"
         with open(log, "ab") as err:
+            # Ctrl-C reaches us, who stop them in order; a kill -9 of us, them too (SIGTERM)
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True,
-                                         start_new_session=True)  # Ctrl-C reaches us; we stop them in order
+                                         start_new_session=True, preexec_fn=die_with_parent())
         self.log = log
         self.first: dict[str, Any] | None = None
         self.latest: dict[str, Any] | None = None

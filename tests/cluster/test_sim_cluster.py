@@ -122,6 +122,33 @@ def test_ctrl_c_stops_the_cluster_and_still_writes_the_summary(tmp_path):
     assert processes_mentioning(tmp_path) == []
 
 
+@needs_nats
+def test_kill_9_of_the_sim_takes_its_regions_and_nats_server_with_it(tmp_path):
+    # they run in sessions of their own (a Ctrl-C reaches the sim only), and
+    # are sent SIGTERM when it dies (server/cluster/parent_death.py)
+    out = tmp_path / "run"
+    proc = sim(out, "--minutes", "60")
+    try:
+        deadline = time.monotonic() + 90
+        line = ""
+        while "regions running" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the sim exited before its regions ran"
+        assert "regions running" in line
+        children = [p for p in processes_mentioning(tmp_path) if not p.startswith(f"{proc.pid}:")]
+        assert len(children) == 3, children                        # r0, r1 and nats-server
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30                           # a region's clean stop: a snapshot, the lease
+        while processes_mentioning(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_mentioning(tmp_path) == []
+    finally:
+        proc.kill()
+        for left in processes_mentioning(tmp_path):                # without the death signal: not left running
+            os.kill(int(left.split(":")[0]), signal.SIGKILL)
+
+
 @pytest.mark.parametrize("args, why", [
     (["--regions", "1"], "at least 2"),
     (["--regions", "0"], "at least 2"),
