@@ -1,6 +1,7 @@
 """An asyncio client for Hamlet: connect, join, move, say, and an async
 iterator over what the server sends. The terminal client, the bots and the
-tests are built on it.
+tests are built on it. What it knows of the world (the entity mirror, the
+purse, offers) is kept by its base, `ClientMirror` (client_mirror.py).
 
     async with await HamletClient.connect("ws://127.0.0.1:8765") as c:
         await c.join("ann")
@@ -15,40 +16,22 @@ import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from protocol.codec import Message, decode_server, encode
+from client_demo.client_mirror import ClientMirror, ClientStats, EntityView, decode_frame
+from protocol.codec import Message, encode
 from protocol.entities import ROWS
-from protocol.errors import ProtocolError
 from protocol.limits import PROTOCOL_VERSION, SUBPROTOCOL
+
+__all__ = ["ClientStats", "EntityView", "HamletClient", "MAX_QUEUED_MESSAGES", "ServerError"]
 
 # Messages kept for `messages()` when the application reads slower than the
 # server sends: a few seconds of a busy view at 20 updates/s. Past it the
 # oldest are dropped (and counted): the entity mirror stays exact regardless.
 MAX_QUEUED_MESSAGES = 2048
-
-
-def _decode(data: bytes | str) -> Message | None:
-    """Decode a server frame. State updates, most of the traffic, take a
-    fast path (their rows are checked as they are applied); everything else
-    is validated against the schema."""
-    if not isinstance(data, bytes):
-        return None
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception:
-        return None
-    if isinstance(obj, dict) and obj.get("t") == "state" and isinstance(obj.get("tick"), int) and all(
-            isinstance(obj.get(k), list) for k in ("enter", "move", "leave", "upd")):
-        del obj["t"]
-        return Message("state", obj)
-    msg = decode_server(data)
-    return None if isinstance(msg, ProtocolError) else msg
 
 
 class ServerError(Exception):
@@ -58,48 +41,12 @@ class ServerError(Exception):
         self.message = message
 
 
-@dataclass(slots=True)
-class EntityView:
-    id: int
-    kind: str
-    name: str
-    x: int
-    y: int
-    flags: int = 0
-
-
-@dataclass(slots=True)
-class ClientStats:
-    bytes_in: int = 0
-    bytes_out: int = 0
-    frames_in: int = 0
-    frames_out: int = 0
-    state_updates: int = 0
-    dropped_messages: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-
-
-class HamletClient:
+class HamletClient(ClientMirror):
     def __init__(self, ws: ClientConnection, url: str, keep_messages: bool = True) -> None:
         self.ws = ws
         self.url = url
         self.keep_messages = keep_messages  # False: only the mirror and replies (load-test bots)
-        self.entity: int | None = None
-        self.token: str | None = None
-        self.name: str | None = None
-        self.map: dict[str, Any] | None = None
-        self.welcome: dict[str, Any] | None = None
-        self.tick = 0
-        self.entities: dict[int, EntityView] = {}
-        # Your purse as the server last told it (`inv`), and the open offers
-        # made by or to you (`offer`), by id. Offers are bounded by the server
-        # (a few per maker, and they lapse).
-        self.coins = 0
-        self.items: dict[str, int] = {}
-        self.offers: dict[int, dict[str, Any]] = {}
-        # topic -> [right, wrong] at the school (`progress`)
-        self.progress: dict[str, list[int]] = {}
-        self.stats = ClientStats()
+        super().__init__()
         self.close_code: int | None = None
         self.close_reason: str = ""
         self._seq = itertools.count(1)
@@ -287,7 +234,7 @@ class HamletClient:
             async for data in self.ws:
                 self.stats.frames_in += 1
                 self.stats.bytes_in += len(data)
-                msg = _decode(data)
+                msg = decode_frame(data)
                 if msg is None:
                     continue
                 try:
@@ -314,54 +261,17 @@ class HamletClient:
                     fut.set_exception(err)
 
     def _on_message(self, msg: Message) -> None:
+        self.apply(msg)
         t = msg.type
         d = msg.data
-        if t == "state":
-            self.stats.state_updates += 1
-            self.tick = d["tick"]
-            ents = self.entities
-            for eid, kind, name, x, y, flags in d["enter"]:
-                ents[eid] = EntityView(eid, kind, name, x, y, flags)
-            for eid, x, y in d["move"]:
-                e = ents.get(eid)
-                if e is not None:
-                    e.x, e.y = x, y
-            for eid, flags in d["upd"]:
-                e = ents.get(eid)
-                if e is not None:
-                    e.flags = flags
-            for eid in d["leave"]:
-                ents.pop(eid, None)
-        elif t == "welcome":
-            self.entity, self.token, self.map, self.welcome = d["id"], d["token"], d["map"], d
-            self.tick = d["tick"]
-            self.entities.clear()
+        if t in ("welcome", "shop", "board"):
             self._resolve(d.get("seq"), msg)
         elif t == "ack":
             self._resolve(d["seq"], msg)
         elif t == "error":
-            self.stats.errors[d["code"]] = self.stats.errors.get(d["code"], 0) + 1
             fut = self._waiting.get(d.get("seq")) if d.get("seq") is not None else None
             if fut is not None and not fut.done():
                 fut.set_exception(ServerError(d["code"], d["msg"]))
-        elif t == "inv":
-            if d["full"]:
-                self.items = {}
-            self.coins = d["coins"]
-            for item, n in d["items"].items():
-                if n:
-                    self.items[item] = n
-                else:
-                    self.items.pop(item, None)
-        elif t == "offer":
-            if d["state"] == "open":
-                self.offers[d["id"]] = d
-            else:
-                self.offers.pop(d["id"], None)
-        elif t in ("shop", "board"):
-            self._resolve(d.get("seq"), msg)
-        elif t == "progress":
-            self.progress = {str(k): list(v) for k, v in d["topics"].items()}
         elif t == "pong":
             entry = self._pings.get(d["id"])
             if entry is not None and not entry[1].done():
@@ -371,18 +281,3 @@ class HamletClient:
         fut = self._waiting.get(seq) if seq is not None else None
         if fut is not None and not fut.done():
             fut.set_result(msg)
-
-    # -- conveniences --------------------------------------------------------
-    @property
-    def me(self) -> EntityView | None:
-        return self.entities.get(self.entity) if self.entity is not None else None
-
-    def find(self, name: str) -> EntityView | None:
-        key = name.casefold()
-        return next((e for e in self.entities.values() if e.name.casefold() == key), None)
-
-    def place(self, name: str) -> dict[str, Any] | None:
-        for row in (self.map or {}).get("places", []):
-            if row[0] == name:
-                return dict(zip(ROWS["place"], row))
-        return None

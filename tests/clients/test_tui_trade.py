@@ -90,8 +90,12 @@ async def command(pilot, app, line: str, expect: str, what: str | None = None) -
     before = len(app.transcript)  # well under the transcript's bound in this test
     app.query_one("#input").value = line
     await pilot.press("enter")
-    await until(lambda: any(expect in t for t in list(app.transcript)[before:]),
-                what=what or f"{expect!r} after {line!r}")
+    try:
+        await until(lambda: any(expect in t for t in list(app.transcript)[before:]),
+                    what=what or f"{expect!r} after {line!r}")
+    except AssertionError as exc:  # say what was shown instead
+        raise AssertionError(f"{exc}; the terminal showed: {list(app.transcript)[before:]!r}, "
+                             f"input {app.query_one('#input').value!r}") from None
 
 
 def free_tile(world, x: int, y: int, near: int, far: int) -> tuple[int, int]:
