@@ -48,6 +48,11 @@ from server.world.world import FLAG_THINKING, World
 # (~10-20 ms of work): past this the worker is busy or starved, and a person
 # is waiting, so relevance is lexical for that reply.
 QUERY_WAIT_S = 0.3
+# Conversation logs kept for figures and transcripts in a long-running server
+# or region: the latest this many (a village of 25 holds ~100 a game day). A
+# sim replaces the deque with a list: its report needs every one, and its
+# duration bounds them.
+TRANSCRIPTS_KEPT = 1000
 
 log = logging.getLogger("hamlet.minds")
 
@@ -71,7 +76,7 @@ class MindsSystem:
         # agents phase. A tick holds a handful; 512 covers a crowded square.
         self._perceived: deque[dict] = deque(maxlen=512)
         self._taken = 0  # this tick's events already perceived in its agents phase
-        self.transcripts: list[ConversationLog] = []
+        self.transcripts: deque[ConversationLog] | list[ConversationLog] = deque(maxlen=TRANSCRIPTS_KEPT)
         self.tally = JobTally()  # every finished job, counted for statistics (bounded: agents/job_tally.py)
         self.people_waiting = False  # some NPC is generating a reply to a person
         self.desk = ReplyDesk(self, self.rng)

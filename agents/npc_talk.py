@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import MutableSequence
 from typing import Any, Protocol
 
 from agents import prompts
@@ -28,7 +29,7 @@ class TalkHost(Protocol):
     rng: random.Random
     desk: Any  # agents.replies.ReplyDesk
     by_entity: dict[int, Mind]
-    transcripts: list[ConversationLog]
+    transcripts: MutableSequence[ConversationLog]
     tales: Any  # agents.stories.Storytellers
 
     def end(self, world: World, mind: Mind) -> None: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import MutableSequence
 from typing import Any, Protocol
 
 from agents import prompts
@@ -26,7 +27,7 @@ class SensesHost(Protocol):
     desk: Any      # agents.replies.ReplyDesk
     tales: Any     # agents.stories.Storytellers
     by_entity: dict[int, Mind]
-    transcripts: list[ConversationLog]
+    transcripts: MutableSequence[ConversationLog]
 
     def end(self, world: World, mind: Mind) -> None: ...
 

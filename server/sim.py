@@ -80,6 +80,7 @@ def run_sim(opts: SimOptions, llm: Any = None) -> dict:
     from agents.embeddings import load_embedder
     minds = install_minds(game, personas, llm, budget, clock=clock,
                           embedder=load_embedder() if opts.embeddings else None)
+    minds.transcripts = []  # every conversation, for the report (the run's length bounds them)
     for mind in minds.minds.values():
         mind.why_log = []  # the transcript says why each line was said
     experiment = Experiment(opts.scenario, game, minds) if opts.scenario is not None else None

@@ -162,7 +162,7 @@ def test_keeping_the_plan_when_scoring_prefers_it():
                 positions={"Mira": (60, 48), "Tomas": (62, 48)})
     out = h.run(100)
     assert says(out) == []
-    assert h.minds.transcripts == []
+    assert not h.minds.transcripts
     assert any(p[1] == 2 for p in h.llm.prompts)  # it did ask, at planning priority
 
 
@@ -360,9 +360,22 @@ def test_keeping_to_its_work_an_npc_greets_a_neighbour_it_does_not_know_once_by_
     # one greets the other, once (the other heard its name in the greeting: they know each other now)
     assert len(spoken) == 1 and set(greetings) & {(mira.id, oda.id), (oda.id, mira.id)}
     assert spoken[0].text.endswith(", Oda!" if spoken[0].entity == mira.id else ", Mira!")
-    assert h.minds.transcripts == []                                         # no conversation, no generation
+    assert not h.minds.transcripts                                      # no conversation, no generation
     from agents.npc_talk import knows_of
     assert knows_of(h.minds.minds["mira"], "Oda") and knows_of(h.minds.minds["oda"], "Mira")
     # Mira and Tomas know each other already: nothing said
     h2 = Harness(names=("Mira", "Tomas"), llm=FakeLLM(prefer="keep"), positions={"Mira": (60, 48), "Tomas": (62, 48)})
     assert says(h2.run(200)) == []
+
+
+def test_a_long_running_server_keeps_only_the_latest_conversation_logs():
+    """Agent-logic unit test with the fake model: the conversation logs of a
+    server's minds are bounded: the latest TRANSCRIPTS_KEPT."""
+    from agents.mind import ConversationLog
+    from agents.minds import TRANSCRIPTS_KEPT
+    minds = MindsSystem([PERSONAS["Mira"]], FakeLLM(), seed=1)
+    logs = [ConversationLog.__new__(ConversationLog) for _ in range(TRANSCRIPTS_KEPT + 5)]
+    for log_ in logs:
+        minds.transcripts.append(log_)
+    assert len(minds.transcripts) == TRANSCRIPTS_KEPT
+    assert minds.transcripts[0] is logs[5] and minds.transcripts[-1] is logs[-1]
