@@ -55,8 +55,10 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
     if mind.guiding is not None:
         return [FollowRoutine()]  # taking someone somewhere: keep walking (minds.py says when it arrives)
     if conv is not None:
-        if conv.with_player:
-            return [EndConversation()] if world.tick - conv.last_tick > b.player_idle_ticks else []
+        if conv.with_player:  # over when the person falls silent, leaves, or walks out of earshot
+            person = world.entities.get(conv.partner)
+            gone = person is None or not world.in_hearing(e, person)
+            return [EndConversation()] if gone or world.tick - conv.last_tick > b.player_idle_ticks else []
         partner = world.entities.get(conv.partner)
         if partner is None or not world.in_hearing(e, partner):
             return [EndConversation()]

@@ -113,6 +113,27 @@ def test_a_person_interrupts_the_plan_and_the_plan_resumes():
     assert (h.world.entities[mira.id].x, h.world.entities[mira.id].y) != stopped_at
 
 
+def test_a_person_who_walks_out_of_earshot_ends_the_conversation_at_once():
+    h = Harness(llm=FakeLLM(replies=["Welcome! The market is east of the square."]),
+                positions={"Mira": (90, 43)})  # at the market; her plan says the square
+    mira = h.npc("Mira")
+    e = h.world.entities[mira.id]
+    h.tick(Join(1, "Ann", e.x, e.y + 1))
+    h.tick(Say(1, "Hello Mira!", to=mira.id))
+    h.run(20)
+    assert h.minds.minds["mira"].conversation is not None
+    h.tick(MoveTo(1, 64, 48))  # Ann walks off to the square, 26 tiles away
+    ann = h.world.entities[1]
+    ticks = 0
+    while h.world.in_hearing(ann, e) and ticks < 400:
+        assert h.minds.minds["mira"].conversation is not None  # still within earshot: still talking
+        h.tick()
+        ticks += 1
+    assert not h.world.in_hearing(ann, e)
+    h.run(2)  # at once, not after the 600 silent ticks a conversation with a person otherwise waits
+    assert h.minds.minds["mira"].conversation is None
+
+
 def test_npcs_converse_with_turn_limits_then_cool_down():
     budget = MindBudget(max_lines=4, line_gap_ticks=2, pair_cooldown_ticks=10_000)
     lines = [f"Line number {i} of our chat." for i in range(10)]

@@ -11,9 +11,9 @@ the line the real model's scores put first among the candidates it scored
 in r1's figures); the inputs that said them carry their inference job ids
 in r1's event log, and those jobs' results (kept by `Recorded`, which only
 watches the real engine) are the scores and the text said. Every
-acknowledged line, the player's and Mira's, is in r1's chat table. Then,
-the talk over (a conversation with a person ends after 600 ticks of
-silence: 12 s here), Mira goes to lunch at the tavern, in r0: she is
+acknowledged line, the player's and Mira's, is in r1's chat table. Then the
+player walks off (out of earshot the talk is over) and Mira goes to
+lunch at the tavern, in r0: she is
 handed off with her model mind, and r0's mind of her (and r0's database)
 holds the conversation, r1's database no longer does.
 
@@ -51,6 +51,7 @@ START_MINUTE = 11 * 60 + 57   # Mira welcomes visitors at the square (r1) until 
 # the NPCs keep to their routines and the engine serves the player.
 NPC = dict(npcs=True, model="embedded", embeddings=False, npc_tokens_per_minute=40.0, tick_rate=TICK_RATE,
            ticks_per_tile=6)
+SCHOOL = (75, 24)              # in r1, ~24 tiles from the square
 GREETING = "Hello Mira!"
 QUESTION = "Mira, what do you like best about your work?"
 
@@ -211,7 +212,9 @@ async def test_a_player_talks_with_an_npc_of_a_region_running_the_real_model(nat
             assert chat in chats, f"line {text!r} not in r1's chat table"
             assert (chats[chat]["from"], chats[chat]["to"], chats[chat]["text"]) == (speaker, to, text)
 
-        # noon: Mira leaves for the tavern (r0) once the talk is over (600 silent ticks), her model mind with her
+        # Ann walks off to the school (r1, out of earshot): the talk is over, and at noon Mira leaves for
+        # the tavern (r0), her model mind with her
+        await ann.move(to=SCHOOL)
         assert await eventually(lambda: mid in r0.entity_ids() and not r1.in_transit(), timeout=40), \
             f"Mira did not reach r0 (game time {r1.game.world.clock()})"
         assert mid not in r1.entity_ids() and "mira" not in r1.npcs.minds.minds
