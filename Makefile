@@ -46,7 +46,7 @@ run: install
 	$(VENV)/bin/hamlet serve --host $(HOST) --port $(PORT)
 
 test: install browser
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -ra --durations=20
 
 test-fast: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not model and not browser"
