@@ -139,6 +139,7 @@ class Game:
 
     def apply(self, inp: Input) -> Rejection | int | None:
         """Apply an input to the world and, if accepted, log it."""
+        inp = self.world.address(inp)  # a say across a border logs whom it reached (World.address)
         result = self.world.apply(inp)
         if not isinstance(result, Rejection):
             self._log.append(to_record(inp))

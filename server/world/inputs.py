@@ -59,6 +59,12 @@ class Say:
     text: str
     to: int | None = None
     job: int | None = None  # the inference job that produced an NPC's line
+    # An addressee across a region border (World.foreign): its name and tile
+    # as this world saw it, written in by World.address and logged, so the
+    # line replays the same without the neighbour's picture (region_world.py).
+    to_name: str | None = None
+    to_x: int | None = None
+    to_y: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import msgpack
 from protocol.entities import FLAG_AWAY, FLAG_THINKING, HEARING_RANGE
 from server.world import board as board_rules
 from server.world import trade_rules
+from server.world.addressees import Seen, addressed_across, logged_addressee
 from server.world.board import Board
 from server.world.catalog import Catalog
 from server.world.economy import Economy
@@ -87,6 +88,11 @@ class World:
         # NPCs' plans for the day: entity -> ((hour, place, activity), ...)
         self.plans: dict[int, tuple[tuple[int, str, str], ...]] = {}
         self.board = Board()  # quests and notices (board.py)
+        # Who stands outside this world, near enough to be addressed: a
+        # region sets it from its border view (server/cluster/region.py);
+        # None in one process. Never consulted by replay: a say to someone
+        # it knows carries what it saw of them in its logged input (address).
+        self.foreign: Callable[[int], Seen | None] | None = None
 
     # -- the tick ------------------------------------------------------------
     def begin_tick(self) -> None:
@@ -191,7 +197,9 @@ class World:
         e = self.entities[inp.entity]
         to_name = None
         if inp.to is not None:
-            target = self.entities.get(inp.to)
+            target: Entity | Seen | None = self.entities.get(inp.to)
+            if target is None:  # across a border: as logged (replay), else as the region sees them
+                target = logged_addressee(inp) or (self.foreign(inp.to) if self.foreign is not None else None)
             if target is None or target.id == e.id:
                 return Rejection("no_such_entity", f"nobody with id {inp.to} is here")
             if not self.in_hearing(e, target):
@@ -239,7 +247,20 @@ class World:
         m = int(self.game_minutes)
         return f"day {m // 1440} {m // 60 % 24:02d}:{m % 60:02d}"
 
-    def in_hearing(self, a: Entity, b: Entity) -> bool:
+    def find_entity(self, eid: int) -> Entity | Seen | None:
+        """This world's entity `eid`, else the one across a border that
+        `foreign` knows (read-only: id, kind, name, x, y), else None."""
+        e = self.entities.get(eid)
+        if e is None and self.foreign is not None:
+            return self.foreign(eid)
+        return e
+
+    def address(self, inp: Any) -> Any:
+        """`inp` as it is to be logged (a say across a border carries whom it
+        reached: addressees.py)."""
+        return inp if self.foreign is None else addressed_across(self, inp)
+
+    def in_hearing(self, a: Entity | Seen, b: Entity | Seen) -> bool:
         r = self.rules.hearing_radius
         return (a.x - b.x) ** 2 + (a.y - b.y) ** 2 <= r * r
 
