@@ -56,7 +56,7 @@ def decide(ctx: DecideContext, world: World, mind: Mind) -> list[Intent]:
         return [FollowRoutine()]  # taking someone somewhere: keep walking (minds.py says when it arrives)
     if conv is not None:
         if conv.with_player:  # over when the person falls silent, leaves, or walks out of earshot
-            person = world.entities.get(conv.partner)
+            person = world.find_entity(conv.partner)  # or just across a region border
             gone = person is None or not world.in_hearing(e, person)
             return [EndConversation()] if gone or world.tick - conv.last_tick > b.player_idle_ticks else []
         partner = world.entities.get(conv.partner)

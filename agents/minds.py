@@ -215,7 +215,7 @@ class MindsSystem:
         person, name, place, began = mind.guiding
         if mind.heading_to is None:
             mind.guiding = None
-            me, them = world.entities[mind.entity], world.entities.get(person)
+            me, them = world.entities[mind.entity], world.find_entity(person)
             line = arrival_line(name, place)
             out.append(Say(mind.entity, line, them.id if them is not None and world.in_hearing(me, them) else None))
             mind.recent_lines.append(line)

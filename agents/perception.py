@@ -3,6 +3,9 @@ hearing (speech, trades, arrivals and departures) as memories; a person
 addressing an NPC joins its reply queue (agents/replies.py) and may ask it
 to meet (agents/plans.py); an NPC's partner's line gives it the turn; a
 gift is thanked; notable events go to the day's log (agents/stories.py).
+In a region, speech from across a border comes in too (`hear_across`), and
+a speaker or addressee across it is found through the world's resolver
+(`World.find_entity`), so an NPC answers them as anyone near.
 """
 from __future__ import annotations
 
@@ -32,17 +35,29 @@ class SensesHost(Protocol):
     def end(self, world: World, mind: Mind) -> None: ...
 
 
+# Lines said across a border within hearing of this region's NPCs, waiting
+# for the next agents phase (a tick): a few a tick at a crowded border; past
+# this the oldest go, as local events past the minds' own bound do.
+MAX_HEARD_ACROSS = 256
+
+
 class Perception:
     def __init__(self, host: SensesHost) -> None:
         self.host = host
+        self.across: deque[dict] = deque(maxlen=MAX_HEARD_ACROSS)
+
+    def hear_across(self, ev: dict) -> None:
+        """A `say` event from a neighbour region (server/cluster/region_systems.py),
+        perceived at the next agents phase like this world's own."""
+        self.across.append(ev)
 
     def perceive(self, world: World, events: deque[dict], out: list[Input]) -> None:
         """Each event reaches the minds that hear it (and the day's log of notable ones)."""
         host = self.host
         now = world.game_minutes
-        while events:
-            ev = events.popleft()
-            speaker = world.entities.get(ev["from"])
+        while events or self.across:
+            ev = events.popleft() if events else self.across.popleft()
+            speaker = world.find_entity(ev["from"])  # across a border: as this region sees them
             if ev["kind"] == "trade":  # the day's notable events, for the evening's tale
                 host.tales.day_log.add(now, ev["text"], 3)
             elif ev["kind"] == "arrive" and speaker is not None and speaker.kind == "player":

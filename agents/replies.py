@@ -296,7 +296,7 @@ class ReplyDesk:
     def _say(self, world: World, mind: Mind, speaker: int, name: str, line: str, job: int | None,
              out: list[Input]) -> None:
         me = world.entities[mind.entity]
-        partner = world.entities.get(speaker)
+        partner = world.find_entity(speaker)  # may stand across a region border
         to = partner.id if partner is not None and world.in_hearing(me, partner) else None
         out.append(Say(mind.entity, line, to, job=job))
         mind.recent_lines.append(line)

@@ -136,6 +136,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         game = self.game = Game(cfg, world, self.db, ServerMetrics())
         game.sessions._next_account_id = max(game.sessions._next_account_id, self.region.index * ID_SPAN + 1)
         game.stores.append(self.hlog)
+        world.foreign = self.seen_across  # set after replay: a logged say holds whom it reached
         cells = BorderCells(world, self.border_view)  # clients see across the borders
         for replicator in game.replicators:
             replicator.cells = cells

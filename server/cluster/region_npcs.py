@@ -24,6 +24,11 @@ live here, their minds, and their minds' handoffs.
   or reflection in flight is cancelled (a reflection is due again there:
   the importance summed since the last one travels); open quizzes, recall
   queries and the crowd's context are dropped.
+- Hearing across a border: a line said in a neighbour's border cell within
+  hearing of an NPC here reaches its mind at the next agents phase, as a
+  local one does (agents/perception.py); its speaker, seen here as a ghost,
+  is answered across the border (World.foreign). Routine minds (no model)
+  hear nothing, here as in one process.
 - Arriving: the state is checked with the entity's (a bad mind refuses the
   handoff, nothing changed here) and the mind bound to this region's minds
   at the tick boundary; all its memories are written in that tick's
@@ -41,6 +46,7 @@ from agents.mind import Mind, seed_memories, take_unsaved_memories
 from agents.mind_state import MindStateError, mind_from_dict, mind_to_dict
 from agents.personas import Persona, load_personas
 from agents.routine import RoutineWalker
+from protocol.limits import Limits
 from server.cluster.entity_state import BadState
 from server.world.inputs import Input, Join
 from server.world.world import World
@@ -51,6 +57,9 @@ log = logging.getLogger("hamlet.region")
 # they are answered or after this many ticks (5 s at 20 Hz: a reply takes
 # 1-4 s on the CPU); then the ones still waiting are dropped.
 MAX_SERVE_WAIT_TICKS = 100
+# A line heard from across a border is cut to a line's length here (the
+# protocol's), whatever a faulty neighbour sends.
+MAX_TEXT = Limits().max_text
 
 
 class RoutineMinds:
@@ -163,6 +172,20 @@ class RegionNpcs:
         mind.entity = None
         self.moves.names.add(mind.name)
         return state
+
+    def heard_across(self, ev: dict[str, Any], hearers: list[int]) -> None:
+        """A neighbour's `say` event (its x, y and text checked by the bus),
+        heard by `hearers` here: to the minds, if one of them has one."""
+        senses = getattr(self.minds, "senses", None)  # RoutineMinds perceive no speech
+        if senses is None or not any(eid in self.minds.by_entity for eid in hearers):
+            return
+        to = ev.get("to")
+        if not isinstance(ev.get("from"), int) or not isinstance(ev.get("name"), str) \
+                or not (to is None or isinstance(to, int)):
+            return  # a neighbour's garbage: nobody hears it
+        senses.hear_across({"kind": "say", "tick": ev.get("tick"), "from": ev["from"], "name": ev["name"][:32],
+                            "text": ev["text"][:MAX_TEXT], "to": to, "to_name": ev.get("to_name"),
+                            "chat": ev.get("chat"), "x": ev["x"], "y": ev["y"]})
 
     def check_arrival(self, state: dict[str, Any]) -> Mind | None:
         """The mind an arriving NPC brings, built but not bound; BadState if

@@ -11,8 +11,13 @@ mixed into `RegionNode`, whose state they use (`game`, `hlog`, queues):
                                   speech in border cells and the border cells
                                   themselves go out after the commit
     cluster_hear (after replicate) speech from across a border reaches the
-                                  hearers here; ghosts of quiet neighbours
-                                  are forgotten
+                                  hearers here (players' clients, NPCs'
+                                  minds); ghosts of quiet neighbours are
+                                  forgotten
+
+The world's resolver of entities outside it (`World.foreign`) is
+`seen_across`: whom the border view shows, so a person or an NPC here can
+address someone just across the border.
 
 Each is a world change at a tick boundary, logged in the tick's
 transaction, so a region's world replays bit for bit (region_world.py).
@@ -153,7 +158,15 @@ class RegionSystems:
                 client = self.game.clients.get(eid)
                 if client is not None:
                     client.send(frame)
+            if self.npcs is not None:
+                self.npcs.heard_across(ev, hearers)
         self.ghosts.expire(time.monotonic())
+
+    def seen_across(self, eid: int) -> Row | None:
+        """Someone this world does not hold whom the border view shows (a
+        neighbour's entity near the border, or ours on its way there)."""
+        self.border_view.refresh(self.game.world, time.monotonic())
+        return self.border_view.shown.get(eid)
 
     def _home_tile(self, x: int, y: int) -> tuple[int, int]:
         """The walkable tile of ours nearest (x, y): where a refused entity stands."""
