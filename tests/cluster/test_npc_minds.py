@@ -1,14 +1,15 @@
 """A region's NPC minds leaving and arriving (server/cluster/region_npcs.py)
 with the model's minds (`MindsSystem`), a unit test of the agent logic over
 the FAKE model of tests/agents (no NATS, no region): transient things end
-with their defined outcomes, the state is bound into another MindsSystem."""
+with their defined outcomes, the state is bound into another MindsSystem;
+speech heard across a border reaches a mind, which answers across it."""
 from __future__ import annotations
 
 from agents.minds import MindBudget, MindsSystem
 from server.cluster.region_npcs import MAX_SERVE_WAIT_TICKS, RegionNpcs
 from server.world.inputs import Join, Say
 from tests.agents.fake_llm import FakeLLM
-from tests.agents.test_minds import PERSONAS, Harness
+from tests.agents.test_minds import PERSONAS, Harness, says
 
 
 def test_leaving_ends_transient_things_and_the_mind_arrives_whole():
@@ -55,3 +56,40 @@ def test_leaving_ends_transient_things_and_the_mind_arrives_whole():
     assert [m.text for m in arrived.memory.memories] == [row[3] for row in state["memories"]]
     assert len(arrived.memory.unsaved) == len(state["memories"]) and there.moves.names == {"Mira"}
     assert arrived.cooldown_until == mira.cooldown_until
+
+
+def test_speech_heard_across_a_border_reaches_the_mind_and_is_answered_there():
+    """A neighbour's line within hearing of Mira (RegionNpcs.heard_across):
+    her mind hears it at the next agents phase and answers the speaker, who
+    stands across the border (the world's resolver knows them); garbage and
+    lines nobody with a mind hears are dropped; what waits is bounded."""
+    from agents.perception import MAX_HEARD_ACROSS
+    from server.cluster.ghosts import Row
+    from server.cluster.region_npcs import RoutineMinds
+
+    h = Harness(names=("Mira",), llm=FakeLLM(replies=["The well is by the pond."]), positions={"Mira": (66, 48)})
+    ann = Row(7, "player", "Ann", 60, 48, 0)
+    h.world.foreign = {7: ann}.get
+    npcs = RegionNpcs(h.minds, list(PERSONAS.values()), set(h.world.map.places))
+    mid = h.npc("Mira").id
+    h.tick()                                                    # her mind is bound to her entity
+    ev = {"kind": "say", "tick": 1, "from": 7, "name": "Ann", "text": "Mira, where is the well?", "to": mid,
+          "to_name": "Mira", "chat": 5, "x": 60, "y": 48}
+    npcs.heard_across(dict(ev, **{"from": "7"}), [mid])        # garbage from a neighbour
+    npcs.heard_across(ev, [])                                   # nobody here with a mind hears it
+    assert not h.minds.senses.across
+    npcs.heard_across(ev, [mid])
+    assert len(h.minds.senses.across) == 1
+    said = []
+    for _ in range(20):
+        said += says(h.tick(), mid)
+        if said:
+            break
+    assert [s.to for s in said] == [7] and said[0].text          # an answer (the model's or from facts), to Ann
+    assert any(e["kind"] == "say" and (e["to"], e["to_name"]) == (7, "Ann") for e in h.world.events)
+    assert any("Ann said" in m.text and "to me" in m.text for m in h.minds.minds["mira"].memory.memories)
+    for i in range(MAX_HEARD_ACROSS + 10):
+        npcs.heard_across(dict(ev, chat=100 + i), [mid])
+    assert len(h.minds.senses.across) == MAX_HEARD_ACROSS
+    routine = RegionNpcs(RoutineMinds([PERSONAS["Mira"]], 1), list(PERSONAS.values()), set(h.world.map.places))
+    routine.heard_across(ev, [mid])                             # routine minds hear no speech: nothing to do
