@@ -10,22 +10,26 @@ checks, and says, the same.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from server.world.inputs import Say
 
-if TYPE_CHECKING:
-    from server.world.world import World
-
 
 class Seen(Protocol):
-    """Someone outside this world as it sees them (a region's ghost row)."""
-    id: int
-    kind: str
-    name: str
-    x: int
-    y: int
+    """Someone outside this world as it sees them (a region's ghost row),
+    read-only."""
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def x(self) -> int: ...
+    @property
+    def y(self) -> int: ...
 
 
 class LoggedAddressee(NamedTuple):
@@ -43,10 +47,10 @@ def logged_addressee(inp: Say) -> LoggedAddressee | None:
     return LoggedAddressee(inp.to, "", inp.to_name, inp.to_x, inp.to_y)
 
 
-def addressed_across(world: World, inp: Any) -> Any:
-    """`inp`, a `Say` to someone `world.foreign` knows (not in the world)
+def addressed_across(inp: Any, held: Container[int], foreign: Callable[[int], Seen | None]) -> Any:
+    """`inp`, a `Say` to someone `foreign` knows (not `held` by the world)
     with their name and tile written in; any other input unchanged."""
-    if type(inp) is not Say or inp.to is None or inp.to in world.entities or inp.to_name is not None:
+    if type(inp) is not Say or inp.to is None or inp.to in held or inp.to_name is not None:
         return inp
-    seen = world.foreign(inp.to)
+    seen = foreign(inp.to)
     return inp if seen is None else replace(inp, to_name=seen.name, to_x=seen.x, to_y=seen.y)

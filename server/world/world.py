@@ -258,7 +258,7 @@ class World:
     def address(self, inp: Any) -> Any:
         """`inp` as it is to be logged (a say across a border carries whom it
         reached: addressees.py)."""
-        return inp if self.foreign is None else addressed_across(self, inp)
+        return inp if self.foreign is None else addressed_across(inp, self.entities, self.foreign)
 
     def in_hearing(self, a: Entity | Seen, b: Entity | Seen) -> bool:
         r = self.rules.hearing_radius
