@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "server.serve_cmd",
     "agents.inference.cli",
+    "agents.inference.nats_worker",
     "server.sim_cmd",
     "server.interview_cmd",
     "client_demo.tui",

@@ -60,6 +60,9 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
       folder, or a hub id (needs network). A URL (http://...) returns a
       `RemoteLLM` for an OpenAI-compatible server instead; several URLs,
       comma-separated, an `EnginePool` that spreads jobs over them.
+      `nats://host:port/<world>` returns a `NatsLLM` (nats_llm.py): the jobs
+      go to the NATS queue group of `hamlet llm-worker --world <world>`
+      processes on that NATS server (port 4222 when left out).
     runner: "auto" (cuda on a GPU, else "process"), "process", "thread",
       "inline" (the caller calls `llm.step()`), or "cuda".
     limits: max_batch, max_queue, max_seq_len, prefill_tokens, prefix_entries,
@@ -67,6 +70,9 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
     nice: the worker process's nice value (runner "process"; see ServerConfig.llm_nice).
     """
     from .metrics import EngineMetrics
+    if model and model.strip().startswith("nats://"):
+        from .nats_llm import NatsLLM
+        return NatsLLM.from_model(model, registry=registry)
     urls = engine_urls(model) if model else None
     if urls and len(urls) > 1:
         from .pool import EnginePool

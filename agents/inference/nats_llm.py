@@ -1,0 +1,332 @@
+"""`NatsLLM`: the `LLM` interface over a NATS queue group of engine workers
+(`hamlet llm-worker`, nats_worker.py), selected by a model string
+`nats://host:port/<world>` (load_llm).
+
+Owns: sending each generate or score call as one request on
+`hamlet.<world>.llm` (nats_wire.py has the subjects and messages), where
+NATS hands it to one worker of the queue group; the request's timeout
+(its deadline plus REPLY_GRACE_S, else DEFAULT_TIMEOUT_S); retrying a
+request a worker refused as busy or closing (NATS picks a worker at random
+each time, so a retry usually lands on another); cancelling (a broadcast on
+`hamlet.<world>.llm.cancel` that the worker holding the job acts on); and
+an outstanding-job bound past which handles complete at once as
+"overloaded". Nothing raises into the caller's tick: no responders, a
+timeout, a lost connection or a bad reply completes the handle as failed
+(no responders and a lost connection with remote.py's UNREACHABLE prefix,
+as `is_unreachable` reads it). Requests run on a private event loop in a
+daemon thread, as RemoteLLM's do, with the same handles (handle.py).
+
+Priorities: NATS has none. A request goes to a worker at random in the
+order it was sent; each worker's engine then orders its own queue by
+priority (a reply to a person first, with its reserved batch rows), so
+priority holds within a worker, not across the group. A generation's text
+arrives whole with its result (one piece; no streaming over NATS).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .api import GenerationResult, RunsIn, ScoreResult, Status
+from .handle import JobHandle
+from .jobs import failed, next_job_id
+from .nats_wire import (MAX_MESSAGE, RETRY_CODES, VERSION, RequestError, cancel_subject, check_request,
+                        llm_subject, pack, read_reply, request, result_of)
+from .remote import UNREACHABLE, Finish, RemoteLLM
+from .replies import BadAnswer
+
+log = logging.getLogger(__name__)
+# A request with no deadline waits this long for its reply, as RemoteLLM's
+# timeout_s: a 64-token line takes seconds even on a loaded CPU worker, and
+# past a minute it is stale. NATS never tells a requester that the worker
+# holding its request died, so without a bound that job would wait forever.
+DEFAULT_TIMEOUT_S = 60.0
+# With a deadline the worker's engine answers "deadline" itself when it
+# passes; this long after it the requester stops waiting (a reply crosses a
+# LAN in milliseconds; 2 s covers a busy worker's event loop).
+REPLY_GRACE_S = 2.0
+# Tries after a "busy" or "closing" answer, BUSY_BACKOFF_S doubling between
+# them: with one full worker among k, all four tries land on it with odds
+# (1/k)^4; when every worker is full the job fails "overloaded" in ~0.35 s
+# and the NPC shows that it is thinking, as with a full local engine.
+BUSY_RETRIES = 3
+BUSY_BACKOFF_S = 0.05
+# How long the constructor waits for the first connection (it goes on
+# trying after that; calls fail as unreachable until it is connected).
+CONNECT_WAIT_S = 5.0
+INFO_TIMEOUT_S = 3.0           # info() blocks at most this long (asked once)
+MAX_WORKERS_SEEN = 256         # per-worker counts kept for info(): a group is a handful of workers
+
+
+class NatsLLM:
+    runs_in: RunsIn = "remote"
+
+    def __init__(self, nats_url: str, world: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 busy_retries: int = BUSY_RETRIES, backoff_s: float = BUSY_BACKOFF_S,
+                 max_outstanding: int = 256, connect_wait_s: float = CONNECT_WAIT_S, registry=None,
+                 tokenizer=None):
+        # max_outstanding 256 mirrors RemoteLLM's (one engine's queue).
+        self.nats_url, self.world = nats_url, world
+        self.subject, self.cancels = llm_subject(world), cancel_subject(world)
+        self.timeout_s, self.busy_retries, self.backoff_s = timeout_s, busy_retries, backoff_s
+        self.max_outstanding = max_outstanding
+        self.tokenizer = tokenizer
+        self.client_id = uuid.uuid4().hex[:16]
+        self.workers: dict[str, int] = {}      # results per worker name (at most MAX_WORKERS_SEEN)
+        from .metrics import EngineMetrics
+        self.metrics = EngineMetrics(registry)
+        self._lock = threading.Lock()
+        self._live: dict[int, tuple[JobHandle, Finish]] = {}   # bounded by max_outstanding
+        self._tasks: set[asyncio.Task] = set()                 # one per job in _live (this loop's only)
+        self._info: dict | None = None
+        self._nc: Any = None
+        self._warned = False
+        self.closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="hamlet-nats-llm", daemon=True)
+        self._thread.start()
+        self._connecting = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
+        try:
+            self._connecting.result(timeout=connect_wait_s)
+        except Exception:
+            log.warning("no connection to NATS at %s yet; NPC jobs fail as unreachable until there is one",
+                        nats_url)
+
+    @classmethod
+    def from_model(cls, model: str, **kw: Any) -> NatsLLM:
+        """From a `nats://host:port/<world>` model string (nats_wire.nats_address)."""
+        from .nats_wire import nats_address
+        address = nats_address(model)
+        if address is None:
+            raise ValueError(f"{model!r} is not a nats:// URL")
+        return cls(*address, **kw)
+
+    # -- the LLM interface ---------------------------------------------------
+    def generate(self, prompt: str, **kw: Any) -> JobHandle[GenerationResult]:
+        """The keyword arguments of `LLM.generate`."""
+        return self.submit("generate", prompt=prompt, **kw)
+
+    def score(self, prompt: str, candidates: Sequence[str], **kw: Any) -> JobHandle[ScoreResult]:
+        """The keyword arguments of `LLM.score`."""
+        return self.submit("score", prompt=prompt, candidates=candidates, **kw)
+
+    # ChatML, or `tokenizer`'s template when one is given: the same prompt RemoteLLM builds.
+    chat_prompt = RemoteLLM.chat_prompt
+
+    def info(self) -> dict:
+        """What a worker says it serves (asked once, blocking up to
+        INFO_TIMEOUT_S), and this client's figures."""
+        with self._lock:
+            mine = {"runner": "remote", "nats": self.nats_url, "subject": self.subject,
+                    "outstanding": len(self._live), "workers": dict(self.workers)}
+        if self._info is None and not self.closed:
+            try:
+                fut = asyncio.run_coroutine_threadsafe(self._ask_info(), self._loop)
+                self._info = fut.result(timeout=INFO_TIMEOUT_S + 1)
+            except Exception as exc:  # info is advisory; never fail a caller over it
+                return {**mine, "error": str(exc) or type(exc).__name__}
+        return {**(self._info or {}), **mine}
+
+    def close(self) -> None:
+        """Cancel what is in flight (its handles complete as "cancelled") and stop."""
+        if self.closed:
+            return
+        self.closed = True
+
+        async def shut() -> None:
+            self._connecting.cancel()             # still trying, when NATS was never reached
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._nc is not None:
+                await self._nc.close()
+        try:
+            asyncio.run_coroutine_threadsafe(shut(), self._loop).result(timeout=5)
+        except Exception:
+            pass              # a stuck connection: the handles are finished below
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        with self._lock:
+            live, self._live = self._live, {}
+        for handle, finish in live.values():
+            finish(handle, failed(handle.kind, Status.CANCELLED, "the model was closed"))
+
+    # -- requests --------------------------------------------------------------
+    def submit(self, op: str, **kw: Any) -> JobHandle:
+        """Start a generate or score call; the returned handle completes with its result."""
+        box: list[Callable[[], object]] = []
+        handle: JobHandle = JobHandle(next_job_id(), op, lambda _id: box and box[0]())
+        box.append(self.request(op, kw, handle, JobHandle._finish))
+        return handle
+
+    def request(self, op: str, kw: dict, handle: JobHandle, finish: Finish,
+                submitted: float | None = None) -> Callable[[], object]:
+        """Send the call `op` with `LLM.generate`'s or `LLM.score`'s keyword
+        arguments `kw`; its result goes to `finish(handle, result)` (from this
+        client's thread, or before this returns when it is refused).
+        Returns what cancels it."""
+        submitted = submitted or time.monotonic()
+        try:
+            # Every field, defaults filled in; what a worker would refuse fails here, unsent.
+            req = {"v": VERSION, **check_request(request(op, f"{self.client_id}-{handle.job_id}", **kw))}
+        except (RequestError, TypeError) as exc:
+            finish(handle, failed(op, Status.ERROR, f"bad_request: {exc}", submitted))
+            return _nothing
+        if len(pack(req)) > MAX_MESSAGE:
+            finish(handle, failed(op, Status.ERROR, f"too_large: the request is over {MAX_MESSAGE} bytes", submitted))
+            return _nothing
+        with self._lock:
+            full = self.closed or len(self._live) >= self.max_outstanding
+            if not full:
+                self._live[handle.job_id] = (handle, finish)
+        if full:
+            finish(handle, failed(op, Status.ERROR, "closed", submitted) if self.closed else
+                   failed(op, Status.OVERLOADED, "too many outstanding NATS requests", submitted))
+            return _nothing
+        task_box: list[asyncio.Task] = []
+
+        def launch() -> None:
+            task = self._loop.create_task(self._run(handle, finish, req, submitted))
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._ended(t, handle, finish, req, submitted))
+            task_box.append(task)
+
+        def cancel() -> None:     # runs after launch: the loop keeps call_soon order
+            try:
+                self._loop.call_soon_threadsafe(lambda: task_box and task_box[0].cancel())
+            except RuntimeError:
+                pass              # the loop is closed; close() finished the handle
+        self._loop.call_soon_threadsafe(launch)
+        return cancel
+
+    async def _run(self, handle: JobHandle, finish: Finish, req: dict, submitted: float) -> None:
+        kind = req["op"]
+        try:
+            result = await self._ask(kind, req, submitted)
+        except asyncio.CancelledError:
+            self._cancel_at_worker(req["id"])
+            result = failed(kind, Status.CANCELLED, None, submitted)
+        except Exception as exc:    # a bug here must fail the job, not the caller's tick
+            result = failed(kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
+        with self._lock:
+            live = self._live.pop(handle.job_id, None)
+        self.metrics.observe_result(req["priority"], result)
+        if live is not None:        # else close() finished it
+            if isinstance(result, GenerationResult) and result.ok:
+                handle._push(result.text)
+            finish(handle, result)
+
+    def _ended(self, task: asyncio.Task, handle: JobHandle, finish: Finish, req: dict, submitted: float) -> None:
+        """A task cancelled before it ran a line of `_run` finishes its handle here."""
+        self._tasks.discard(task)
+        with self._lock:
+            live = self._live.pop(handle.job_id, None) if task.cancelled() else None
+        if live is not None:
+            finish(handle, failed(req["op"], Status.CANCELLED, None, submitted))
+
+    async def _ask(self, kind: str, req: dict, submitted: float) -> GenerationResult | ScoreResult:
+        import nats.errors
+
+        deadline = None if req["deadline_s"] is None else submitted + req["deadline_s"]
+        for attempt in range(self.busy_retries + 1):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return failed(kind, Status.DEADLINE, "deadline passed", submitted)
+            if self._nc is None or not self._nc.is_connected:
+                return failed(kind, Status.ERROR, f"{UNREACHABLE}no connection to NATS at {self.nats_url}",
+                              submitted)
+            if deadline is not None:
+                req["deadline_s"] = deadline - now          # relative: the worker's clock may differ
+            wait = self.timeout_s if deadline is None else deadline - now + REPLY_GRACE_S
+            try:
+                msg = await self._nc.request(self.subject, pack(req), timeout=wait)
+            except nats.errors.NoRespondersError:
+                return failed(kind, Status.ERROR, f"{UNREACHABLE}no engine worker listens on {self.subject}",
+                              submitted)
+            except nats.errors.TimeoutError:
+                self._cancel_at_worker(req["id"])
+                if deadline is not None and time.monotonic() >= deadline:
+                    return failed(kind, Status.DEADLINE, "deadline passed (no reply from the worker)", submitted)
+                return failed(kind, Status.ERROR, f"no reply from a worker within {wait:g} s", submitted)
+            except nats.errors.MaxPayloadError as exc:     # this NATS takes less than MAX_MESSAGE
+                return failed(kind, Status.ERROR, f"too_large: {exc}", submitted)
+            except nats.errors.Error as exc:      # connection closed, draining, its buffer full...
+                return failed(kind, Status.ERROR, f"{UNREACHABLE}{type(exc).__name__}: {exc}", submitted)
+            try:
+                reply = read_reply(msg.data)
+                refused = reply.get("refused")
+                if refused is None:
+                    candidates = len(req["candidates"]) if kind == "score" else 0
+                    result = result_of(reply, kind, candidates)
+                    self._count(reply["worker"])
+                    return self._adjusted(result, submitted)
+            except BadAnswer as exc:
+                return failed(kind, Status.ERROR, f"bad reply from a worker: {exc}", submitted)
+            if refused["code"] not in RETRY_CODES:
+                return failed(kind, Status.ERROR, f"{refused['code']}: {refused['message']}", submitted)
+            if attempt < self.busy_retries:
+                await asyncio.sleep(self.backoff_s * (2 ** attempt))
+        return failed(kind, Status.OVERLOADED, f"every worker tried was busy ({self.busy_retries + 1} tries)",
+                      submitted)
+
+    @staticmethod
+    def _adjusted(result, submitted: float):
+        """The worker's result with latencies from this client's submit (the
+        worker measured from its own arrival: add the time before and in transit)."""
+        now = time.monotonic()
+        if isinstance(result, GenerationResult) and result.ttft_s is not None and result.latency_s is not None:
+            result.ttft_s = max(0.0, (now - submitted) - (result.latency_s - result.ttft_s))
+        result.latency_s = now - submitted
+        return result
+
+    def _count(self, worker: str) -> None:
+        with self._lock:
+            if worker in self.workers or len(self.workers) < MAX_WORKERS_SEEN:
+                self.workers[worker] = self.workers.get(worker, 0) + 1
+
+    def _cancel_at_worker(self, job: str) -> None:
+        """Tell whichever worker holds `job` to stop it (best effort)."""
+        nc = self._nc
+        if nc is None or not nc.is_connected or self.closed:
+            return
+
+        async def send() -> None:
+            try:
+                await nc.publish(self.cancels, pack({"v": VERSION, "id": job}))
+            except Exception:
+                pass              # the worker finishes the job; its reply goes nowhere
+        self._loop.create_task(send())
+
+    async def _ask_info(self) -> dict:
+        msg = await self._nc.request(self.subject, pack({"v": VERSION, "op": "info", "id": f"{self.client_id}-info"}),
+                                     timeout=INFO_TIMEOUT_S)
+        reply = read_reply(msg.data)
+        if not isinstance(reply.get("info"), dict):
+            raise BadAnswer("an info reply carries no info map")
+        return {**reply["info"], "worker": reply["worker"]}
+
+    async def _connect(self) -> None:
+        import nats
+
+        async def on_error(exc: Exception) -> None:
+            if not self._warned:      # once per outage: nats-py retries every second
+                self._warned = True
+                log.warning("NATS at %s: %s: %s", self.nats_url, type(exc).__name__, exc)
+
+        async def on_reconnect() -> None:
+            self._warned = False
+            log.info("NATS at %s: connected again", self.nats_url)
+
+        self._nc = await nats.connect(self.nats_url, name=f"hamlet-llm-{self.world}-{self.client_id}",
+                                      connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1.0,
+                                      error_cb=on_error, reconnected_cb=on_reconnect)
+
+
+def _nothing() -> None:
+    """The cancel of a request that never started."""
