@@ -203,7 +203,11 @@ class RemoteLLM:
         task_box: list[asyncio.Task] = []
 
         def launch() -> None:
-            task_box.append(self._loop.create_task(self._run(handle, finish, call, body, submitted)))
+            task = self._loop.create_task(self._run(handle, finish, call, body, submitted))
+            # a task cancelled before its first step never runs `_run`'s handlers: settle it here
+            task.add_done_callback(lambda t: t.cancelled() and self._settle(
+                handle, finish, call, failed(call.kind, Status.CANCELLED, None, submitted)))
+            task_box.append(task)
 
         def cancel() -> None:   # runs after launch: the loop keeps call_soon order
             try:
@@ -223,9 +227,12 @@ class RemoteLLM:
             result = failed(call.kind, Status.CANCELLED, None, submitted)
         except Exception as exc:
             result = failed(call.kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
+        self._settle(handle, finish, call, result)
+
+    def _settle(self, handle: JobHandle, finish: Finish, call: Call, result) -> None:
         with self._lock:
-            self._outstanding -= 1
             live = self._live.pop(handle.job_id, None)
+            self._outstanding -= live is not None
         self.metrics.observe_result(call.priority, result)
         if live is not None:      # else close() finished it
             finish(handle, result)

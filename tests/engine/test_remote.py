@@ -19,6 +19,7 @@ from agents.inference.http_server import H11Server
 from agents.inference.remote import RemoteLLM
 from agents.inference.serve import HttpError, LLMServer
 from agents.npc_talk import best_normalised
+from tests.waiting import until_sync
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
@@ -314,3 +315,18 @@ async def test_hamlet_llm_serve_command():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_job_cancelled_right_after_it_is_sent_completes_as_cancelled():
+    """Cancelled before its task's first step (the usual case for a cancel
+    right after submit): the handle completes and the slot is given back."""
+    dead = RemoteLLM("http://127.0.0.1:9", retries=5, backoff_s=1.0, connect_timeout_s=1)
+    try:
+        handles = [dead.generate("hello", max_new_tokens=2) for _ in range(8)]
+        for h in handles:
+            h.cancel()
+        until_sync(lambda: all(h.done() for h in handles), timeout=5, what="every cancelled job done")
+        assert {h.result().status for h in handles} == {"cancelled"}
+        assert dead.info()["outstanding"] == 0
+    finally:
+        dead.close()
