@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--grace", type=float, dest="grace_s", help="seconds an avatar waits for its owner (default 60)")
     p.add_argument("--max-clients", type=int, dest="max_clients", help="refuse connections past this (default 2000)")
     p.add_argument("--model", help="embedded (default), a local model folder, an http:// OpenAI-compatible URL "
-                                    "(several, comma-separated: the least loaded takes each job), or none")
+                                    "(several, comma-separated: the least loaded takes each job), nats://HOST:PORT/WORLD "
+                                    "(the queue group of hamlet llm-worker processes), or none")
     p.add_argument("--llm-runner", dest="llm_runner", help="auto, process, thread or cuda (default auto)")
     p.add_argument("--llm-nice", type=int, dest="llm_nice",
                    help="nice value of the CPU model worker, 0-19 (default 15: the tick first; 0: replies first)")

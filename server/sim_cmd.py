@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "--model none: NPCs follow their routines")
     p.add_argument("--seed", type=int, help="the run's seed (default: the scenario's, else 1)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not hold a world.db)")
-    p.add_argument("--model", help="embedded (default), a local model folder, or http:// URLs (comma-separated); "
+    p.add_argument("--model", help="embedded (default), a local model folder, http:// URLs (comma-separated) or "
+                   "nats://HOST:PORT/WORLD (hamlet llm-worker's queue group); "
                    "with --regions: none (default), embedded (one per region) or URLs")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
     p.add_argument("--realtime", action="store_true", help="tick at 20 Hz with the engine in a worker process")
@@ -125,10 +126,10 @@ def _cluster(args: argparse.Namespace) -> int:
 def _engine_refusal(model: str, ticks_per_step: int, realtime: bool) -> str | None:
     """Why a run cannot use `model` as asked (ValueError for a bad URL list), or None."""
     from agents.inference import engine_urls
-    from server.sim_lockstep import paced_refusal
+    from server.sim_lockstep import is_remote_model, paced_refusal
 
-    remote = engine_urls(model) is not None
-    return paced_refusal(remote, model, ticks_per_step, realtime)
+    engine_urls(model)  # a bad URL list: ValueError naming it
+    return paced_refusal(is_remote_model(model), model, ticks_per_step, realtime)
 
 
 def _scenario(path: str):

@@ -44,7 +44,8 @@ def needs_lockstep(llm: Any) -> bool:
 
 
 def is_remote_model(model: str | None) -> bool:
-    return model is not None and model.strip().startswith(("http://", "https://"))
+    """Whether `model` names engines elsewhere: URLs, or a NATS queue group of workers."""
+    return model is not None and model.strip().startswith(("http://", "https://", "nats://"))
 
 
 def paced_refusal(remote: bool, model: str, ticks_per_step: int, realtime: bool) -> str | None:

@@ -6,7 +6,9 @@ results), jobs.py for what travels to the engine and back, engine.py for
 the batcher (with scheduler.py and batch.py), backend.py / runners.py /
 cuda.py for where it runs, remote.py for the OpenAI-compatible HTTP
 backend (calls.py: its request bodies; http11.py: its HTTP), pool.py for
-several of them, and serve.py for `hamlet llm-serve` (on http_server.py).
+several of them, serve.py for `hamlet llm-serve` (on http_server.py), and
+nats_llm.py / nats_worker.py / nats_wire.py for engines as a NATS queue
+group (`hamlet llm-worker`, `--model nats://HOST:PORT/WORLD`).
 """
 from __future__ import annotations
 

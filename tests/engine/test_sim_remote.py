@@ -144,5 +144,8 @@ def test_a_paced_run_on_a_remote_engine_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="steps on its own"):
         run_sim(SimOptions(out=out, npcs=2, minutes=1, model=dead_url(), ticks_per_step=1))
     assert not out.exists()
+    with pytest.raises(ValueError, match="steps on its own"):   # a NATS queue group of workers is remote too
+        run_sim(SimOptions(out=out, npcs=2, minutes=1, model="nats://127.0.0.1:9/w", ticks_per_step=1))
+    assert not out.exists()
     assert main(["sim", "--out", str(out), "--model", "http://127.0.0.1:9,ftp://x"]) == 2
     assert "ftp://x" in capsys.readouterr().err and not out.exists()
