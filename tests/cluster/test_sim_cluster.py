@@ -95,17 +95,24 @@ def test_the_village_over_two_regions_reports_every_npc_once(tmp_path):
     assert processes_mentioning(tmp_path) == []
 
 
+def regions_running(proc) -> str:
+    """Read the sim's stderr up to its "regions running" line (within 90 s); that line."""
+    deadline = time.monotonic() + 90
+    line = ""
+    while "regions running" not in line and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, "the sim exited before its regions ran"
+    assert "regions running" in line
+    return line
+
+
 @needs_nats
 def test_ctrl_c_stops_the_cluster_and_still_writes_the_summary(tmp_path):
     out = tmp_path / "run"
     proc = sim(out, "--minutes", "60")
     try:
-        deadline = time.monotonic() + 90
-        line = ""
-        while "regions running" not in line and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the sim exited before its regions ran"
-        assert "regions running" in line and "60 game minutes take 360 s" in line
+        line = regions_running(proc)
+        assert "60 game minutes take 360 s" in line
         r0 = re.search(r"\((http://[0-9.:]+),", line).group(1)      # each region's HTTP port, live figures
         with urllib.request.urlopen(f"{r0}/figures", timeout=10) as reply:
             live = json.loads(reply.read())
@@ -129,12 +136,7 @@ def test_kill_9_of_the_sim_takes_its_regions_and_nats_server_with_it(tmp_path):
     out = tmp_path / "run"
     proc = sim(out, "--minutes", "60")
     try:
-        deadline = time.monotonic() + 90
-        line = ""
-        while "regions running" not in line and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert line or proc.poll() is None, "the sim exited before its regions ran"
-        assert "regions running" in line
+        regions_running(proc)
         children = [p for p in processes_mentioning(tmp_path) if not p.startswith(f"{proc.pid}:")]
         assert len(children) == 3, children                        # r0, r1 and nats-server
         proc.kill()

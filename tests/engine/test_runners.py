@@ -44,7 +44,7 @@ async def test_process_runner_generates_while_a_20hz_loop_ticks():
         if "OMP_WAIT_POLICY" not in os.environ:
             assert b"OMP_WAIT_POLICY=PASSIVE" in environ
             assert "OMP_WAIT_POLICY" not in os.environ
-        handles = [llm.generate(f"Villager {i} walks to the market and", max_new_tokens=32,
+        handles = [llm.generate(f"Villager {i} walks to the market and", max_new_tokens=8,
                                 priority=Priority.CONVERSATION) for i in range(16)]
         period, lateness = 0.05, []
         start = time.monotonic()
