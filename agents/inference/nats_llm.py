@@ -35,6 +35,7 @@ from typing import Any
 from .api import GenerationResult, RunsIn, ScoreResult, Status
 from .handle import JobHandle
 from .jobs import failed, next_job_id
+from .nats_log import connection_callbacks
 from .nats_wire import (MAX_MESSAGE, RETRY_CODES, VERSION, RequestError, cancel_subject, check_request,
                         llm_subject, pack, read_reply, request, result_of)
 from .remote import UNREACHABLE, Finish, RemoteLLM
@@ -85,7 +86,6 @@ class NatsLLM:
         self._tasks: set[asyncio.Task] = set()                 # one per job in _live (this loop's only)
         self._info: dict | None = None
         self._nc: Any = None
-        self._warned = False
         self.closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hamlet-nats-llm", daemon=True)
@@ -314,18 +314,9 @@ class NatsLLM:
     async def _connect(self) -> None:
         import nats
 
-        async def on_error(exc: Exception) -> None:
-            if not self._warned:      # once per outage: nats-py retries every second
-                self._warned = True
-                log.warning("NATS at %s: %s: %s", self.nats_url, type(exc).__name__, exc)
-
-        async def on_reconnect() -> None:
-            self._warned = False
-            log.info("NATS at %s: connected again", self.nats_url)
-
         self._nc = await nats.connect(self.nats_url, name=f"hamlet-llm-{self.world}-{self.client_id}",
                                       connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1.0,
-                                      error_cb=on_error, reconnected_cb=on_reconnect)
+                                      **connection_callbacks(log, self.nats_url))
 
 
 def _nothing() -> None:

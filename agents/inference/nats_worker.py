@@ -23,6 +23,7 @@ import socket
 from typing import Any
 
 from .api import Status
+from .nats_log import connection_callbacks
 from .nats_wire import (BAD_REQUEST, BUSY, CLOSING, INTERNAL, MAX_ID_CHARS, QUEUE_GROUP, VERSION, RequestError,
                         call_kwargs, cancel_subject, check_request, error_reply, llm_subject, pack, result_reply,
                         unpack)
@@ -53,7 +54,8 @@ class LLMWorker:
     async def start(self) -> None:
         import nats
         self.nc = await nats.connect(self.nats_url, name=f"hamlet-llm-worker-{self.name}", connect_timeout=2,
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                     **connection_callbacks(log, self.nats_url))
         self._sub = await self.nc.subscribe(self.subject, queue=QUEUE_GROUP, cb=self._on_request,
                                             pending_msgs_limit=PENDING_MSGS, pending_bytes_limit=PENDING_BYTES)
         await self.nc.subscribe(self.cancels, cb=self._on_cancel, pending_msgs_limit=PENDING_MSGS)

@@ -37,6 +37,7 @@ from protocol.codec import Message, encode
 from protocol.connection import State
 from protocol.errors import CloseCode, ErrorCode
 from protocol.limits import SUBPROTOCOL
+from agents.inference.nats_log import connection_callbacks
 from server.cluster import wire
 from server.cluster.gateway_bus import REGION_SILENT_S, GatewayBus
 from server.cluster.gateway_routes import MAX_UNCONFIRMED, Route, Routes
@@ -114,7 +115,8 @@ class Gateway(GatewayBus):
 
         cfg = self.config
         self.nc = await nats.connect(self.nats_url, name=f"hamlet-{self.world_name}-{self.name}", connect_timeout=2,
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                     **connection_callbacks(log, self.nats_url))
         await self.nc.subscribe(wire.gateway_subject(self.world_name, self.name), cb=self._on_out)
         await self.nc.subscribe(wire.alive_subject(self.world_name), cb=self._on_alive)
         self._ws_server = await serve(
@@ -136,7 +138,11 @@ class Gateway(GatewayBus):
         for task in list(self._tasks):
             task.cancel()
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.drain()
+            try:  # bounded: a nats-server that died with `hamlet cluster` must not hold the stop
+                await asyncio.wait_for(self.nc.drain(), 2.0)
+            except Exception as exc:
+                log.warning("gateway: NATS did not drain (%s: %s)", type(exc).__name__, exc)
+                await self.nc.close()
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

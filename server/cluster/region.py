@@ -28,6 +28,7 @@ import time
 from collections import deque
 from typing import Any
 
+from agents.inference.nats_log import connection_callbacks
 from server.cluster import wire
 from server.cluster.clock import MAX_CATCH_UP_S, TickSchedule, world_epoch
 from server.cluster.border_view import BorderCells, BorderView
@@ -50,6 +51,9 @@ from server.world.village import village
 from server.world.world import WorldRules
 
 log = logging.getLogger("hamlet.region")
+# A clean stop's wait for NATS to take the lease back and our last messages:
+# ms when it is there; when it is gone, the stop must not hang on it.
+NATS_GOODBYE_S = 2.0
 
 # Speech from across a border waiting for the next tick: a few lines a
 # second per border; past it the oldest go (it is heard, not stored, here).
@@ -100,7 +104,8 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         import nats
 
         self.nc = await nats.connect(self.nats_url, name=f"hamlet-{self.world_name}-{self.region.name}",
-                                     connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+                                     connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                     **connection_callbacks(log, self.nats_url))
         kv = await lease_bucket(self.nc.jetstream(), self.world_name)
         self.lease = RegionLease(kv, self.region.name, self.owner, self.lease_ttl_s)
         deadline = time.monotonic() + wait_s
@@ -159,11 +164,25 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
             return
         await self._halt()
         self.game.snapshot()
-        await self.lease.release()
-        await self.nc.drain()
+        await self._leave_nats()
         self.db.close()
         if self.npcs is not None:
             self.npcs.close()
+
+    async def _leave_nats(self) -> None:
+        """Give the lease up and drain, each within NATS_GOODBYE_S; with NATS
+        gone (a nats-server that died with `hamlet cluster`) the lease runs
+        out by itself, as after a crash: said in one line, not a traceback."""
+        try:
+            await asyncio.wait_for(self.lease.release(), NATS_GOODBYE_S)
+            await asyncio.wait_for(self.nc.drain(), NATS_GOODBYE_S)
+        except Exception as exc:
+            log.warning("region %s: NATS did not take our goodbye (%s: %s); the lease runs out by itself",
+                        self.region.name, type(exc).__name__, exc)
+            try:
+                await self.nc.close()
+            except Exception:  # the connection is gone already: nothing to close
+                pass
 
     async def crash(self) -> None:
         """What kill -9 leaves (for tests): no snapshot, no goodbye; the
