@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import MutableSequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from agents import prompts
 from agents.dialogue import thanks_line
@@ -41,6 +41,16 @@ class SensesHost(Protocol):
 MAX_HEARD_ACROSS = 256
 
 
+class SpeakerAcross(NamedTuple):
+    """Who spoke across a border as the neighbour region's event says (its
+    `who`), until this region's border view shows them."""
+    id: int
+    kind: str
+    name: str
+    x: int
+    y: int
+
+
 class Perception:
     def __init__(self, host: SensesHost) -> None:
         self.host = host
@@ -58,6 +68,8 @@ class Perception:
         while events or self.across:
             ev = events.popleft() if events else self.across.popleft()
             speaker = world.find_entity(ev["from"])  # across a border: as this region sees them
+            if speaker is None and ev.get("who"):    # or, before its ghost arrives, as its region said
+                speaker = SpeakerAcross(ev["from"], ev["who"], ev["name"], ev["x"], ev["y"])
             if ev["kind"] == "trade":  # the day's notable events, for the evening's tale
                 host.tales.day_log.add(now, ev["text"], 3)
             elif ev["kind"] == "arrive" and speaker is not None and speaker.kind == "player":

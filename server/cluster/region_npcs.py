@@ -185,7 +185,8 @@ class RegionNpcs:
             return  # a neighbour's garbage: nobody hears it
         senses.hear_across({"kind": "say", "tick": ev.get("tick"), "from": ev["from"], "name": ev["name"][:32],
                             "text": ev["text"][:MAX_TEXT], "to": to, "to_name": ev.get("to_name"),
-                            "chat": ev.get("chat"), "x": ev["x"], "y": ev["y"]})
+                            "chat": ev.get("chat"), "x": ev["x"], "y": ev["y"],
+                            "who": ev.get("who") if ev.get("who") in ("player", "npc") else None})
 
     def check_arrival(self, state: dict[str, Any]) -> Mind | None:
         """The mind an arriving NPC brings, built but not bound; BadState if

@@ -139,7 +139,9 @@ class RegionSystems:
             self.hlog.record("out", hid, eid, dest, hop, state)
             self._sent_at[hid] = time.perf_counter()
             game.after_commit(lambda hid=hid: self._to_deliver.append(hid))
-        said = [ev for ev in world.events if ev["kind"] == "say" and world.grid.cell_of(ev["x"], ev["y"]) in self.border]
+        # with the speaker's kind (`who`), so a neighbour's NPCs know a person spoke before its ghost arrives
+        said = [dict(ev, who=world.entities[ev["from"]].kind) if ev["from"] in world.entities else ev
+                for ev in world.events if ev["kind"] == "say" and world.grid.cell_of(ev["x"], ev["y"]) in self.border]
         if said:
             game.after_commit(lambda: self._publish_speech(said))
         if world.tick % 2 == 0:
@@ -153,7 +155,7 @@ class RegionSystems:
             ev = self.foreign_speech.popleft()
             hearers = [e.id for e in world.hearers(ev["x"], ev["y"])]
             self.heard.append((ev, hearers))
-            frame = encode("event", **{k: v for k, v in ev.items() if k not in ("x", "y")})
+            frame = encode("event", **{k: v for k, v in ev.items() if k not in ("x", "y", "who")})
             for eid in hearers:
                 client = self.game.clients.get(eid)
                 if client is not None:

@@ -93,3 +93,30 @@ def test_speech_heard_across_a_border_reaches_the_mind_and_is_answered_there():
     assert len(h.minds.senses.across) == MAX_HEARD_ACROSS
     routine = RegionNpcs(RoutineMinds([PERSONAS["Mira"]], 1), list(PERSONAS.values()), set(h.world.map.places))
     routine.heard_across(ev, [mid])                             # routine minds hear no speech: nothing to do
+
+
+def test_a_person_heard_across_a_border_before_their_ghost_arrives_is_answered():
+    """The neighbour's event says who spoke (`who`, from the speaker's region):
+    Mira knows a person asked her even though her region's border view does
+    not show them yet, and answers once it does. Without `who`, she would
+    only remember the line."""
+    from server.cluster.ghosts import Row
+
+    h = Harness(names=("Mira",), llm=FakeLLM(replies=["The well is by the pond."]), positions={"Mira": (66, 48)})
+    seen: dict[int, Row] = {}
+    h.world.foreign = seen.get                                    # Ann's ghost has not arrived
+    npcs = RegionNpcs(h.minds, list(PERSONAS.values()), set(h.world.map.places))
+    mid = h.npc("Mira").id
+    h.tick()
+    ev = {"kind": "say", "tick": 1, "from": 7, "name": "Ann", "text": "Mira, where is the well?", "to": mid,
+          "to_name": "Mira", "chat": 5, "x": 60, "y": 48, "who": "player"}
+    npcs.heard_across(ev, [mid])
+    h.tick()                                                      # heard: a person waits for her answer
+    assert h.minds.minds["mira"].serving_people, "a person's question across the border was not queued"
+    seen[7] = Row(7, "player", "Ann", 60, 48, 0)                  # the ghost arrives
+    said = []
+    for _ in range(20):
+        said += says(h.tick(), mid)
+        if said:
+            break
+    assert [s.to for s in said] == [7]
