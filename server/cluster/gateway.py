@@ -142,7 +142,10 @@ class Gateway(GatewayBus):
                 await asyncio.wait_for(self.nc.drain(), 2.0)
             except Exception as exc:
                 log.warning("gateway: NATS did not drain (%s: %s)", type(exc).__name__, exc)
-                await self.nc.close()
+                try:
+                    await self.nc.close()
+                except Exception:  # the connection is gone already: nothing to close
+                    pass
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

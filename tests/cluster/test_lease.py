@@ -72,3 +72,19 @@ async def test_a_region_stops_cleanly_and_quickly_when_nats_is_gone(nats_server,
     await node.stop()                     # raises nothing
     assert time.monotonic() - t0 < 3 * NATS_GOODBYE_S
     assert any("the lease runs out by itself" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_gateway_stops_quickly_when_nats_is_gone(nats_server, caplog):
+    """Before its drain was bounded, a gateway whose nats-server had died
+    with `hamlet cluster` never finished stopping (SIGTERM left it running)."""
+    from server.cluster.gateway import Gateway
+    from server.config import ServerConfig
+    from tests.cluster.helpers import MAP, REGIONS
+    gw = Gateway("w", nats_server.url, REGIONS, ServerConfig(host="127.0.0.1", port=0, npcs=False),
+                 spawn=MAP.places["square"].entry)
+    await gw.start()
+    nats_server.stop()
+    t0 = time.monotonic()
+    await asyncio.wait_for(gw.stop(), 10)
+    assert time.monotonic() - t0 < 3 * NATS_GOODBYE_S
+    assert any("NATS did not drain" in r.getMessage() for r in caplog.records)
