@@ -11,9 +11,10 @@ import time
 from collections import deque
 
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Input, RichLog, Static
 
 from client_demo.tui_board import BoardActions, BoardCommand
@@ -184,7 +185,11 @@ class HamletApp(App):
             return
         self._dirty = False
         client = self.session.client
-        view = self.query_one("#map", MapView)
+        try:
+            view = self.query_one("#map", MapView)
+        except (NoMatches, ScreenStackError):  # the timer fired while the screen is not (or no longer) mounted
+            self._dirty = True
+            return
         size = view.content_size
         if client is None:
             view.update("connecting…")

@@ -139,3 +139,14 @@ async def test_a_timed_out_wait_for_loses_no_message(server):
     finally:
         await ann.close()
         await bob.close()
+
+
+def test_the_terminal_map_redraw_waits_while_no_map_is_mounted():
+    """The redraw timer can fire while the screen holds no map (starting,
+    or being torn down): the frame is kept for later, the app goes on (it
+    crashed with NoMatches once in CI)."""
+    from client_demo.tui_app import HamletApp
+    app = HamletApp("ws://127.0.0.1:9", "ann")
+    app._dirty = True
+    app.redraw()                 # no screen at all: nothing raised
+    assert app._dirty            # drawn once there is a map
