@@ -142,4 +142,6 @@ class DirectBackend:
         return self.stepper.poll(self._deliver)
 
     def close(self) -> None:
-        pass
+        release = getattr(self.engine, "release", None)
+        if release is not None:
+            release()

@@ -115,6 +115,9 @@ class ThreadBackend(_InboxBackend):
             pass
         if self._thread is not None:
             self._thread.join(timeout=10)
+        release = getattr(self.engine, "release", None)
+        if release is not None and (self._thread is None or not self._thread.is_alive()):
+            release()   # never under a thread still stepping it
 
 
 def _worker_main(model, device, dtype, limits, threads, nice, inbox, outbox) -> None:
