@@ -38,7 +38,7 @@ from .jobs import failed, next_job_id
 from .nats_log import connection_callbacks
 from .nats_wire import (MAX_MESSAGE, RETRY_CODES, VERSION, RequestError, cancel_subject, check_request,
                         llm_subject, pack, read_reply, request, result_of)
-from .remote import UNREACHABLE, Finish, RemoteLLM
+from .remote import UNREACHABLE, Finish, RemoteLLM, launch_on
 from .replies import BadAnswer
 
 log = logging.getLogger(__name__)
@@ -189,21 +189,11 @@ class NatsLLM:
             finish(handle, failed(op, Status.ERROR, "closed", submitted) if self.closed else
                    failed(op, Status.OVERLOADED, "too many outstanding NATS requests", submitted))
             return _nothing
-        task_box: list[asyncio.Task] = []
-
-        def launch() -> None:
+        def start() -> asyncio.Task:
             task = self._loop.create_task(self._run(handle, finish, req, submitted))
             self._tasks.add(task)
-            task.add_done_callback(lambda t: self._ended(t, handle, finish, req, submitted))
-            task_box.append(task)
-
-        def cancel() -> None:     # runs after launch: the loop keeps call_soon order
-            try:
-                self._loop.call_soon_threadsafe(lambda: task_box and task_box[0].cancel())
-            except RuntimeError:
-                pass              # the loop is closed; close() finished the handle
-        self._loop.call_soon_threadsafe(launch)
-        return cancel
+            return task
+        return launch_on(self._loop, start, lambda t: self._ended(t, handle, finish, req, submitted))
 
     async def _run(self, handle: JobHandle, finish: Finish, req: dict, submitted: float) -> None:
         kind = req["op"]

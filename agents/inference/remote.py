@@ -200,22 +200,9 @@ class RemoteLLM:
             body["model"] = self.model
         for name in self.refused:
             body.pop(name, None)
-        task_box: list[asyncio.Task] = []
-
-        def launch() -> None:
-            task = self._loop.create_task(self._run(handle, finish, call, body, submitted))
-            # a task cancelled before its first step never runs `_run`'s handlers: settle it here
-            task.add_done_callback(lambda t: t.cancelled() and self._settle(
-                handle, finish, call, failed(call.kind, Status.CANCELLED, None, submitted)))
-            task_box.append(task)
-
-        def cancel() -> None:   # runs after launch: the loop keeps call_soon order
-            try:
-                self._loop.call_soon_threadsafe(lambda: task_box and task_box[0].cancel())
-            except RuntimeError:
-                pass            # the loop is closed; close() finished the handle
-        self._loop.call_soon_threadsafe(launch)
-        return cancel
+        return launch_on(self._loop, lambda: self._loop.create_task(self._run(handle, finish, call, body, submitted)),
+                         lambda t: t.cancelled() and self._settle(
+                             handle, finish, call, failed(call.kind, Status.CANCELLED, None, submitted)))
 
     async def _run(self, handle: JobHandle, finish: Finish, call: Call, body: dict, submitted: float) -> None:
         deadline = None if call.deadline_s is None else submitted + call.deadline_s
@@ -306,6 +293,28 @@ class RemoteLLM:
         send = {k: v for k, v in body.items() if k != "_prompt_len"}
         raw = await self.http.request("POST", "/completions", send)
         return score_result(raw, len(send["prompt"]), body["_prompt_len"], time.monotonic() - submitted)
+
+
+def launch_on(loop: asyncio.AbstractEventLoop, start: Callable[[], asyncio.Task],
+              ended: Callable[[asyncio.Task], object]) -> Callable[[], object]:
+    """Start a job's task on `loop` (from any thread: `start()` runs there)
+    and return what cancels it. `ended(task)` runs once the task is done,
+    also when it was cancelled before its first step, when the coroutine's
+    own handlers never ran (a cancel right after submit)."""
+    task_box: list[asyncio.Task] = []
+
+    def launch() -> None:
+        task = start()
+        task.add_done_callback(ended)
+        task_box.append(task)
+
+    def cancel() -> None:   # runs after launch: the loop keeps call_soon order
+        try:
+            loop.call_soon_threadsafe(lambda: task_box and task_box[0].cancel())
+        except RuntimeError:
+            pass            # the loop is closed; close() finished the handle
+    loop.call_soon_threadsafe(launch)
+    return cancel
 
 
 def _nothing() -> None:
