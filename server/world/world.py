@@ -1,5 +1,9 @@
 """The authoritative world: entities on a tile map, movement, speech, and
-their goods and coins (the rules of trade are in `economy.py`).
+their goods and coins (the rules of trade are in `economy.py`). This module
+holds the world's state, its tick, its queries and its snapshots, and maps
+each input to the handler that applies it: the entity's own inputs (join,
+move, say, ...) in `input_handlers.py`, trades in `trade_rules.py`, the
+board's in `board.py`. Its numbers (`WorldRules`) are in `world_rules.py`.
 
 The world is a plain object with no I/O and no clock: `begin_tick()`,
 `apply(input)` for each input of the tick, then `simulate()`. Given the same
@@ -11,58 +15,31 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from protocol.entities import FLAG_AWAY, FLAG_THINKING, HEARING_RANGE
+from protocol.entities import FLAG_AWAY, FLAG_THINKING
 from server.world import board as board_rules
 from server.world import trade_rules
-from server.world.addressees import Seen, addressed_across, logged_addressee
+from server.world.addressees import Seen, addressed_across
 from server.world.board import Board
 from server.world.catalog import Catalog
 from server.world.economy import Economy
 from server.world.entity import Entity
 from server.world.grid import SpatialGrid
+from server.world.input_handlers import InputHandlers
 from server.world.inputs import Input, Join, Leave, Learn, MoveTo, Rejection, Say, SetFlags, SetPlan, Step, Stop
 from server.world.learning import Progress
-from server.world.tilemap import DIRECTIONS, TileMap
+from server.world.tilemap import TileMap
+from server.world.world_rules import WorldRules
 
 # FLAG_THINKING and FLAG_AWAY (imported above, and used from here by others)
 # are the protocol's flag bits: clients read them, so protocol/entities.py
-# declares them.
+# declares them. WorldRules (world_rules.py) is imported from here too.
 
 
-@dataclass(frozen=True, slots=True)
-class WorldRules:
-    # Walking speed: one tile per 4 ticks is 5 tiles/s at 20 Hz, a brisk walk
-    # on a map of 1 m tiles that clients can still interpolate smoothly.
-    ticks_per_tile: int = 4
-    # Speech carries this many tiles (about a shout across the square); the
-    # protocol declares it, since clients check an addressee's distance.
-    hearing_radius: int = HEARING_RANGE
-    # The longest path a single move may ask for; the default map's diameter
-    # is about 220 tiles, so any place is one move away.
-    max_path: int = 400
-    # Grid cells of 16 x 16 tiles; a client sees its cell and the 8 around
-    # it: at least 16 tiles in every direction (a 1280 x 720 browser view at
-    # 32 px per tile shows 20 x 11 each side), with few cells to visit.
-    grid_cell: int = 16
-    # The game clock runs ten times faster than real time at 20 Hz (half a
-    # game second per tick): a game day lasts 2.4 real hours, so routines
-    # change while people play, and a conversation of a few real seconds
-    # takes a game minute or so.
-    game_seconds_per_tick: float = 0.5
-    start_minute: int = 8 * 60  # a new world starts at 08:00 on day 0
-
-
-# A day plan: at most one step an hour, of a short activity.
-MAX_PLAN_STEPS = 24
-MAX_PLAN_TEXT = 60
-
-
-class World:
+class World(InputHandlers):
     def __init__(self, tilemap: TileMap, seed: int = 0, rules: WorldRules = WorldRules(),
                  catalog: Catalog | None = None) -> None:
         self.map = tilemap
@@ -136,106 +113,6 @@ class World:
     def _changed(self, cell: tuple[int, int]) -> None:
         self.change_count += 1
         self.changed_cells[cell] = self.change_count
-
-    # -- input handlers ------------------------------------------------------
-    def _join(self, inp: Join) -> Rejection | None:
-        if inp.entity in self.entities:
-            return Rejection("already_joined", f"entity {inp.entity} is already in the world")
-        if inp.name.casefold() in self.by_name:
-            return Rejection("name_taken", f"{inp.name} is already here")
-        if not self.map.walkable(inp.x, inp.y):
-            return Rejection("bad_move", "cannot stand there")
-        e = Entity(inp.entity, "npc" if inp.npc else "player", inp.name, inp.x, inp.y)
-        self.entities[e.id] = e
-        self.by_name[e.name.casefold()] = e.id
-        self.grid.insert(e.id, e.x, e.y)
-        self._changed(self.grid.where[e.id])
-        self.next_entity_id = max(self.next_entity_id, e.id + 1)
-        self.economy.open_purse(e)
-        self.events.append({"kind": "arrive", "tick": self.tick, "from": e.id, "name": e.name,
-                            "x": e.x, "y": e.y})
-        return None
-
-    def _leave(self, inp: Leave) -> None:
-        e = self.entities.pop(inp.entity)
-        del self.by_name[e.name.casefold()]
-        self._changed(self.grid.where[e.id])
-        self.grid.remove(e.id)
-        self.events.append({"kind": "depart", "tick": self.tick, "from": e.id, "name": e.name,
-                            "x": e.x, "y": e.y})
-
-    def _move_to(self, inp: MoveTo) -> Rejection | None:
-        e = self.entities[inp.entity]
-        if not self.map.in_bounds(inp.x, inp.y):
-            return Rejection("bad_move", f"({inp.x}, {inp.y}) is off the map")
-        if not self.map.walkable(inp.x, inp.y):
-            return Rejection("bad_move", f"({inp.x}, {inp.y}) is blocked")
-        path = self.map.find_path((e.x, e.y), (inp.x, inp.y))
-        if path is None:
-            return Rejection("bad_move", f"no way to ({inp.x}, {inp.y})")
-        if len(path) > self.rules.max_path:
-            return Rejection("bad_move", f"({inp.x}, {inp.y}) is too far for one move")
-        e.path = path
-        return None
-
-    def _step(self, inp: Step) -> Rejection | None:
-        e = self.entities[inp.entity]
-        dx, dy = DIRECTIONS.get(inp.dir, (0, 0))
-        if (dx, dy) == (0, 0):
-            return Rejection("bad_value", f"unknown direction {inp.dir!r}")
-        start = e.path[-1] if e.path else (e.x, e.y)
-        target = (start[0] + dx, start[1] + dy)
-        if not self.map.walkable(*target):
-            return Rejection("bad_move", "that way is blocked")
-        e.path = (e.path + [target])[-4:]  # queued steps stay short
-        return None
-
-    def _stop(self, inp: Stop) -> None:
-        self.entities[inp.entity].path = []
-
-    def _say(self, inp: Say) -> Rejection | int:
-        e = self.entities[inp.entity]
-        to_name = None
-        if inp.to is not None:
-            target: Entity | Seen | None = self.entities.get(inp.to)
-            if target is None:  # across a border: as logged (replay), else as the region sees them
-                target = logged_addressee(inp) or (self.foreign(inp.to) if self.foreign is not None else None)
-            if target is None or target.id == e.id:
-                return Rejection("no_such_entity", f"nobody with id {inp.to} is here")
-            if not self.in_hearing(e, target):
-                return Rejection("bad_value", f"{target.name} is too far away to hear you")
-            to_name = target.name
-        chat_id = self.next_chat_id
-        self.next_chat_id += 1
-        self.events.append({"kind": "say", "tick": self.tick, "from": e.id, "name": e.name,
-                            "text": inp.text, "to": inp.to, "to_name": to_name, "chat": chat_id,
-                            "x": e.x, "y": e.y})
-        return chat_id
-
-    def _learn(self, inp: Learn) -> Rejection | None:
-        teacher = self.entities.get(inp.teacher)
-        if teacher is None or teacher.kind != "npc":
-            return Rejection("no_such_entity", f"no teacher {inp.teacher} is here")
-        if not self.progress.answered(inp.entity, inp.topic, inp.question, inp.right):
-            return Rejection("full", "too many questions in that topic")
-        return None
-
-    def _plan(self, inp: SetPlan) -> Rejection | None:
-        steps = tuple((int(h), str(p), str(a)) for h, p, a in inp.steps)
-        if not steps or len(steps) > MAX_PLAN_STEPS or self.entities[inp.entity].kind != "npc":
-            return Rejection("bad_value", f"a plan is 1 to {MAX_PLAN_STEPS} steps, for an NPC")
-        hours = [h for h, _, _ in steps]
-        if hours != sorted(set(hours)) or not 0 <= hours[0] <= hours[-1] <= 23:
-            return Rejection("bad_value", "a plan's hours run from 0 to 23, each once, in order")
-        for _, place, activity in steps:
-            if place not in self.map.places or not 0 < len(activity) <= MAX_PLAN_TEXT:
-                return Rejection("bad_value", f"no place {place!r}, or an activity over {MAX_PLAN_TEXT} characters")
-        self.plans[inp.entity] = steps
-        return None
-
-    def _flags(self, inp: SetFlags) -> None:
-        self.entities[inp.entity].flags = inp.flags
-        self._changed(self.grid.where[inp.entity])
 
     # -- queries -------------------------------------------------------------
     @property
