@@ -126,6 +126,11 @@ async def _region(args: argparse.Namespace) -> int:
     if node.lost_lease:
         print(f"hamlet region: lost the lease of {args.region}", file=sys.stderr)
         return 3
+    if node.failed:
+        print(f"hamlet region: {args.region} stopped on an error (logged above); what was committed stays",
+              file=sys.stderr)
+        await node.crash()  # no snapshot, no goodbye: the lease runs out and a standby takes over
+        return 4
     from server.cluster.region_figures import region_figures
 
     figures = region_figures(node)  # between two ticks, right before the last: this region as it stops

@@ -42,13 +42,18 @@ class HandoffLog:
     def _load(self) -> None:
         settled: set[str] = set()
         outs: dict[str, tuple[str, dict[str, Any]]] = {}
-        for _, kind, hid, eid, peer, hop, state in self.rows_after(-1):
+        for tick, kind, hid, eid, peer, hop, state in self.rows_after(-1):
             self.hops[eid] = max(self.hops.get(eid, 0), hop)
+            self.tick = max(self.tick, tick)
             if kind == "out":
                 outs[hid] = (peer, state)
             elif kind in ("done", "back"):
                 settled.add(hid)
         self.outgoing = {hid: v for hid, v in outs.items() if hid not in settled}
+        # rows go on after the last one written (arrivals may be written
+        # ahead of their tick, region_bus.py): its (tick, seq) stays free
+        row = self.conn.execute("SELECT MAX(seq) FROM handoffs WHERE tick = ?", (self.tick,)).fetchone()
+        self._seq = 0 if row[0] is None else row[0] + 1
 
     def begin_tick(self, tick: int) -> None:
         if self.tick != tick:

@@ -14,9 +14,15 @@ moment in every region (neighbours half a tick apart).
 
 A handoff is never lost: the source logs the departure in its tick's
 transaction and sends the state until the destination confirms, which it
-does only after committing the arrival. It is never applied twice: the
-destination applies each hop of an entity once. While in transit (about a
-tick) the entity is in neither world, only in the source's log.
+does only after committing the arrival (a player's or walker's between
+ticks, in a transaction of its own, at once; an NPC's with its next tick).
+It is never applied twice: the destination applies each hop of an entity
+once. While in transit (a few milliseconds past the source's commit) the
+entity is in neither world, only in the source's log.
+
+A tick or commit that raises stops the region without writing more
+(`halt_on_error`): its lease runs out and a standby takes over from what
+was committed.
 """
 from __future__ import annotations
 
@@ -75,6 +81,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         self.border_view = BorderView(self.ghosts, regions.cell)
         self.incoming: deque[tuple[dict[str, Any], Any]] = deque()
         self.requests: deque[tuple[Any, asyncio.Future]] = deque()
+        self.awaiting: set[asyncio.Future] = set()  # requests not answered yet (region_requests.py)
         self.foreign_speech: deque[dict[str, Any]] = deque(maxlen=MAX_FOREIGN_SPEECH)
         self.settled: deque[str] = deque()  # handoffs refused by their destination: to take back
         self.heard: deque[tuple[dict[str, Any], list[int]]] = deque(maxlen=256)  # foreign speech and its hearers
@@ -93,6 +100,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         self.lease: RegionLease | None = None
         self.running = False
         self.lost_lease = False
+        self.failed = False  # a tick or an arrival's commit raised: stopped without writing more
         self._tick_task: asyncio.Task | None = None
         self._renew_task: asyncio.Task | None = None
         self._to_deliver: list[str] = []  # handoffs committed this tick, sent after its frames
@@ -204,9 +212,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-        for _, fut in self.requests:
-            if not fut.done():
-                fut.set_exception(ConnectionError("region stopped"))
+        self.fail_requests("region stopped")
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -228,7 +234,28 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
             except Exception:  # NATS unreachable for a moment: retry; expiry decides
                 log.warning("region %s: lease renewal failed", self.region.name, exc_info=True)
 
+    def halt_on_error(self) -> None:
+        """A tick or a commit raised (a full disk, a bug): this process
+        writes nothing more and stops ticking; its lease runs out, so a
+        standby takes over from what was committed."""
+        self.failed = True
+        self.running = False
+        self.fail_requests("region stopped on an error")
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+        if self._tick_task is not None and self._tick_task is not asyncio.current_task():
+            self._tick_task.cancel()
+
     async def _tick_loop(self) -> None:
+        try:
+            await self._run_ticks()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("region %s: a tick failed; stopping without writing more", self.region.name)
+            self.halt_on_error()
+
+    async def _run_ticks(self) -> None:
         sched = self.schedule
         while self.running:
             delay = sched.due(self.game.world.tick + 1) - time.monotonic()

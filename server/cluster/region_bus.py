@@ -1,6 +1,7 @@
 """What a region says and hears over NATS (see `wire.py` for the
 subjects): sending a departed entity to its new owner until it confirms,
-answering arrivals (queued for the next tick), taking in the neighbours'
+answering arrivals (a player or walker taken in at once, between ticks:
+region_systems.arrive_now; an NPC queued for the next tick), taking in the neighbours'
 border cells (ghosts) and speech, and publishing its own (with its
 entities in transit beside them). Mixed into
 `RegionNode`, whose state it uses (`nc`, `hlog`, `game`, queues).
@@ -81,9 +82,20 @@ class RegionBus:
         except wire.WireError as exc:
             await msg.respond(wire.pack({"t": "refused", "why": str(exc)[:200]}))
             return
-        if len(self.incoming) >= MAX_INCOMING or not self.running:
+        if not self.running:
             await msg.respond(wire.pack({"t": "busy"}))
             return
+        state = m.get("state")
+        if not (isinstance(state, dict) and state.get("kind") == "npc"):
+            # between ticks (a tick never yields to the loop): taken in and
+            # confirmed now, not at the next tick (up to a tick's wait)
+            self.arrive_now(m, msg)
+            return
+        if len(self.incoming) >= MAX_INCOMING:
+            await msg.respond(wire.pack({"t": "busy"}))
+            return
+        # an NPC's mind (its memories, plans) is saved with the tick's
+        # systems: it arrives at the next tick's boundary
         self.incoming.append((m, msg))
 
     async def _on_cell(self, msg) -> None:

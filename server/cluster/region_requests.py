@@ -1,6 +1,6 @@
 """In-process requests to a region (tests, `hamlet region --walkers`):
 `make(world)` runs at the next tick boundary and its result comes back
-once the tick is committed. Mixed into `RegionNode` (its `requests` queue
+once the tick is committed (if the region stops first, ConnectionError). Mixed into `RegionNode` (its `requests` queue
 is drained by the `cluster_in` system)."""
 from __future__ import annotations
 
@@ -22,7 +22,17 @@ class RegionRequests:
             fut.set_exception(ConnectionError("region busy or stopped"))
         else:
             self.requests.append((make, fut))
+            self.awaiting.add(fut)  # at most MAX_REQUESTS plus one tick's worth awaiting a commit
+            fut.add_done_callback(self.awaiting.discard)
         return fut
+
+    def fail_requests(self, why: str) -> None:
+        """The region stopped: every request not answered yet fails (queued,
+        or applied in a tick whose commit will not come)."""
+        self.requests.clear()
+        for fut in list(self.awaiting):
+            if not fut.done():
+                fut.set_exception(ConnectionError(why))
 
     def join(self, name: str, x: int, y: int) -> asyncio.Future:
         def make(world) -> Input:

@@ -24,6 +24,7 @@ transaction, so a region's world replays bit for bit (region_world.py).
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -34,6 +35,8 @@ from server.persistence import Account
 from server.trade import offer_frame
 from server.world.inputs import Join
 from server.world.world import Rejection
+
+log = logging.getLogger("hamlet.region")
 
 
 class RegionSystems:
@@ -76,15 +79,45 @@ class RegionSystems:
             game.after_commit(lambda fut=fut, result=result: fut.done() or fut.set_result(result))
 
     def _arrive(self, msg: dict[str, Any], reply: Any) -> None:
+        """An arrival at this tick's boundary: confirmed after its commit."""
+        answer = self._take_in(msg, self.game.world.tick)
+        if answer["t"] == "ok":
+            self.game.after_commit(lambda: self._answer(reply, answer))
+        else:
+            self._answer(reply, answer)
+
+    def arrive_now(self, msg: dict[str, Any], reply: Any) -> None:
+        """An arrival between ticks, at the next tick's boundary (nothing
+        else happens between ticks: the tick runs whole on the event loop):
+        applied, committed in a transaction of its own and confirmed at
+        once, rather than waiting up to a tick for the tick's. Its rows
+        carry the next tick's number; `last_tick` says the world's tick, all
+        of which is committed; a restart applies such rows after its replay
+        (region_world.py)."""
+        game, world = self.game, self.game.world
+        self.hlog.begin_tick(world.tick + 1)
+        answer = self._take_in(msg, world.tick + 1)
+        if answer["t"] == "ok" and not answer.get("dup"):
+            try:
+                self.db.commit_tick(world.tick, [], [], game.sessions.take_dirty(),
+                                    [store for store in game.stores if store.has_changes()])
+            except Exception:  # as a tick's failed commit: stop, write nothing more
+                log.exception("region %s: committing an arrival failed; stopping", self.region.name)
+                self.halt_on_error()
+                return
+        self._answer(reply, answer)
+
+    def _take_in(self, msg: dict[str, Any], tick: int) -> dict[str, Any]:
+        """Check and put in an arriving entity, logged at `tick`'s boundary;
+        the answer for its source (`ok` with the tick it is ours from, or
+        `refused` with nothing changed)."""
         world = self.game.world
         hid, state = msg.get("id"), msg.get("state")
         try:
             if not isinstance(hid, str) or len(hid) > 128:
                 raise entity_state.BadState("bad handoff id")
             if entity_state.seen(state, self.hlog.hops):  # before any other check: it may be here now
-                tick = world.tick  # at or after its arrival: what the source's border view waits for
-                self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "dup": True, "tick": tick}))
-                return  # applied before: confirm again, change nothing
+                return {"t": "ok", "dup": True, "tick": tick}  # applied before: confirm again, change nothing
             state = entity_state.check(world, state)
             if self.regions.owner_of(state["x"], state["y"]) != self.region.name:
                 raise entity_state.BadState(f"({state['x']}, {state['y']}) is not in region {self.region.name}")
@@ -92,8 +125,7 @@ class RegionSystems:
                 raise entity_state.BadState(f"region {self.region.name} runs no NPCs (start it with --npcs)")
             mind = self.npcs.check_arrival(state) if self.npcs is not None else None
         except entity_state.BadState as exc:
-            self._answer(reply, {"t": "refused", "why": str(exc)[:200]})
-            return
+            return {"t": "refused", "why": str(exc)[:200]}
         entity_state.put_in(world, state)
         if mind is not None:
             self.npcs.bind(state["id"], mind)
@@ -105,8 +137,7 @@ class RegionSystems:
             self.game.sessions.dirty_accounts.append(account)
             if "sess" in state:
                 self.session_arrived(state["id"], account, state["sess"], state["hop"])
-        tick = world.tick
-        self.game.after_commit(lambda: self._answer(reply, {"t": "ok", "tick": tick}))
+        return {"t": "ok", "tick": tick}
 
     def _sys_out(self, now: float) -> None:
         game, world = self.game, self.game.world

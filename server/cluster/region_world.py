@@ -2,7 +2,7 @@
 and its handoff log replayed together, tick by tick, in the order the live
 tick applies them (arrivals, then inputs, then simulate, then departures),
 so a region that restarts (or a standby that takes over) holds exactly
-what was committed. A new region's world gets id ranges of its own
+what was committed, arrivals committed between ticks included. A new region's world gets id ranges of its own
 (entities, chat lines, offers, accounts) so ids never collide across
 regions.
 """
@@ -56,7 +56,7 @@ def replay(world: World, db: Database, log: HandoffLog, until_tick: int) -> None
         late: list[tuple] = []
         while hnext is not None and hnext[0] == world.tick:
             _, kind, _, eid, _, _, state = hnext
-            if kind in ("in", "back"):
+            if kind == "back" or (kind == "in" and eid not in world.entities):  # in: see below
                 entity_state.put_in(world, state)
             elif kind == "out":
                 late.append(hnext)
@@ -73,3 +73,11 @@ def replay(world: World, db: Database, log: HandoffLog, until_tick: int) -> None
             entity_state.take_out(world, eid, hop)
         if (nxt is not None and nxt[0] < world.tick) or (hnext is not None and hnext[0] < world.tick):
             raise ReplayMismatch(f"a log is out of order at tick {world.tick}")
+    # arrivals committed between ticks, ahead of the next tick (region_bus.py):
+    # at its boundary, where the world stood; one already in the world came
+    # with a snapshot taken after it (a clean stop's)
+    while hnext is not None and hnext[0] == world.tick + 1:
+        _, kind, _, eid, _, _, state = hnext
+        if kind == "in" and eid not in world.entities:
+            entity_state.put_in(world, state)
+        hnext = next(handoffs, None)
