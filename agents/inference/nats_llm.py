@@ -1,26 +1,33 @@
-"""`NatsLLM`: the `LLM` interface over a NATS queue group of engine workers
+"""`NatsLLM`: the `LLM` interface over a world's engine workers on NATS
 (`hamlet llm-worker`, nats_worker.py), selected by a model string
 `nats://host:port/<world>` (load_llm).
 
-Owns: sending each generate or score call as one request on
-`hamlet.<world>.llm` (nats_wire.py has the subjects and messages), where
-NATS hands it to one worker of the queue group; the request's timeout
-(its deadline plus REPLY_GRACE_S, else DEFAULT_TIMEOUT_S); retrying a
-request a worker refused as busy or closing (NATS picks a worker at random
-each time, so a retry usually lands on another); cancelling (a broadcast on
+Owns: sending each generate or score call as one request (nats_wire.py has
+the subjects and messages) to the least-loaded worker it knows of, on that
+worker's direct subject, or, while it knows of none with room (at start, or
+all full), to the queue group on `hamlet.<world>.llm` (NATS hands it to one
+worker); hearing the workers' load notes (nats_load.py keeps the table and
+chooses); the request's timeout (its deadline plus REPLY_GRACE_S, else
+DEFAULT_TIMEOUT_S); retrying a request refused as busy or closing (on the
+next least-loaded worker, or the queue group); sending again, without
+counting a try, one whose worker has just died (no responders on its
+direct subject; that worker is forgotten); cancelling (a broadcast on
 `hamlet.<world>.llm.cancel` that the worker holding the job acts on); and
 an outstanding-job bound past which handles complete at once as
-"overloaded". Nothing raises into the caller's tick: no responders, a
-timeout, a lost connection or a bad reply completes the handle as failed
-(no responders and a lost connection with remote.py's UNREACHABLE prefix,
-as `is_unreachable` reads it). Requests run on a private event loop in a
-daemon thread, as RemoteLLM's do, with the same handles (handle.py).
+"overloaded". Nothing raises into the caller's tick: no responders on the
+queue group, a timeout, a lost connection or a bad reply completes the
+handle as failed (no responders and a lost connection with remote.py's
+UNREACHABLE prefix, as `is_unreachable` reads it). Requests run on a
+private event loop in a daemon thread, as RemoteLLM's do, with the same
+handles (handle.py).
 
-Priorities: NATS has none. A request goes to a worker at random in the
-order it was sent; each worker's engine then orders its own queue by
-priority (a reply to a person first, with its reserved batch rows), so
-priority holds within a worker, not across the group. A generation's text
-arrives whole with its result (one piece; no streaming over NATS).
+Priorities: requests leave in the order they were sent, each to the worker
+using the smallest share of its capacity (announced jobs plus this client's
+sends since; ties at random); one that never announces (an older version)
+is reached through the queue group only, at random. Each worker's engine
+orders its queue by priority (a reply to a person first, with its reserved
+batch rows), so priority holds within a worker, not across workers. A
+generation's text arrives whole with its result (no streaming over NATS).
 """
 from __future__ import annotations
 
@@ -35,9 +42,10 @@ from typing import Any
 from .api import GenerationResult, RunsIn, ScoreResult, Status
 from .handle import JobHandle
 from .jobs import failed, next_job_id
+from .nats_load import MAX_KNOWN, NOTES_PENDING, WorkerTable, read_note
 from .nats_log import connection_callbacks
 from .nats_wire import (MAX_MESSAGE, RETRY_CODES, VERSION, RequestError, cancel_subject, check_request,
-                        llm_subject, pack, read_reply, request, result_of)
+                        llm_subject, load_subject, pack, read_reply, request, result_of)
 from .remote import UNREACHABLE, Finish, RemoteLLM, launch_on
 from .replies import BadAnswer
 
@@ -52,16 +60,16 @@ DEFAULT_TIMEOUT_S = 60.0
 # LAN in milliseconds; 2 s covers a busy worker's event loop).
 REPLY_GRACE_S = 2.0
 # Tries after a "busy" or "closing" answer, BUSY_BACKOFF_S doubling between
-# them: with one full worker among k, all four tries land on it with odds
-# (1/k)^4; when every worker is full the job fails "overloaded" in ~0.35 s
-# and the NPC shows that it is thinking, as with a full local engine.
+# them: a busy worker's reply says it is full, so the next try goes to
+# another (through the queue group, a random one); when every worker is
+# full the job fails "overloaded" in ~0.35 s and the NPC shows that it is
+# thinking, as with a full local engine.
 BUSY_RETRIES = 3
 BUSY_BACKOFF_S = 0.05
 # How long the constructor waits for the first connection (it goes on
 # trying after that; calls fail as unreachable until it is connected).
 CONNECT_WAIT_S = 5.0
 INFO_TIMEOUT_S = 3.0           # info() blocks at most this long (asked once)
-MAX_WORKERS_SEEN = 256         # per-worker counts kept for info(): a group is a handful of workers
 
 
 class NatsLLM:
@@ -73,12 +81,13 @@ class NatsLLM:
                  tokenizer=None):
         # max_outstanding 256 mirrors RemoteLLM's (one engine's queue).
         self.nats_url, self.world = nats_url, world
-        self.subject, self.cancels = llm_subject(world), cancel_subject(world)
+        self.subject, self.cancels, self.loads = llm_subject(world), cancel_subject(world), load_subject(world)
         self.timeout_s, self.busy_retries, self.backoff_s = timeout_s, busy_retries, backoff_s
         self.max_outstanding = max_outstanding
         self.tokenizer = tokenizer
         self.client_id = uuid.uuid4().hex[:16]
-        self.workers: dict[str, int] = {}      # results per worker name (at most MAX_WORKERS_SEEN)
+        self.seen = WorkerTable(world)         # the workers it can send to directly, and their load
+        self.workers = self.seen.served        # results per worker name (bounded there)
         from .metrics import EngineMetrics
         self.metrics = EngineMetrics(registry)
         self._lock = threading.Lock()
@@ -123,7 +132,7 @@ class NatsLLM:
         INFO_TIMEOUT_S), and this client's figures."""
         with self._lock:
             mine = {"runner": "remote", "nats": self.nats_url, "subject": self.subject,
-                    "outstanding": len(self._live), "workers": dict(self.workers)}
+                    "outstanding": len(self._live), "workers": dict(self.workers), "known": self.seen.known()}
         if self._info is None and not self.closed:
             try:
                 fut = asyncio.run_coroutine_threadsafe(self._ask_info(), self._loop)
@@ -224,7 +233,8 @@ class NatsLLM:
         import nats.errors
 
         deadline = None if req["deadline_s"] is None else submitted + req["deadline_s"]
-        for attempt in range(self.busy_retries + 1):
+        attempt = lost = 0
+        while attempt <= self.busy_retries:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return failed(kind, Status.DEADLINE, "deadline passed", submitted)
@@ -234,9 +244,15 @@ class NatsLLM:
             if deadline is not None:
                 req["deadline_s"] = deadline - now          # relative: the worker's clock may differ
             wait = self.timeout_s if deadline is None else deadline - now + REPLY_GRACE_S
+            sent = self.seen.pick()               # None: the queue group
             try:
-                msg = await self._nc.request(self.subject, pack(req), timeout=wait)
+                msg = await self._nc.request(self.subject if sent is None else sent[0].subject, pack(req),
+                                             timeout=wait)
             except nats.errors.NoRespondersError:
+                if sent is not None and lost < MAX_KNOWN:      # that worker just died: another, free
+                    self.seen.forget(sent[0].id)
+                    lost += 1
+                    continue
                 return failed(kind, Status.ERROR, f"{UNREACHABLE}no engine worker listens on {self.subject}",
                               submitted)
             except nats.errors.TimeoutError:
@@ -248,13 +264,17 @@ class NatsLLM:
                 return failed(kind, Status.ERROR, f"too_large: {exc}", submitted)
             except nats.errors.Error as exc:      # connection closed, draining, its buffer full...
                 return failed(kind, Status.ERROR, f"{UNREACHABLE}{type(exc).__name__}: {exc}", submitted)
+            finally:
+                if sent is not None:
+                    self.seen.done(*sent)
             try:
                 reply = read_reply(msg.data)
+                self.seen.heard(reply.get("load"))
                 refused = reply.get("refused")
                 if refused is None:
                     candidates = len(req["candidates"]) if kind == "score" else 0
                     result = result_of(reply, kind, candidates)
-                    self._count(reply["worker"])
+                    self.seen.count(reply["worker"])
                     return self._adjusted(result, submitted)
             except BadAnswer as exc:
                 return failed(kind, Status.ERROR, f"bad reply from a worker: {exc}", submitted)
@@ -262,6 +282,7 @@ class NatsLLM:
                 return failed(kind, Status.ERROR, f"{refused['code']}: {refused['message']}", submitted)
             if attempt < self.busy_retries:
                 await asyncio.sleep(self.backoff_s * (2 ** attempt))
+            attempt += 1
         return failed(kind, Status.OVERLOADED, f"every worker tried was busy ({self.busy_retries + 1} tries)",
                       submitted)
 
@@ -274,11 +295,6 @@ class NatsLLM:
             result.ttft_s = max(0.0, (now - submitted) - (result.latency_s - result.ttft_s))
         result.latency_s = now - submitted
         return result
-
-    def _count(self, worker: str) -> None:
-        with self._lock:
-            if worker in self.workers or len(self.workers) < MAX_WORKERS_SEEN:
-                self.workers[worker] = self.workers.get(worker, 0) + 1
 
     def _cancel_at_worker(self, job: str) -> None:
         """Tell whichever worker holds `job` to stop it (best effort)."""
@@ -304,9 +320,14 @@ class NatsLLM:
     async def _connect(self) -> None:
         import nats
 
-        self._nc = await nats.connect(self.nats_url, name=f"hamlet-llm-{self.world}-{self.client_id}",
-                                      connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1.0,
-                                      **connection_callbacks(log, self.nats_url))
+        nc = await nats.connect(self.nats_url, name=f"hamlet-llm-{self.world}-{self.client_id}",
+                                connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=1.0,
+                                **connection_callbacks(log, self.nats_url))
+        await nc.subscribe(self.loads, cb=self._on_load, pending_msgs_limit=NOTES_PENDING)
+        self._nc = nc
+
+    async def _on_load(self, msg) -> None:
+        self.seen.heard(read_note(msg.data))   # a malformed note is None: ignored
 
 
 def _nothing() -> None:

@@ -9,6 +9,11 @@ both sides (a bad request is answered with an error code, never half-run).
                                 refusal {code, message}
     hamlet.<world>.llm.cancel   every worker hears it: {"v", "id"}, stop
                                 that job (its requester gave up)
+    hamlet.<world>.llm.w.<id>   request/reply to the one worker whose
+                                unique id is <id> (a client's choice by
+                                load; the same requests and replies)
+    hamlet.<world>.llm.load     each worker's load note (nats_load.py),
+                                every ANNOUNCE_S and a goodbye as it stops
 
 A request: {"v": 1, "op": "generate" | "score" | "info", "id": the
 requester's job name, then the keyword arguments of `LLM.generate`
@@ -17,7 +22,9 @@ left when it was sent (relative, so machines' clocks need not agree). A
 reply: {"v": 1, "worker": its name, "kind": "generate" | "score", then
 every field of `GenerationResult` / `ScoreResult`}, or {"v": 1, "worker",
 "refused": {"code", "message"}} with a code of ERROR_CODES; an info request
-is answered {"v": 1, "worker", "info": the engine's info()}.
+is answered {"v": 1, "worker", "info": the engine's info()}. A worker that
+announces its load adds its load note to each reply ("load"); a reply
+without one (an older worker) is as good.
 No torch here (the worker checks bans with bans.py, which imports it).
 """
 from __future__ import annotations
@@ -92,6 +99,17 @@ def llm_subject(world: str) -> str:
 
 def cancel_subject(world: str) -> str:
     return f"hamlet.{check_world(world)}.llm.cancel"
+
+
+def load_subject(world: str) -> str:
+    return f"hamlet.{check_world(world)}.llm.load"
+
+
+def direct_subject(world: str, worker_id: str) -> str:
+    """The subject of the one worker with unique id `worker_id` (a subject token)."""
+    if not isinstance(worker_id, str) or not _WORLD.match(worker_id):
+        raise ValueError(f"worker id {worker_id!r}: letters, digits, '_' and '-', 1-32")
+    return f"hamlet.{check_world(world)}.llm.w.{worker_id}"
 
 
 def check_world(world: str) -> str:

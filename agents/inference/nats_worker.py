@@ -3,14 +3,19 @@ the other way (besides `hamlet llm-serve` URLs) to spread NPC inference
 over several machines; `NatsLLM` (nats_llm.py) is its client.
 
 Owns: the command, and `LLMWorker`: a subscription to `hamlet.<world>.llm`
-in the queue group "engines" (NATS hands each request to one member),
-checking every request (nats_wire.py: bounded sizes and fields; a bad one
-is answered with an error code and the worker serves on), handing it to
-the engine and replying with its result; an in-flight bound (the engine's
+in the queue group "engines" (NATS hands each request to one member) and
+one to its own direct subject `hamlet.<world>.llm.w.<id>` (its unique id,
+new each start), where clients send most requests once they know its load;
+its load note (nats_load.py: jobs in hand, capacity, id) on
+`hamlet.<world>.llm.load` every ANNOUNCE_S, in each reply, and as a goodbye
+when it stops (clients then forget it at once); checking every request
+(nats_wire.py: bounded sizes and fields; a bad one is answered with an
+error code and the worker serves on), handing it to the engine and
+replying with its result; an in-flight bound (the engine's
 max_queue + max_batch: all it can hold) past which a request is answered
-"busy" at once, so its requester tries again and NATS picks a worker
-anew; cancels heard on `hamlet.<world>.llm.cancel`; and a clean stop
-(leave the group, finish what it holds, close). Imports nothing heavy
+"busy" at once, so its requester tries again elsewhere; cancels heard on
+`hamlet.<world>.llm.cancel`; and a clean stop (say goodbye, leave the group
+and the direct subject, finish what it holds, close). Imports nothing heavy
 until it runs.
 """
 from __future__ import annotations
@@ -20,13 +25,15 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from typing import Any
 
 from .api import Status
+from .nats_load import ANNOUNCE_S, note
 from .nats_log import connection_callbacks
 from .nats_wire import (BAD_REQUEST, BUSY, CLOSING, INTERNAL, MAX_ID_CHARS, QUEUE_GROUP, VERSION, RequestError,
-                        call_kwargs, cancel_subject, check_request, error_reply, llm_subject, pack, result_reply,
-                        unpack)
+                        call_kwargs, cancel_subject, check_request, direct_subject, error_reply, llm_subject,
+                        load_subject, pack, result_reply, unpack)
 
 log = logging.getLogger(__name__)
 # Requests NATS holds for this worker before the callback takes them (it only
@@ -38,10 +45,14 @@ DRAIN_S = 10.0                     # on stop, jobs in hand get this long to fini
 
 
 class LLMWorker:
-    def __init__(self, llm, nats_url: str, world: str, *, name: str | None = None, capacity: int | None = None):
+    def __init__(self, llm, nats_url: str, world: str, *, name: str | None = None, capacity: int | None = None,
+                 announce_s: float = ANNOUNCE_S):
         from . import DEFAULT_LIMITS
         self.llm, self.nats_url, self.world = llm, nats_url, world
-        self.subject, self.cancels = llm_subject(world), cancel_subject(world)
+        self.subject, self.cancels, self.loads = llm_subject(world), cancel_subject(world), load_subject(world)
+        self.id = uuid.uuid4().hex[:16]           # unique per start: a restarted worker is a new one
+        self.direct = direct_subject(world, self.id)
+        self.announce_s = announce_s
         self.name = (name or f"{socket.gethostname()}-{os.getpid()}")[:MAX_ID_CHARS]
         self.capacity = capacity or getattr(llm, "max_outstanding", None) or sum(DEFAULT_LIMITS.values())
         self.jobs: dict[str, Any] = {}            # request id -> handle; at most `capacity`
@@ -49,25 +60,32 @@ class LLMWorker:
         self.counts = {"served": 0, "refused": 0, "busy": 0}
         self.closing = False
         self.nc: Any = None
-        self._sub: Any = None
+        self._subs: list[Any] = []
+        self._announcer: asyncio.Task | None = None
 
     async def start(self) -> None:
         import nats
         self.nc = await nats.connect(self.nats_url, name=f"hamlet-llm-worker-{self.name}", connect_timeout=2,
                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                      **connection_callbacks(log, self.nats_url))
-        self._sub = await self.nc.subscribe(self.subject, queue=QUEUE_GROUP, cb=self._on_request,
-                                            pending_msgs_limit=PENDING_MSGS, pending_bytes_limit=PENDING_BYTES)
+        for subject, queue in ((self.subject, QUEUE_GROUP), (self.direct, "")):
+            self._subs.append(await self.nc.subscribe(subject, queue=queue, cb=self._on_request,
+                                                      pending_msgs_limit=PENDING_MSGS,
+                                                      pending_bytes_limit=PENDING_BYTES))
         await self.nc.subscribe(self.cancels, cb=self._on_cancel, pending_msgs_limit=PENDING_MSGS)
         await self.nc.flush()
+        self._announcer = asyncio.create_task(self._announce())
 
     async def stop(self, drain_s: float = DRAIN_S) -> None:
-        """Leave the group (requests go to the others), let the jobs in hand
-        finish and answer (up to `drain_s`), then close."""
+        """Say goodbye, leave the group and the direct subject (requests go to
+        the others), let the jobs in hand finish and answer (up to `drain_s`), then close."""
         self.closing = True
-        if self._sub is not None:
+        if self._announcer is not None:
+            self._announcer.cancel()
+        await self._publish_load()            # with bye: clients forget this worker at once
+        for sub in self._subs:
             try:
-                await self._sub.unsubscribe()
+                await sub.unsubscribe()
             except Exception:
                 pass              # the connection is gone already
         if self._tasks:
@@ -81,7 +99,23 @@ class LLMWorker:
 
     def info(self) -> dict:
         plain = {k: v for k, v in self.llm.info().items() if isinstance(v, (str, int, float, bool, type(None)))}
-        return {**plain, "worker": self.name, "capacity": self.capacity, "in_flight": len(self.jobs), **self.counts}
+        return {**plain, "worker": self.name, "id": self.id, "capacity": self.capacity, "in_flight": len(self.jobs),
+                **self.counts}
+
+    def load(self) -> dict:
+        """This worker's load note (nats_load.py); a goodbye once it is stopping."""
+        return note(self.id, self.name, len(self.jobs), self.capacity, bye=self.closing)
+
+    async def _announce(self) -> None:
+        while True:
+            await self._publish_load()
+            await asyncio.sleep(self.announce_s)
+
+    async def _publish_load(self) -> None:
+        try:
+            await self.nc.publish(self.loads, pack(self.load()))
+        except Exception:         # not connected: clients forget this worker, the queue group still reaches it
+            pass
 
     # -- requests --------------------------------------------------------------
     async def _on_request(self, msg) -> None:
@@ -132,7 +166,7 @@ class LLMWorker:
     async def _reply(self, msg, reply: dict) -> None:
         if not msg.reply:
             return                # published without an inbox: nobody to answer
-        data = pack(reply)
+        data = pack({**reply, "load": self.load()})
         if len(data) > self.nc.max_payload:
             data = pack(error_reply(INTERNAL, f"the reply of {len(data)} bytes is over NATS's max_payload",
                                     self.name))
@@ -203,7 +237,7 @@ def run_llm_worker(args: argparse.Namespace) -> int:
         await worker.start()
         info = llm.info()
         print(f"hamlet llm-worker {worker.name}: {info.get('name')} ({info.get('device')}, {info.get('dtype')}) "
-              f"serving {worker.subject} (queue {QUEUE_GROUP}) at {args.nats}", flush=True)
+              f"serving {worker.subject} (queue {QUEUE_GROUP}) at {args.nats} as worker {worker.id}", flush=True)
         await stop.wait()
         await worker.stop()
 
