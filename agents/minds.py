@@ -10,6 +10,12 @@ conversation lines next, choices among candidate actions (scored, never
 parsed from free text), reflection last. NPCs not busy follow their
 routine. An NPC preparing a line shows the thinking flag. Every generated
 line passes the gate (agents/reply_gate.py) before it is said.
+
+This module owns that tick: binding minds to entities, collecting finished
+jobs, deciding and carrying out, the thinking mark, a reply's recall
+embedding, statistics and persistence. Starting jobs on the language model
+(a line, a choice, warming prefixes, preempting NPC work for people) is
+mixed in from agents/minds_jobs.py (`MindsJobs`).
 """
 from __future__ import annotations
 
@@ -20,18 +26,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from agents import prompts
 from agents.board_talk import remember_board_news
 from agents.budget import MindBudget, TokenBucket
 from agents.dialogue import clean_line, reflection_text
 from agents.errands import Errands
-from agents.inference.api import LLM, Embedder, Priority
+from agents.inference.api import LLM, Embedder
 from agents.intents import (Answer, AnswerAsleep, Choose, EndConversation, FollowRoutine, Generate, Hold,
                             Intent, StopWalking)
 from agents.job_tally import JobTally
 from agents.memory import MemoryStream
 from agents.mind import ConversationLog, Mind, PendingJob, seed_memories, take_unsaved_memories
 from agents.mind_decide import decide
+from agents.minds_jobs import MindsJobs
 from agents.personas import Persona
 from agents.replies import ReplyDesk
 from agents.npc_talk import NpcTalk
@@ -56,7 +62,7 @@ TRANSCRIPTS_KEPT = 1000
 
 log = logging.getLogger("hamlet.minds")
 
-class MindsSystem:
+class MindsSystem(MindsJobs):
     def __init__(self, personas: list[Persona], llm: LLM, *, seed: int = 0, budget: MindBudget = MindBudget(),
                  clock: Callable[[], float] = time.monotonic, embedder: Embedder | None = None,
                  lessons: tuple[Lesson, ...] | None = None) -> None:
@@ -235,46 +241,6 @@ class MindsSystem:
             if bool(e.flags & FLAG_THINKING) != thinking:
                 out.append(SetFlags(e.id, e.flags ^ FLAG_THINKING))
 
-    def submit(self, mind: Mind, kind: str, turns, priority: Priority, max_tokens: int,
-               deadline_s: float | None, temperature: float = 0.7, shared: str | None = None,
-               ban: tuple[str, ...] = ()):
-        """Start a generation for `mind`; returns its handle. `shared`: text of
-        the turns that other requests share (a crowd's context): the cached
-        prefix reaches to its end. `ban`: phrases the line may not contain."""
-        system = prompts.system_prompt(mind.persona)
-        prompt = self.llm.chat_prompt(system, turns)
-        prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
-        at = prompt.find(shared, len(prefix)) if shared else -1
-        if at >= 0:
-            prefix = prompt[:at + len(shared)]
-        sentences = {"reply": self.budget.reply_sentences, "reflect": None}.get(kind, self.budget.line_sentences)
-        extra = {"ban": ban} if ban else {}
-        handle = self.llm.generate(prompt, max_new_tokens=max_tokens, temperature=temperature, top_p=0.9,
-                                   seed=self.rng.randrange(2**31), stop=("\n", "<|im_end|>"),
-                                   priority=priority, deadline_s=deadline_s,
-                                   prefix=prefix if prompt.startswith(prefix) else None, sentences=sentences,
-                                   **extra)
-        self.tokens.spend(max_tokens)
-        return handle
-
-    def warm_prefixes(self) -> None:
-        """Ask the engine, ahead of NPC small talk, to cache each NPC's system
-        prompt (a one-token generation, its result dropped): a crowd's shared
-        context then extends the persona's cached keys and values (~90 tokens
-        to prefill) instead of starting from nothing (~270: measured ~1.1 s
-        against ~0.4 s a crowd and NPC on the 2-core CPU)."""
-        for mind in self.minds.values():
-            system = prompts.system_prompt(mind.persona)
-            prefix = self.llm.chat_prompt(system, [], add_generation_prompt=False)
-            self.warming.append(self.llm.generate(self.llm.chat_prompt(system, [("user", "Hello.")]), max_new_tokens=1,
-                              priority=Priority.CONVERSATION, prefix=prefix))
-
-    @property
-    def warm(self) -> bool:
-        """The prefixes asked for by `warm_prefixes` are cached (or failed)."""
-        self.warming = [h for h in self.warming if not h.done()]
-        return not self.warming
-
     def query_embedding(self, mind: Mind, query: str) -> tuple[bool, Any]:
         """(ready, embedding or None) for a reply's recall. The embedding is
         asked of the worker and the mind waits for it, QUERY_WAIT_S at most
@@ -291,24 +257,6 @@ class MindsSystem:
         if not ticket.done() and now - asked < QUERY_WAIT_S:
             return False, None
         return True, ticket.value
-
-    def preempt_for_people(self, world: World, replying: Mind, out: list[Input]) -> None:
-        """A person is waiting for an NPC: NPC small talk, choices and
-        reflections in flight are cancelled (their results are dropped) so the
-        engine's whole batch serves the replies; the conversations just resume
-        afterwards, since each mind still holds whose turn it is."""
-        self.people_waiting = True
-        for mind in self.by_entity.values():
-            if mind is not replying and mind.job is not None:
-                mind.job.handle.cancel()
-                mind.job = None
-
-    def submit_choice(self, world: World, mind: Mind, situation: str, actions: list[tuple], labels: list[str]) -> None:
-        prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity, situation)
-        handle = self.llm.score(prompt, [" " + label for label in labels], priority=Priority.PLANNING,
-                                deadline_s=self.budget.line_deadline_s)
-        mind.job = PendingJob(handle, "choose", {"actions": actions, "labels": labels,
-                                                 "priority": int(Priority.PLANNING)})
 
     # -- statistics and persistence -------------------------------------------
     def stats(self) -> dict[str, dict[str, int]]:
