@@ -45,8 +45,10 @@ def shop_reply(world: World, msg: Message) -> bytes:
     """The `shop` answer, or an error: prices are public, asked from anywhere."""
     keeper = world.entities.get(msg.data["at"])
     if keeper is None:
-        return encode("error", code=str(ErrorCode.NO_SUCH_ENTITY), msg=f"nobody with id {msg.data['at']} is here",
-                      seq=msg.seq)
+        seen = world.find_entity(msg.data["at"])  # in a region: just across its border (their stock is there)
+        why = (f"{seen.name} is across a region border: ask again from there" if seen is not None
+               else f"nobody with id {msg.data['at']} is here")
+        return encode("error", code=str(ErrorCode.NO_SUCH_ENTITY), msg=why, seq=msg.seq)
     eco = world.economy
     shop = eco.catalog.shop_of(keeper.name)
     if shop is None:

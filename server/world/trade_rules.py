@@ -27,11 +27,23 @@ class World(Protocol):
     events: list[dict[str, Any]]
     tick: int
 
+    def find_entity(self, eid: int) -> Any: ...
+
+
+def _missing(world: World, eid: int, what: str) -> Rejection:
+    """Nobody `eid` in this world: in a region, someone seen just across
+    its border is named (they are in the next region's world, where goods
+    change hands; the player walks over), else the plain refusal."""
+    seen = world.find_entity(eid)
+    if seen is not None:
+        return Rejection(E.NO_SUCH_ENTITY, f"{seen.name} is across a region border: walk over to {what} them")
+    return Rejection(E.NO_SUCH_ENTITY, f"nobody with id {eid} is here")
+
 
 def _other(world: World, me: Entity, other: int, what: str) -> Entity | Rejection:
     e = world.entities.get(other)
     if e is None:
-        return Rejection(E.NO_SUCH_ENTITY, f"nobody with id {other} is here")
+        return _missing(world, other, what)
     if e.id == me.id:
         return Rejection(E.BAD_VALUE, f"you cannot {what} yourself")
     if not within_reach(me, e):
@@ -78,7 +90,7 @@ def _shop(world: World, me: Entity, keeper_id: int, item: str, sell: bool, deliv
           ) -> tuple[Entity, Shop, tuple[int, int, int]] | Rejection:
     keeper = world.entities.get(keeper_id)
     if keeper is None:
-        return Rejection(E.NO_SUCH_ENTITY, f"nobody with id {keeper_id} is here")
+        return _missing(world, keeper_id, "trade with")
     if keeper.id == me.id:
         return Rejection(E.BAD_VALUE, "you cannot trade with yourself")
     if (bad := _known(world, item)) is not None:

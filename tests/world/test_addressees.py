@@ -87,3 +87,23 @@ def test_one_process_is_unchanged():
     local = Say(1, "hi bob", to=2)
     assert w.address(local) is local and isinstance(w.apply(local), int)
     assert w.events[-1]["to_name"] == "bob" and to_record(local)[1]["to_name"] is None
+
+
+def test_goods_do_not_cross_a_border_and_the_refusal_names_who_is_across():
+    from protocol.codec import Message, decode_server as decode
+    from server.trade import shop_reply
+    from server.world.inputs import Buy, Give, MakeOffer
+
+    w = regional_world()
+    before = (w.economy.purses[1].coins, dict(w.economy.purses[1].goods), len(w.economy.offers))
+    for inp, what in ((Give(1, 900, "coins", 1), "give to"), (MakeOffer(1, 900, coins=1), "trade with"),
+                      (Buy(1, 900, "bread", 1, 99), "trade with")):
+        r = w.apply(inp)
+        assert isinstance(r, Rejection) and r.code == "no_such_entity"
+        assert r.message == f"Mira is across a region border: walk over to {what} them"
+    r = w.apply(Give(1, 902, "coins", 1))                    # nobody seen: the plain refusal
+    assert isinstance(r, Rejection) and r.message == "nobody with id 902 is here"
+    assert (w.economy.purses[1].coins, dict(w.economy.purses[1].goods), len(w.economy.offers)) == before
+    err = decode(shop_reply(w, Message("shop", {"at": 900, "seq": 7})))
+    assert err.type == "error" and err.data["code"] == "no_such_entity" and "Mira" in err.data["msg"]
+    assert err.data["seq"] == 7
