@@ -2,24 +2,28 @@
 (`hamlet llm-worker`, nats_worker.py), selected by a model string
 `nats://host:port/<world>` (load_llm).
 
-Owns: sending each generate or score call as one request (nats_wire.py has
-the subjects and messages) to the least-loaded worker it knows of, on that
-worker's direct subject, or, while it knows of none with room (at start, or
-all full), to the queue group on `hamlet.<world>.llm` (NATS hands it to one
-worker); hearing the workers' load notes (nats_load.py keeps the table and
-chooses); the request's timeout (its deadline plus REPLY_GRACE_S, else
-DEFAULT_TIMEOUT_S); retrying a request refused as busy or closing (on the
-next least-loaded worker, or the queue group); sending again, without
-counting a try, one whose worker has just died (no responders on its
-direct subject; that worker is forgotten); cancelling (a broadcast on
-`hamlet.<world>.llm.cancel` that the worker holding the job acts on); and
+Owns: the client: its connection, its handles and their bound, hearing the
+workers' load notes (nats_load.py keeps the table and chooses; a worker
+silent for FORGET_AFTER_S is checked for a few times a second, so a dead
+one is noticed while nothing new is sent), cancelling (a broadcast on
+`hamlet.<world>.llm.cancel` that the worker holding the job acts on), and
 an outstanding-job bound past which handles complete at once as
-"overloaded". Nothing raises into the caller's tick: no responders on the
-queue group, a timeout, a lost connection or a bad reply completes the
-handle as failed (no responders and a lost connection with remote.py's
-UNREACHABLE prefix, as `is_unreachable` reads it). Requests run on a
-private event loop in a daemon thread, as RemoteLLM's do, with the same
-handles (handle.py).
+"overloaded". Each generate or score call is one `Trip` (nats_send.py: the
+subjects and messages are nats_wire.py's): sent to the least-loaded worker
+it knows of, on that worker's direct subject, or, while it knows of none
+with room (at start, or all full), to the queue group on
+`hamlet.<world>.llm` (NATS hands it to one worker); retried when refused
+as busy or closing; sent again, without counting a try, when its worker
+dies (no responders on the direct subject, or the worker is forgotten by
+silence or by another request's no responders while it holds the job: at
+most MAX_RESENDS times, the first answer of any copy wins); its deadline
+holds across all of it (else DEFAULT_TIMEOUT_S). A worker that says
+goodbye is not a loss: it finishes what it holds. Nothing raises into the
+caller's tick: no responders on the queue group, a timeout, a lost
+connection or a bad reply completes the handle as failed (no responders and
+a lost connection with remote.py's UNREACHABLE prefix, as `is_unreachable`
+reads it). Requests run on a private event loop in a daemon thread, as
+RemoteLLM's do, with the same handles (handle.py).
 
 Priorities: requests leave in the order they were sent, each to the worker
 using the smallest share of its capacity (announced jobs plus this client's
@@ -42,34 +46,26 @@ from typing import Any
 from .api import GenerationResult, RunsIn, ScoreResult, Status
 from .handle import JobHandle
 from .jobs import failed, next_job_id
-from .nats_load import MAX_KNOWN, NOTES_PENDING, WorkerTable, read_note
+from .nats_load import ANNOUNCE_S, NOTES_PENDING, WorkerTable, read_note
 from .nats_log import connection_callbacks
-from .nats_wire import (MAX_MESSAGE, RETRY_CODES, VERSION, RequestError, cancel_subject, check_request,
-                        llm_subject, load_subject, pack, read_reply, request, result_of)
-from .remote import UNREACHABLE, Finish, RemoteLLM, launch_on
+from .nats_send import BUSY_BACKOFF_S, BUSY_RETRIES, DEFAULT_TIMEOUT_S, REPLY_GRACE_S, Trip, Waiting
+from .nats_wire import (MAX_MESSAGE, VERSION, RequestError, cancel_subject, check_request, llm_subject,
+                        load_subject, pack, read_reply, request)
+from .remote import Finish, RemoteLLM, launch_on
 from .replies import BadAnswer
 
+# The timeouts and tries live with the sends (nats_send.py); still importable from here.
+__all__ = ["NatsLLM", "DEFAULT_TIMEOUT_S", "REPLY_GRACE_S", "BUSY_RETRIES", "BUSY_BACKOFF_S", "CONNECT_WAIT_S",
+           "INFO_TIMEOUT_S", "WATCH_S"]
 log = logging.getLogger(__name__)
-# A request with no deadline waits this long for its reply, as RemoteLLM's
-# timeout_s: a 64-token line takes seconds even on a loaded CPU worker, and
-# past a minute it is stale. NATS never tells a requester that the worker
-# holding its request died, so without a bound that job would wait forever.
-DEFAULT_TIMEOUT_S = 60.0
-# With a deadline the worker's engine answers "deadline" itself when it
-# passes; this long after it the requester stops waiting (a reply crosses a
-# LAN in milliseconds; 2 s covers a busy worker's event loop).
-REPLY_GRACE_S = 2.0
-# Tries after a "busy" or "closing" answer, BUSY_BACKOFF_S doubling between
-# them: a busy worker's reply says it is full, so the next try goes to
-# another (through the queue group, a random one); when every worker is
-# full the job fails "overloaded" in ~0.35 s and the NPC shows that it is
-# thinking, as with a full local engine.
-BUSY_RETRIES = 3
-BUSY_BACKOFF_S = 0.05
 # How long the constructor waits for the first connection (it goes on
 # trying after that; calls fail as unreachable until it is connected).
 CONNECT_WAIT_S = 5.0
 INFO_TIMEOUT_S = 3.0           # info() blocks at most this long (asked once)
+# How often the client looks for workers gone silent while it waits on
+# them: a dead worker's jobs are resent within FORGET_AFTER_S + this of its
+# last note (a dict scan under a lock: nothing, 4 times a second).
+WATCH_S = ANNOUNCE_S / 2
 
 
 class NatsLLM:
@@ -86,7 +82,9 @@ class NatsLLM:
         self.max_outstanding = max_outstanding
         self.tokenizer = tokenizer
         self.client_id = uuid.uuid4().hex[:16]
-        self.seen = WorkerTable(world)         # the workers it can send to directly, and their load
+        # The workers it can send to directly, and their load; one forgotten as dead has its jobs resent.
+        self.seen = WorkerTable(world, on_lost=self._on_lost)
+        self._waiting = Waiting()              # copies out per worker (this client's loop only)
         self.workers = self.seen.served        # results per worker name (bounded there)
         from .metrics import EngineMetrics
         self.metrics = EngineMetrics(registry)
@@ -95,6 +93,7 @@ class NatsLLM:
         self._tasks: set[asyncio.Task] = set()                 # one per job in _live (this loop's only)
         self._info: dict | None = None
         self._nc: Any = None
+        self._watch: asyncio.Task | None = None
         self.closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="hamlet-nats-llm", daemon=True)
@@ -149,6 +148,8 @@ class NatsLLM:
 
         async def shut() -> None:
             self._connecting.cancel()             # still trying, when NATS was never reached
+            if self._watch is not None:
+                self._watch.cancel()
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
@@ -207,9 +208,8 @@ class NatsLLM:
     async def _run(self, handle: JobHandle, finish: Finish, req: dict, submitted: float) -> None:
         kind = req["op"]
         try:
-            result = await self._ask(kind, req, submitted)
-        except asyncio.CancelledError:
-            self._cancel_at_worker(req["id"])
+            result = await Trip(self, kind, req, submitted).run()
+        except asyncio.CancelledError:      # the trip told the workers holding its copies
             result = failed(kind, Status.CANCELLED, None, submitted)
         except Exception as exc:    # a bug here must fail the job, not the caller's tick
             result = failed(kind, Status.ERROR, f"{type(exc).__name__}: {exc}", submitted)
@@ -229,72 +229,20 @@ class NatsLLM:
         if live is not None:
             finish(handle, failed(req["op"], Status.CANCELLED, None, submitted))
 
-    async def _ask(self, kind: str, req: dict, submitted: float) -> GenerationResult | ScoreResult:
-        import nats.errors
+    def _on_lost(self, worker_ids: list[str]) -> None:
+        """The table forgot these workers as dead (from any thread): resend what waits there."""
+        try:
+            self._loop.call_soon_threadsafe(self._waiting.lost, worker_ids)
+        except RuntimeError:
+            pass                  # the loop is closed: close() finished every handle
 
-        deadline = None if req["deadline_s"] is None else submitted + req["deadline_s"]
-        attempt = lost = 0
-        while attempt <= self.busy_retries:
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                return failed(kind, Status.DEADLINE, "deadline passed", submitted)
-            if self._nc is None or not self._nc.is_connected:
-                return failed(kind, Status.ERROR, f"{UNREACHABLE}no connection to NATS at {self.nats_url}",
-                              submitted)
-            if deadline is not None:
-                req["deadline_s"] = deadline - now          # relative: the worker's clock may differ
-            wait = self.timeout_s if deadline is None else deadline - now + REPLY_GRACE_S
-            sent = self.seen.pick()               # None: the queue group
-            try:
-                msg = await self._nc.request(self.subject if sent is None else sent[0].subject, pack(req),
-                                             timeout=wait)
-            except nats.errors.NoRespondersError:
-                if sent is not None and lost < MAX_KNOWN:      # that worker just died: another, free
-                    self.seen.forget(sent[0].id)
-                    lost += 1
-                    continue
-                return failed(kind, Status.ERROR, f"{UNREACHABLE}no engine worker listens on {self.subject}",
-                              submitted)
-            except nats.errors.TimeoutError:
-                self._cancel_at_worker(req["id"])
-                if deadline is not None and time.monotonic() >= deadline:
-                    return failed(kind, Status.DEADLINE, "deadline passed (no reply from the worker)", submitted)
-                return failed(kind, Status.ERROR, f"no reply from a worker within {wait:g} s", submitted)
-            except nats.errors.MaxPayloadError as exc:     # this NATS takes less than MAX_MESSAGE
-                return failed(kind, Status.ERROR, f"too_large: {exc}", submitted)
-            except nats.errors.Error as exc:      # connection closed, draining, its buffer full...
-                return failed(kind, Status.ERROR, f"{UNREACHABLE}{type(exc).__name__}: {exc}", submitted)
-            finally:
-                if sent is not None:
-                    self.seen.done(*sent)
-            try:
-                reply = read_reply(msg.data)
-                self.seen.heard(reply.get("load"))
-                refused = reply.get("refused")
-                if refused is None:
-                    candidates = len(req["candidates"]) if kind == "score" else 0
-                    result = result_of(reply, kind, candidates)
-                    self.seen.count(reply["worker"])
-                    return self._adjusted(result, submitted)
-            except BadAnswer as exc:
-                return failed(kind, Status.ERROR, f"bad reply from a worker: {exc}", submitted)
-            if refused["code"] not in RETRY_CODES:
-                return failed(kind, Status.ERROR, f"{refused['code']}: {refused['message']}", submitted)
-            if attempt < self.busy_retries:
-                await asyncio.sleep(self.backoff_s * (2 ** attempt))
-            attempt += 1
-        return failed(kind, Status.OVERLOADED, f"every worker tried was busy ({self.busy_retries + 1} tries)",
-                      submitted)
-
-    @staticmethod
-    def _adjusted(result, submitted: float):
-        """The worker's result with latencies from this client's submit (the
-        worker measured from its own arrival: add the time before and in transit)."""
-        now = time.monotonic()
-        if isinstance(result, GenerationResult) and result.ttft_s is not None and result.latency_s is not None:
-            result.ttft_s = max(0.0, (now - submitted) - (result.latency_s - result.ttft_s))
-        result.latency_s = now - submitted
-        return result
+    async def _watch_silence(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            # Only while some job waits on a known worker, and connected: while
+            # this client is cut off, not hearing from a worker says nothing of it.
+            if self._waiting and self._nc is not None and self._nc.is_connected:
+                self.seen.expire()
 
     def _cancel_at_worker(self, job: str) -> None:
         """Tell whichever worker holds `job` to stop it (best effort)."""
@@ -325,6 +273,7 @@ class NatsLLM:
                                 **connection_callbacks(log, self.nats_url))
         await nc.subscribe(self.loads, cb=self._on_load, pending_msgs_limit=NOTES_PENDING)
         self._nc = nc
+        self._watch = asyncio.get_running_loop().create_task(self._watch_silence())
 
     async def _on_load(self, msg) -> None:
         self.seen.heard(read_note(msg.data))   # a malformed note is None: ignored

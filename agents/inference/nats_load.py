@@ -16,9 +16,14 @@ estimate is the smallest share of its capacity, ties at random, and counts
 the request against it; None (send to the queue group) when no worker is
 known or all are full. A worker is forgotten on its goodbye, when a request
 sent to it finds no responders (`forget`), or when not heard from for
-FORGET_AFTER_S. The table is bounded (MAX_KNOWN); it also counts results
-per worker name for info(). Pure logic under a lock, callable from any
-thread: no asyncio, no NATS; times are time.monotonic() unless passed in.
+FORGET_AFTER_S (checked on each pick, and by `expire`, which the client
+calls a few times a second). The last two mean it died, and the table says
+so to `on_lost(ids)` (the client resends the jobs it still waits for
+there); a goodbye does not: that worker finishes what it holds. The table
+is bounded (MAX_KNOWN); it also counts results per worker name for info().
+Pure logic under a lock, callable from any thread (`on_lost` is called
+from the caller's thread, outside the lock): no asyncio, no NATS; times are
+time.monotonic() unless passed in.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,9 +114,10 @@ class Known:
 
 class WorkerTable:
     def __init__(self, world: str, *, forget_after_s: float = FORGET_AFTER_S, max_known: int = MAX_KNOWN,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, on_lost: Callable[[list[str]], object] | None = None):
         self.world, self.forget_after_s, self.max_known = world, forget_after_s, max_known
         self.rng = rng or random.Random()
+        self.on_lost = on_lost               # told the ids of workers forgotten as dead
         self.served: dict[str, int] = {}     # results per worker name (at most MAX_NAMES)
         self.lost = 0                        # workers forgotten because a request found nobody there
         self._known: dict[str, Known] = {}   # by id, at most max_known
@@ -122,40 +129,55 @@ class WorkerTable:
         if n is None:
             return
         now = time.monotonic() if now is None else now
+        lost: list[str] = []
         with self._lock:
             if n["bye"]:
-                self._known.pop(n["id"], None)
+                self._known.pop(n["id"], None)        # a clean stop: it drains, nothing to resend
                 return
             w = self._known.get(n["id"])
             if w is None:
-                self._expire(now)
+                lost = self._expire(now)
                 if len(self._known) >= self.max_known:
-                    return               # the ones known keep serving; this one through the queue group
-                w = self._known[n["id"]] = Known(n["id"], direct_subject(self.world, n["id"]), n["worker"],
-                                                 n["jobs"], n["capacity"], now)
-            w.name, w.jobs, w.capacity, w.heard = n["worker"], n["jobs"], n["capacity"], now
-            w.news, w.since = w.news + 1, 0
+                    w = None             # the ones known keep serving; this one through the queue group
+                else:
+                    w = self._known[n["id"]] = Known(n["id"], direct_subject(self.world, n["id"]), n["worker"],
+                                                     n["jobs"], n["capacity"], now)
+            if w is not None:
+                w.name, w.jobs, w.capacity, w.heard = n["worker"], n["jobs"], n["capacity"], now
+                w.news, w.since = w.news + 1, 0
+        self._tell(lost)
 
     def forget(self, worker_id: str) -> None:
         """A request sent to this worker found no responders: it is gone."""
         with self._lock:
-            if self._known.pop(worker_id, None) is not None:
+            gone = self._known.pop(worker_id, None) is not None
+            if gone:
                 self.lost += 1
+        self._tell([worker_id] if gone else [])
+
+    def expire(self, now: float | None = None) -> None:
+        """Forget the workers silent for forget_after_s (telling on_lost)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            lost = self._expire(now)
+        self._tell(lost)
 
     def pick(self, now: float | None = None) -> tuple[Known, int] | None:
         """The least-loaded known worker with room, with this request counted
         against it (give the pair back to `done`), or None: use the queue group."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            self._expire(now)
+            lost = self._expire(now)
             room = [w for w in self._known.values() if w.jobs + w.since < w.capacity]
-            if not room:
-                return None
-            least = min(w.share() for w in room)
-            w = self.rng.choice([w for w in room if w.share() == least])
-            w.since += 1
-            w.outstanding += 1
-            return w, w.news
+            picked = None
+            if room:
+                least = min(w.share() for w in room)
+                w = self.rng.choice([w for w in room if w.share() == least])
+                w.since += 1
+                w.outstanding += 1
+                picked = w, w.news
+        self._tell(lost)
+        return picked
 
     def done(self, w: Known, news: int) -> None:
         """A request `pick` sent to `w` is answered or given up."""
@@ -174,11 +196,19 @@ class WorkerTable:
         """Worker id -> what this client knows of it."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            self._expire(now)
-            return {w.id: {"worker": w.name, "jobs": w.jobs, "capacity": w.capacity, "sent_since": w.since,
-                           "outstanding": w.outstanding, "heard_s_ago": round(now - w.heard, 3)}
-                    for w in self._known.values()}
+            lost = self._expire(now)
+            out = {w.id: {"worker": w.name, "jobs": w.jobs, "capacity": w.capacity, "sent_since": w.since,
+                          "outstanding": w.outstanding, "heard_s_ago": round(now - w.heard, 3)}
+                   for w in self._known.values()}
+        self._tell(lost)
+        return out
 
-    def _expire(self, now: float) -> None:
-        for wid in [wid for wid, w in self._known.items() if now - w.heard > self.forget_after_s]:
+    def _expire(self, now: float) -> list[str]:
+        lost = [wid for wid, w in self._known.items() if now - w.heard > self.forget_after_s]
+        for wid in lost:
             del self._known[wid]
+        return lost
+
+    def _tell(self, lost: list[str]) -> None:
+        if lost and self.on_lost is not None:
+            self.on_lost(lost)

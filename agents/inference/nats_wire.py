@@ -16,9 +16,10 @@ both sides (a bad request is answered with an error code, never half-run).
                                 every ANNOUNCE_S and a goodbye as it stops
 
 A request: {"v": 1, "op": "generate" | "score" | "info", "id": the
-requester's job name, then the keyword arguments of `LLM.generate`
-(GENERATE_FIELDS) or `LLM.score` (SCORE_FIELDS)}; `deadline_s` is the time
-left when it was sent (relative, so machines' clocks need not agree). A
+requester's job name ("<id>-r<n>" when sent again after its worker died),
+then the keyword arguments of `LLM.generate` (GENERATE_FIELDS) or
+`LLM.score` (SCORE_FIELDS)}; `deadline_s` is the time left when it was
+sent (relative, so machines' clocks need not agree). A
 reply: {"v": 1, "worker": its name, "kind": "generate" | "score", then
 every field of `GenerationResult` / `ScoreResult`}, or {"v": 1, "worker",
 "refused": {"code", "message"}} with a code of ERROR_CODES; an info request

@@ -15,8 +15,10 @@ replying with its result; an in-flight bound (the engine's
 max_queue + max_batch: all it can hold) past which a request is answered
 "busy" at once, so its requester tries again elsewhere; cancels heard on
 `hamlet.<world>.llm.cancel`; and a clean stop (say goodbye, leave the group
-and the direct subject, finish what it holds, close). Imports nothing heavy
-until it runs.
+and the direct subject, finish what it holds, close). A worker that dies
+instead (no goodbye) falls silent, and its clients resend the jobs it held
+elsewhere (nats_send.py; should it answer after all, the first answer wins).
+Imports nothing heavy until it runs.
 """
 from __future__ import annotations
 

@@ -87,6 +87,20 @@ def test_workers_are_forgotten_on_goodbye_no_responders_or_silence_and_the_table
     assert len(t.served) == 256 and t.served["name-0"] == 1
 
 
+def test_the_table_tells_of_workers_lost_by_silence_or_no_responders_but_not_of_a_goodbye():
+    told: list[list[str]] = []
+    t = _table(on_lost=told.append)
+    for wid in "abcd":
+        t.heard(note(wid, f"engine-{wid}", 0, 4), 0.0)
+    t.heard(note("a", "engine-a", 0, 4, bye=True), 0.1)   # a clean stop: it finishes what it holds
+    t.forget("b")                                        # no responders: dead
+    t.forget("b")                                        # told once
+    t.heard(note("c", "engine-c", 0, 4), 1.0)
+    t.expire(FORGET_AFTER_S + 0.5)                       # d silent: dead; c heard since
+    assert told == [["b"], ["d"]]
+    assert t.pick(1.01 + FORGET_AFTER_S) is None and told == [["b"], ["d"], ["c"]]   # found on a pick too
+
+
 def test_a_malformed_load_note_is_ignored_and_changes_nothing():
     t = _table()
     t.heard(note("a", "engine-a", 1, 4), 0.0)
