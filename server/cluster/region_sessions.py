@@ -229,6 +229,17 @@ class RegionSessions:
             if batch:
                 self._publish_out(gw, tick, batch)
 
+    def flush_arrived(self, eid: int) -> None:
+        """Between ticks, right after an arrival is committed: its session's
+        news (`attached`) to its gateway now, not with the next tick's
+        frames, so the gateway sends on the client's messages half a tick
+        sooner. Nothing of ours is in it but that news and the number the
+        old region received (no message of this session reached us yet)."""
+        client = self.game.clients.get(eid)
+        if isinstance(client, RemoteClient) and client in self._dirty:
+            self._dirty.discard(client)
+            self._publish_out(client.gw, self.game.world.tick, [client.take()])
+
     def _publish_out(self, gw: str, tick: int, items: list[list[Any]]) -> None:
         data = wire.pack({"t": "out", "region": self.region.name, "owner": self.owner, "tick": tick, "items": items})
         self._spawn(self.nc.publish(wire.gateway_subject(self.world_name, gw), data))

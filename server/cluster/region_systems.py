@@ -106,6 +106,8 @@ class RegionSystems:
                 self.halt_on_error()
                 return
         self._answer(reply, answer)
+        if answer["t"] == "ok" and not answer.get("dup"):
+            self.flush_arrived(msg["state"]["id"])
 
     def _take_in(self, msg: dict[str, Any], tick: int) -> dict[str, Any]:
         """Check and put in an arriving entity, logged at `tick`'s boundary;

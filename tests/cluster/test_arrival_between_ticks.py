@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.cluster.helpers import eventually, start_region, walkable_near_border
+from client_demo.client import HamletClient
+from tests.cluster.helpers import eventually, start_gateway, start_region, walkable_near_border
 
 
 def hold_ticks(node) -> None:
@@ -128,3 +129,37 @@ async def test_a_failing_commit_stops_the_region_and_a_standby_takes_over(nats_s
         await r1.crash()
         if standby is not None:
             await standby.stop()
+
+
+async def test_the_gateway_hears_of_the_arrival_between_ticks_too(nats_server, tmp_path):
+    r0 = await start_region(nats_server.url, tmp_path, "r0")
+    r1 = await start_region(nats_server.url, tmp_path, "r1")
+    gw = await start_gateway(nats_server.url)
+    ann = None
+    try:
+        ann = await HamletClient.connect(gw.url)
+        eid = (await ann.join("ann"))["id"]
+        y, xl, xr = walkable_near_border()[0]
+        home = r0 if eid in r0.entity_ids() else r1
+        if home is r1:                                     # start from r0's side
+            await ann.move((xl, y))
+            assert await eventually(lambda: eid in r0.entity_ids() and r0.game.world.entities[eid].x == xl,
+                                    timeout=10)
+        route = next(iter(gw._by_client.values()))
+        assert await eventually(lambda: route.region == "r0")
+        hold_ticks(r1)
+        tick = r1.game.world.tick
+        await ann.move((xr, y))
+        assert await eventually(lambda: eid in r1.entity_ids())
+        # the session is attached and the gateway routes to r1 before r1 ticks again
+        assert await eventually(lambda: route.region == "r1" and route.moving_to is None)
+        assert r1.game.world.tick == tick
+        resume_ticks(r1)
+        assert isinstance(await ann.say("made it across"), int)          # acked by r1, stored there
+        assert any(c["text"] == "made it across" for c in r1.db.chat_history())
+    finally:
+        if ann is not None:
+            await ann.close()
+        await gw.stop()
+        await r0.stop()
+        await r1.stop()
