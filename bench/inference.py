@@ -16,6 +16,13 @@ figures from this run:
                          output projection included) over the matmul rate
                          measured in this run (`matmul_gflops`: a square
                          GEMM in the engine's dtype on the same threads)
+  compute_share          the same with the prompts' prefill counted too (the
+                         tokens past the shared, cached prefix, `prefill_tokens`):
+                         the share of the measured matmul rate the whole
+                         batched workload used. ceiling_share counts only the
+                         generated tokens, so on this workload (as many
+                         prefilled tokens as generated) it can reach about
+                         half of compute_share at most
 Usage: .venv/bin/python bench/inference.py [--quick] [--device cuda]
 """
 from __future__ import annotations
@@ -95,7 +102,8 @@ def run_inline(llm, handles) -> None:
         llm.step()
 
 
-def bench_throughput(loaded, prompts, prefix, new_tokens) -> float:
+def bench_throughput(loaded, prompts, prefix, new_tokens) -> tuple[float, float]:
+    """Generated tok/s over the whole batch, and the wall time it took."""
     # The batch holds all prompts beside the rows the engine keeps for HUMAN_REPLY.
     llm = client_for(loaded, runner="inline", max_batch=len(prompts) + 4, max_queue=len(prompts))
     warm = [llm.generate(prompts[0], max_new_tokens=2, prefix=prefix)]
@@ -106,7 +114,15 @@ def bench_throughput(loaded, prompts, prefix, new_tokens) -> float:
     wall = time.perf_counter() - t0
     llm.close()
     tokens = sum(len(h.result().token_ids) for h in handles)
-    return tokens / wall
+    return tokens / wall, wall
+
+
+def prefill_tokens(tokenizer, prefix: str, prompts: list[str]) -> int:
+    """Tokens the engine prefills for `prompts` past their shared prefix
+    (cached by the warm-up, so not computed in the timed run)."""
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return sum(count(p) for p in prompts) - len(prompts) * count(prefix)
 
 
 def bench_pipeline(loaded, prompts, new_tokens) -> float:
@@ -212,10 +228,13 @@ def main() -> None:
     gflops = matmul_gflops(getattr(torch, loaded.dtype) if isinstance(loaded.dtype, str) else loaded.dtype,
                            loaded.device)
     fpt = flops_per_token(loaded.model)
-    engine_tps = bench_throughput(loaded, prompts, prefix, 32)
+    engine_tps, wall = bench_throughput(loaded, prompts, prefix, 32)
     share = engine_tps * fpt / (gflops * 1e9)
+    prefill = prefill_tokens(loaded.tokenizer, prefix, prompts)
+    compute_share = (engine_tps * wall + prefill) * fpt / (gflops * 1e9 * wall)
     print(f"engine: {engine_tps:.1f} tok/s; matmul {gflops:.0f} GFLOP/s, {fpt / 1e6:.0f} MFLOP/token: "
           f"{share:.0%} of the ceiling ({gflops * 1e9 / fpt:.0f} tok/s)", flush=True)
+    print(f"with the {prefill} prefilled tokens: {compute_share:.0%} of the matmul rate", flush=True)
     pipe_tps = bench_pipeline(loaded, prompts[: args.pipeline_prompts], 32)
     print(f"pipeline (one at a time, {args.pipeline_prompts} prompts): {pipe_tps:.1f} tok/s", flush=True)
 
@@ -241,7 +260,8 @@ def main() -> None:
 
     print(json.dumps({
         "vs_seed_pipeline": round(engine_tps / pipe_tps, 2),
-        "ceiling_share": round(share, 3), "matmul_gflops": round(gflops, 1),
+        "ceiling_share": round(share, 3), "compute_share": round(compute_share, 3), "prefill_tokens": prefill,
+        "matmul_gflops": round(gflops, 1),
         "mflop_per_token": round(fpt / 1e6, 1), "ceiling_tok_s": round(gflops * 1e9 / fpt, 1),
         "vs_static_batch": round(eng_st / static_st, 2),
         "high_priority_p95_ms": round(p95, 1),
