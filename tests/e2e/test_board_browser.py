@@ -9,6 +9,8 @@ and the board is read again. Notices are text, never HTML. Screenshots go
 to test-artifacts/."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from client_demo.tui_board import duration  # the same words as board.js
@@ -62,6 +64,11 @@ async def test_board_shows_quests_and_notices_and_pays_a_turn_in(chromium, serve
     ann = world.entities[me["id"]]
     entry = place.entry
     await page.locator("#board-reach", has_text="you are at the board").wait_for(timeout=WAIT_MS)
+    assert max(abs(ann.x - entry[0]), abs(ann.y - entry[1])) <= BOARD_RANGE  # in reach, maybe a step short
+    for _ in range(WAIT_MS // 20):                   # and the walk there ends
+        if not ann.path:
+            break
+        await asyncio.sleep(0.02)
     assert not ann.path and max(abs(ann.x - entry[0]), abs(ann.y - entry[1])) <= BOARD_RANGE
     assert await page.locator("#board-walk").is_hidden()
 
