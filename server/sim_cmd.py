@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must not hold a world.db)")
     p.add_argument("--model", help="embedded (default), a local model folder, http:// URLs (comma-separated) or "
                    "nats://HOST:PORT/WORLD (hamlet llm-worker's queue group); "
-                   "with --regions: none (default), embedded (one per region) or URLs")
+                   "with --regions: none (default), embedded (one llm-worker shared by the regions) or URLs")
     p.add_argument("--personas", metavar="FILE", help="persona file (default agents/data/village.toml)")
     p.add_argument("--realtime", action="store_true", help="tick at 20 Hz with the engine in a worker process")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

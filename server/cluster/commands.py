@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--nats", metavar="URL", help="use this NATS server instead of starting one")
     c.add_argument("--walkers", type=int, default=0, help="wandering entities per region")
     _npc_options(c)
+    c.add_argument("--llm-workers", type=int, default=1, metavar="N",
+                   help="with --npcs and a model run here (embedded or a folder): the `hamlet llm-worker`s "
+                        "every region shares over NATS (default 1; shared_engine.py)")
     c.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=8765, help="the gateway's port (default 8765; 0: any free port)")
     c.set_defaults(func=run_cluster)
@@ -65,8 +68,9 @@ def _npc_options(p: argparse.ArgumentParser) -> None:
                    help="run the village's NPCs: each in the region that holds it, handed off with its mind "
                         "(every region of a world alike; default off)")
     p.add_argument("--model", "--llm", dest="model", default="none",
-                   help="the NPCs' language model: none (default: they follow their routines), embedded (one "
-                        "per region process) or an http(s):// OpenAI-compatible URL shared by the regions")
+                   help="the NPCs' language model: none (default: they follow their routines), embedded (a "
+                        "region loads it; `hamlet cluster` starts llm-workers its regions share), an http(s):// "
+                        "OpenAI-compatible URL or nats://HOST:PORT/WORLD (llm-workers) shared by the regions")
 
 
 def run_region(args: argparse.Namespace) -> int:
@@ -101,7 +105,8 @@ async def _region(args: argparse.Namespace) -> int:
         print(f"hamlet region: {exc}", file=sys.stderr)
         return 1
     node.game.agent_systems.append(walker_system(args.region, random.Random(args.seed)))
-    first = {"region": args.region, "owner": node.owner, "tick": node.game.world.tick, "entities": len(node.entity_ids())}
+    first = {"region": args.region, "owner": node.owner, "tick": node.game.world.tick, "entities": len(node.entity_ids()),
+             "model": args.model if args.npcs else None}
     if args.http_port >= 0:
         from server.cluster.region_http import serve_http
 
@@ -202,6 +207,7 @@ async def _gateway(args: argparse.Namespace) -> int:
 
 
 def run_cluster(args: argparse.Namespace) -> int:
+    from server.cluster import shared_engine
     from server.cluster.natsd import NatsServer
     from server.cluster.parent_death import die_with_parent
     from server.serve_cmd import where_to_connect
@@ -218,11 +224,24 @@ def run_cluster(args: argparse.Namespace) -> int:
         url = nats.url
     print(f"NATS at {url}; {args.regions} regions of world {args.world!r}, data in {args.data} (Ctrl-C to stop)",
           flush=True)
+    workers: list[subprocess.Popen] = []
+    model = args.model
+    if args.npcs and shared_engine.runs_here(args.model):
+        try:
+            workers = shared_engine.start_workers(args.llm_workers, url, args.world, args.model)
+        except (ValueError, RuntimeError) as exc:
+            print(f"hamlet cluster: {exc}", file=sys.stderr)
+            if nats is not None:
+                nats.stop()
+            return 1
+        model = shared_engine.region_model(args.model, url, args.world)
+        print(f"NPCs' model {args.model!r}: {len(workers)} llm-worker(s) shared by the regions ({model})",
+              flush=True)
 
     def spawn(i: int) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
                                  "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
-                                 "--db", os.path.join(args.data, f"r{i}.db"), "--model", args.model,
+                                 "--db", os.path.join(args.data, f"r{i}.db"), "--model", model,
                                  *(["--npcs"] if args.npcs else [])],
                                 preexec_fn=die_with_parent())  # a kill -9 of us: SIGTERM to them
 
@@ -256,6 +275,13 @@ def run_cluster(args: argparse.Namespace) -> int:
                 print(f"the gateway exited with {gateway.returncode}; starting it again", flush=True)
                 gateway = spawn_gateway()
                 gateway.stdout.readline()
+            for i, w in enumerate(workers):
+                if w.poll() is not None and not stopping:
+                    print(f"llm-worker {i} exited with {w.returncode}; starting it again", flush=True)
+                    try:
+                        workers[i] = shared_engine.start_workers(1, url, args.world, args.model)[0]
+                    except RuntimeError as exc:  # tried again in half a second; the NPCs fall back meanwhile
+                        print(f"hamlet cluster: {exc}", file=sys.stderr)
     finally:
         for p in [*procs, gateway]:
             if p.poll() is None:
@@ -265,6 +291,7 @@ def run_cluster(args: argparse.Namespace) -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shared_engine.stop_workers(workers)
         if nats is not None:
             nats.stop()
     print("cluster stopped", flush=True)

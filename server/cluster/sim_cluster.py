@@ -12,7 +12,9 @@ across processes: each region ticks on its own clock.
 
 Every wait is bounded (start, run, stop); whatever happens (an error, a
 region dying, Ctrl-C), every process started here is stopped before this
-returns, a straggler killed. Region logs go to DIR/rN.log.
+returns, a straggler killed. Region logs go to DIR/rN.log. With a model
+run here (embedded, a folder), one `hamlet llm-worker` serves every region
+over the run's NATS (shared_engine.py; its log DIR/llm-worker.log).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server.cluster import shared_engine
 from server.cluster.natsd import NatsServer
 from server.cluster.parent_death import die_with_parent
 from server.world.world import WorldRules
@@ -108,13 +111,18 @@ def run_cluster_sim(out: Path, regions: int, minutes: float, model: str = "none"
         env["HAMLET_PERSONAS"] = str(Path(personas).resolve())
     nats = NatsServer(str(out / "nats")).start()
     procs: list[RegionProc] = []
+    workers: list[subprocess.Popen] = []
     stopped_early, error, started = False, None, time.monotonic()
     run_s = wall_seconds(minutes)
     try:
+        if shared_engine.runs_here(model):  # one engine for every region, ready before the first tick
+            with open(out / "llm-worker.log", "w", encoding="utf-8") as worker_log:
+                workers = shared_engine.start_workers(1, nats.url, WORLD, model, stderr=worker_log)
         for i in range(regions):
             cmd = [sys.executable, "-m", "server.cli", "region", "--nats", nats.url, "--world", WORLD,
                    "--region", f"r{i}", "--regions", str(regions), "--db", str(out / f"r{i}.db"),
-                   "--seed", str(seed), "--npcs", "--model", model, "--http-port", "0", "--status-every", "1",
+                   "--seed", str(seed), "--npcs", "--model", shared_engine.region_model(model, nats.url, WORLD),
+                   "--http-port", "0", "--status-every", "1",
                    "--wait", "10"]
             procs.append(RegionProc(i, cmd, out / f"r{i}.log", env))
         _wait_started(procs)
@@ -132,6 +140,7 @@ def run_cluster_sim(out: Path, regions: int, minutes: float, model: str = "none"
         quiet = _ignore_sigint()  # a second Ctrl-C must not leave regions behind
         try:
             _stop_all(procs)
+            shared_engine.stop_workers(workers)
             nats.stop()
         finally:
             if quiet is not None:
@@ -210,7 +219,7 @@ def summarise(procs: list[RegionProc], names: list[str], minutes: float, wall_s:
             problems.append(f"region {p.name} gave no final figures (exit code {p.proc.returncode})")
             regions[p.name] = {"exit_code": p.proc.returncode}
             continue
-        regions[p.name] = dict(figures, exit_code=p.proc.returncode)
+        regions[p.name] = dict(figures, exit_code=p.proc.returncode, model=(p.first or {}).get("model"))
         arrivals.update(figures["npc_arrivals"])
         for name in figures["npcs"]:
             held.setdefault(name, []).append(p.name)
