@@ -1,6 +1,8 @@
 """A real nats-server with JetStream on a free port of 127.0.0.1, per test
-(its store in the test's temporary directory), and connected clients; and
-`chromium` (a headless Chromium, for the browser client through a gateway)."""
+(its store in the test's temporary directory), and connected clients;
+`engines`, two thread-runner engines on the real embedded model per test
+module (for in-process llm-workers); and `chromium` (a headless Chromium,
+for the browser client through a gateway)."""
 from __future__ import annotations
 
 import pytest
@@ -33,3 +35,14 @@ async def nats_connect(nats_server):
     for nc in clients:
         if not nc.is_closed:
             await nc.close()
+
+
+@pytest.fixture(scope="module")
+def engines(embedded_model):
+    """Two engines on the real embedded model, small enough to fill in a test."""
+    from agents.inference import client_for
+
+    pair = [client_for(embedded_model, runner="thread", max_batch=4, max_queue=8) for _ in range(2)]
+    yield pair
+    for llm in pair:
+        llm.close()

@@ -14,7 +14,6 @@ import time
 import msgpack
 import pytest
 
-from agents.inference import client_for
 from agents.inference.nats_llm import NatsLLM
 from agents.inference.nats_load import FORGET_AFTER_S, MAX_NOTE_BYTES, WorkerTable, note, read_note
 from agents.inference.nats_worker import LLMWorker
@@ -123,14 +122,6 @@ def test_a_malformed_load_note_is_ignored_and_changes_nothing():
 
 
 # -- real NATS, real engines -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def engines(embedded_model):
-    pair = [client_for(embedded_model, runner="thread", max_batch=4, max_queue=8) for _ in range(2)]
-    yield pair
-    for llm in pair:
-        llm.close()
-
-
 @contextlib.asynccontextmanager
 async def _worker(url: str, name: str, llm, worker_cls=LLMWorker):
     w = worker_cls(llm, url, WORLD, name=name)

@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from agents.inference import client_for
 from agents.inference.nats_llm import NatsLLM
 from agents.inference.nats_load import FORGET_AFTER_S
 from agents.inference.nats_wire import cancel_subject, pack, unpack
@@ -67,14 +66,6 @@ class _Worker(LLMWorker):
     async def _on_cancel(self, msg) -> None:
         self.stops.append(unpack(msg.data)["id"])
         await super()._on_cancel(msg)
-
-
-@pytest.fixture(scope="module")
-def engines(embedded_model):
-    pair = [client_for(embedded_model, runner="thread", max_batch=4, max_queue=8) for _ in range(2)]
-    yield pair
-    for llm in pair:
-        llm.close()
 
 
 @pytest.fixture
