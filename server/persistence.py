@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import msgpack
 
+from server.checkpointer import Checkpointer
+
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -73,6 +75,9 @@ class Database:
         # FULL also survives power loss at the price of an fsync per tick.
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        # the log goes into the file off the tick's thread (checkpointer.py), not inside a tick's COMMIT
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self.checkpointer = Checkpointer(path, self.conn) if path != ":memory:" else None
         self.conn.executescript(SCHEMA)
         self.check_integrity()
         if self.get_meta("schema") is None:
@@ -176,6 +181,8 @@ class Database:
         return int(row[0])
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         try:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
