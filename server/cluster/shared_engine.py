@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from server.cluster.parent_death import die_with_parent
@@ -61,10 +61,11 @@ def _preexec() -> Callable[[], None]:
 
 
 def start_workers(count: int, nats_url: str, world: str, model: str, stderr: IO | None = None,
-                  ready_s: float = READY_S) -> list[subprocess.Popen]:
-    """Start `count` workers serving `model` to `world` and wait until each
-    serves (its first line); RuntimeError (the started ones stopped) if one
-    exits or is not ready within `ready_s`."""
+                  ready_s: float = READY_S, options: Sequence[str] = ()) -> list[subprocess.Popen]:
+    """Start `count` workers serving `model` to `world` (`options`: more of
+    `hamlet llm-worker`'s, e.g. --runner) and wait until each serves (its
+    first line); RuntimeError (the started ones stopped) if one exits or is
+    not ready within `ready_s`."""
     if not 1 <= count <= MAX_WORKERS:
         raise ValueError(f"--llm-workers {count}: 1 to {MAX_WORKERS}")
     procs: list[subprocess.Popen] = []
@@ -72,7 +73,7 @@ def start_workers(count: int, nats_url: str, world: str, model: str, stderr: IO 
         for i in range(count):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "server.cli", "llm-worker", "--nats", nats_url, "--world", world,
-                 "--model", model, "--name", f"{world}-engine-{i}"],
+                 "--model", model, "--name", f"{world}-engine-{i}", *options],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, preexec_fn=_preexec()))
         for p in procs:
             _wait_ready(p, ready_s)

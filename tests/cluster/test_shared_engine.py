@@ -35,7 +35,8 @@ def nice_of(pid: int) -> int:
 
 
 def test_a_started_worker_serves_what_the_regions_are_given(nats_server):
-    workers = shared_engine.start_workers(1, nats_server.url, "w", "embedded")   # returns once it serves
+    workers = shared_engine.start_workers(1, nats_server.url, "w", "embedded",    # returns once it serves
+                                          options=("--runner", "thread", "--dtype", "float32", "--threads", "1"))
     llm = None
     try:
         assert nice_of(workers[0].pid) == shared_engine.WORKER_NICE   # the regions' ticks come first
