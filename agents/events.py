@@ -59,6 +59,13 @@ def _hour(m: re.Match) -> int | None:
     return hour if 0 <= hour <= 23 else None
 
 
+def tells_of_event(text: str) -> bool:
+    """Does a sentence of the text name an occasion and an hour (an event, its
+    place aside: the interview does not know the map's places)?"""
+    return any(_CLOCK.search(s) and any(w.rstrip("s") in OCCASIONS for w in _WORD.findall(s.lower()))
+               for s in _SENTENCE.findall(text))
+
+
 def event_mentioned(text: str, now_minute: float, places: set[str]) -> KnownEvent | None:
     """The event a line tells of (an occasion, a place, an hour), or None.
     A day given as "day N", "today"/"tonight" or "tomorrow"; none given: the

@@ -19,8 +19,9 @@ repeated the prompt):
   or the question asks what is going on ("happening", "special", "soon",
   "today"...) and the memory tells of an occasion (agents/events.py's
   OCCASIONS: the words by which an NPC recognises any event it hears of,
-  a wedding as much as a feast). No related memory: NOT_HEARD, without the
-  model.
+  a wedding as much as a feast) or holds one of those asking words whole
+  ("something special"; not the words of when: "talk soon" is no news).
+  No related memory: NOT_HEARD, without the model.
 - The choice: the model's `score` of each candidate as the reply to the
   interview's prompt (the persona, the related memories, the question);
   see `best_answer` for how candidates of different lengths are compared.
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents import prompts
-from agents.events import OCCASIONS
+from agents.events import OCCASIONS, tells_of_event
 from agents.inference.api import Priority
 from agents.memory import Memory, MemoryStream, keywords, lexical_relevance
 from agents.personas import Persona
@@ -58,6 +59,8 @@ _ASKING = frozenset("know knew heard hear anything something anyone someone tell
 # A question with one of these asks what is going on: an occasion is an answer.
 _WHATS_ON = frozenset("happening happen happens special event events soon today tonight tomorrow news "
                       "upcoming planned".split())
+# Words of when in such a question: "talk soon" and "see you tomorrow" are no news.
+_WHEN = frozenset("soon today tonight tomorrow".split())
 # First words after which a sentence reads right as reported speech ("told me there is ...").
 _SUBJECTS = frozenset("there the a an it this that these those he she they his her their its everyone "
                       "everybody someone somebody nobody something nothing tomorrow today tonight".split())
@@ -114,11 +117,24 @@ def answer_from(text: str) -> str:
 
 
 def related(question: str, text: str) -> bool:
-    """The prior: may this memory answer the question? (See the module's docstring.)"""
-    asked = keywords(question) - _ASKING
-    if asked and lexical_relevance(asked, text) > 0:
+    """The prior: may this memory answer the question? (See the module's docstring.)
+    The words that ask what is going on say what kind of answer is wanted
+    (an occasion), not what it is about: they relate a memory only as whole
+    words ("something special" does; "happening" no longer relates "I am
+    happy here" by its prefix), and the words of when ("soon") not at all:
+    a party run's interview answered "Olga said, 'Talk soon.'"."""
+    words = keywords(question) - _ASKING
+    about = words - _WHATS_ON
+    if about and lexical_relevance(about, text) > 0:
         return True
-    return bool(asked & _WHATS_ON) and any(w.rstrip("s") in OCCASIONS for w in _WORDS.findall(text.lower()))
+    if not asks_whats_on(question):
+        return False
+    said = set(_WORDS.findall(text.lower()))
+    return bool(said & (words - _WHEN)) or any(w.rstrip("s") in OCCASIONS for w in said)
+
+
+def asks_whats_on(question: str) -> bool:
+    return bool((keywords(question) - _ASKING) & _WHATS_ON)
 
 
 def recall(memory: MemoryStream, question: str, now: float) -> list[Memory]:
@@ -126,9 +142,16 @@ def recall(memory: MemoryStream, question: str, now: float) -> list[Memory]:
     distinct answers. Only these are marked as accessed."""
     before = {m.id: m.last_access for m in memory.memories}
     ranked = memory.retrieve(question, now, k=len(memory.memories))
+    fitting = {m.id for m in ranked if related(question, m.text)}
+    if asks_whats_on(question):
+        # an event remembered (an occasion and its hour) is what this asks for: when
+        # there is one, the rest are not candidates (a party run's score chose
+        # "Gus said, 'It's a special day'" over "I decided to go to the feast at 18:00")
+        events = {m.id for m in ranked if m.id in fitting and tells_of_event(m.text)}
+        fitting = events or fitting
     out, seen = [], set()
     for m in ranked:
-        answer = answer_from(m.text) if len(out) < RECALL and related(question, m.text) else None
+        answer = answer_from(m.text) if len(out) < RECALL and m.id in fitting else None
         if answer is not None and answer not in seen:
             out.append(m)
             seen.add(answer)
@@ -233,24 +256,36 @@ def judge(answer: str, fact: Fact, question: str, memories: Sequence[str], says_
     """The verdict on one answer. `says_heard`: the model's score of whether
     the answer says it has heard of the fact (None: not asked, because the
     answer names a detail of it); `source`: the memory the answer came from."""
-    low = answer.casefold()
-    named = [w for w in details(fact, question) if w in low]
-    claims = bool(named) or bool(says_heard)
+    named = [w for w in details(fact, question) if w in answer.casefold()]
+    claims = names_fact(answer, fact, question) or bool(says_heard)
     supported = any(all(k in m.casefold() for k in fact.keywords) for m in memories)
     known_hours = set().union(*(_hours(m) for m in memories)) if memories else set()
     stray_hours = sorted(_hours(answer) - known_hours)
     made_up = (claims and not supported) or bool(stray_hours)
     reason = ("claims to know with no memory of it" if claims and not supported
               else f"gives an hour no memory holds ({stray_hours})" if stray_hours else "")
-    return {"answer": answer, "claims": claims, "supported": supported, "confirms": supported and bool(named),
+    return {"answer": answer, "claims": claims, "supported": supported,
+            "confirms": supported and names_fact(answer, fact, question),
             "named": named, "hallucinated": made_up, "reason": reason, "source": source}
 
 
+def names_fact(answer: str, fact: Fact, question: str) -> bool:
+    """Does an answer name the fact? One of its keywords does, and so does
+    its place with its hour ("the festival at the tavern at 18:00"); the
+    place alone only for a fact whose keywords the question gives away:
+    "I keep the tavern" is the tavern keeper's trade, not news of the
+    feast held there."""
+    named = [w for w in details(fact, question) if w in answer.casefold()]
+    keys = [w for w in fact.keywords if w not in question.casefold()]
+    if any(w in named for w in keys) or (named and not keys):
+        return True
+    return fact.place in named and fact.hour is not None and fact.hour in _hours(answer)
+
+
 def needs_score(answer: str, fact: Fact, question: str) -> bool:
-    """An answer naming no detail of the fact: whether it says it has heard
+    """An answer that does not name the fact: whether it says it has heard
     of it is the model's to judge (a keyword check cannot tell "yes" from "no idea")."""
-    low = answer.casefold()
-    return not any(w in low for w in details(fact, question)) and bool(_YES.search(answer))
+    return not names_fact(answer, fact, question) and bool(_YES.search(answer))
 
 
 def run_interviews(llm: Any, people: Sequence[tuple[Persona, MemoryStream]], facts: Sequence[Fact], now: float,

@@ -123,3 +123,40 @@ def test_run_interviews_writes_each_answer_its_source_and_verdict():
     assert elena["source"] == TOLD and elena["confirms"] and not elena["hallucinated"]
     assert bram["answer"] == NOT_HEARD and bram["source"] is None and not bram["claims"]
     assert got["asked"] == 2 and got["hallucination_rate"] == 0.0
+
+
+def test_words_that_ask_what_is_on_relate_only_occasions():
+    # a party run's interviews answered "Olga said, 'I should be going. Talk soon.'"
+    # ("soon") and a persona line about "what happens in the village" ("happening" by its prefix)
+    assert not related(QUESTION, 'Olga said "I should be going. Talk soon."')
+    assert not related(QUESTION, "I tell tales and rumours from what happens in the village.")
+    assert not related(QUESTION, "I am happy to be here.")
+    assert related(QUESTION, "I decided to go to the harvest feast at the tavern at 18:00.")
+    assert related("Is the feast soon?", TOLD)           # a question's own subject still relates
+
+
+def test_naming_only_the_place_does_not_confirm_or_claim_the_fact():
+    from agents.interview import judge
+
+    keeper = "I am the storyteller and the one who keeps the tavern."
+    verdict = judge(keeper, FEAST, QUESTION, [TOLD], None)
+    assert verdict["named"] == ["tavern"] and not verdict["confirms"] and not verdict["claims"]
+    assert judge(keeper, FEAST, QUESTION, ["Mira arrived."], None)["hallucinated"] is False
+    told = judge("Tomas told me there is a harvest feast at the tavern.", FEAST, QUESTION, [TOLD], None)
+    assert told["confirms"] and told["claims"]
+    # a question that gives the keyword away: then the place is what shows the fact
+    asked = "Have you heard of a feast?"
+    assert judge("It is at the tavern.", FEAST, asked, [TOLD], None)["confirms"]
+    # the place with the fact's hour names it, whatever the occasion is called
+    assert judge("I decided to go to the festival at the tavern at 18:00.", FEAST, QUESTION, [TOLD], None)["confirms"]
+
+
+def test_asked_what_is_on_an_npc_that_remembers_an_event_answers_from_events_only():
+    chat = 'Gus said "It is a special day, and I am glad you are here." to me.'
+    s = stream("Elena", chat, TOLD, "I went to the square.")
+    assert [m.text for m in recall(s, QUESTION, 900)] == [TOLD]
+    # no event remembered: what relates is still a candidate
+    assert [m.text for m in recall(stream("Elena", chat), QUESTION, 900)] == [chat]
+    # a question that does not ask what is on is not narrowed
+    both = recall(stream("Elena", chat, TOLD), "What did Gus say to you?", 900)
+    assert chat in [m.text for m in both]

@@ -1,7 +1,7 @@
 """The interview's choice with the real embedded model (agents/interview.py):
 an NPC who was told of a feast answers with what it was told, over another
-memory that shares the question's words; one who heard nothing of it says
-so."""
+event it remembers; one that remembers no event answers with what relates
+to the question; one who heard nothing of it says so."""
 from __future__ import annotations
 
 import time
@@ -18,6 +18,7 @@ PEOPLE = {p.name: p for p in load_personas()}
 QUESTION = "Is anything special happening soon?"
 TOLD = 'Tomas said "There is a harvest feast at the tavern at 18:00 on day 1." to me.'
 RYE = 'Mira said "Something special is coming soon: rye bread." to me.'
+DANCE = 'Mira said "There was a dance at the square at 20:00 last week." to me.'
 
 
 def remembering(name: str, *texts: str) -> MemoryStream:
@@ -39,8 +40,13 @@ def answered(llm, name: str, memory: MemoryStream):
 
 
 def test_an_npc_told_of_the_feast_answers_with_it_and_one_who_was_not_has_not_heard(llm):
-    asked, answer, source = answered(llm, "Elena", remembering("Elena", RYE, TOLD))
-    assert answer_from(RYE) in [a for a, _ in asked.options]  # a real rival: it shares "special" and "soon"
+    asked, answer, source = answered(llm, "Elena", remembering("Elena", RYE, DANCE, TOLD))
+    # asked what is on, an NPC that remembers events answers from them: the dance is
+    # a real rival (an occasion and an hour), the rye bread (no event) is not a candidate
+    assert [a for a, _ in asked.options][-1] == NOT_HEARD
+    assert answer_from(DANCE) in [a for a, _ in asked.options] and answer_from(RYE) not in [a for a, _ in asked.options]
     assert answer == "Tomas told me there is a harvest feast at the tavern at 18:00 on day 1." and source.text == TOLD
+    asked, answer, source = answered(llm, "Elena", remembering("Elena", RYE))
+    assert answer == answer_from(RYE) and source.text == RYE   # no event remembered: what relates
     asked, answer, source = answered(llm, "Bram", remembering("Bram"))
     assert (answer, source) == (NOT_HEARD, None)
