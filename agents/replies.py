@@ -8,6 +8,9 @@ woken when the NPC sleeps, tell those behind a crowd to wait, tell those
 past the queue's bound to come back; and, when a reply's generation
 finishes, pass it through the gate (`agents/reply_gate.py`), regenerate
 once if refused, else fall back in character (facts first), and say it.
+Answers that are actions (a shop's trade, a guided walk) are
+`agents/action_desk.py`'s; notices, lessons and small talk have desks of
+their own too.
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from collections import Counter
 from typing import Any, Protocol
 
 from agents import prompts
+from agents.action_desk import ActionDesk
 from agents.board_talk import NoticeDesk, board_facts
 from agents.dialogue import asleep_line, clean_line, fallback_line, full_line, holding_line
-from agents.explain import record, scored
+from agents.explain import record
 from agents.guide import guide_actions
 from agents.school import Lesson
 from agents.school_desk import SchoolDesk
@@ -26,11 +30,10 @@ from agents.small_talk_desk import SmallTalkDesk
 from agents.facts import allowed_directions, facts_for, hours_facts, news_facts, shop_prices, told_facts
 from agents.inference.api import Priority
 from agents.mind import Mind, PendingJob, WaitingPerson
-from agents.npc_talk import best_normalised
 from agents.reply_candidates import Candidates, generations
 from agents.reply_gate import GateCounts, LineContext, check, reply_bans
-from agents.shop_talk import ShopAction, shop_actions, situation
-from server.world.inputs import Input, MakeOffer, Say
+from agents.shop_talk import shop_actions
+from server.world.inputs import Input, Say
 from server.world.world import World
 
 
@@ -89,6 +92,7 @@ class ReplyDesk:
         self.notices = NoticeDesk(self)  # notices asked for, and the moderation log
         self.school = SchoolDesk(self)   # a teacher's lessons, judgements and reports
         self.small_talk = SmallTalkDesk(self)  # greetings, thanks, goodbyes: a scored choice
+        self.action_desk = ActionDesk(self)  # a shop's trade or a guided walk: a scored choice
 
     # -- people arrive ---------------------------------------------------------
     def heard(self, world: World, mind: Mind, speaker: int, name: str, text: str, out: list[Input]) -> bool:
@@ -126,7 +130,7 @@ class ReplyDesk:
         actions = (guide_actions(world, e, person.name, person.text)
                    or shop_actions(world, e, world.entities.get(person.speaker), person.name, person.text))
         if actions:
-            self._answer_shop(world, mind, person, actions, out)
+            self.action_desk.answer(world, mind, person, actions, out)
             return
         if self.small_talk.answer(world, mind, person, out):
             return
@@ -190,41 +194,6 @@ class ReplyDesk:
         mind.crowd_context = prompts.reply_context(world.clock(), mind.activity, memories, history)
         return mind.crowd_context
 
-    # -- an answer chosen among actions (a shop's trade, a guided walk) ----------
-    def _answer_shop(self, world: World, mind: Mind, person: WaitingPerson, actions: list[ShopAction],
-                     out: list[Input]) -> None:
-        """One candidate: done now. Several: the model scores them."""
-        if len(actions) == 1:
-            self._do_shop(world, mind, person.speaker, person.name, actions[0], None, out, person.text,
-                          ((actions[0].label, 0.0),))
-            return
-        e = world.entities[mind.entity]
-        prompt = prompts.choice_prompt(mind.persona, world.clock(), mind.activity,
-                                       situation(world, e, person.name, person.text, actions))
-        handle = self.system.llm.score(prompt, [" " + a.label for a in actions], priority=Priority.HUMAN_REPLY,
-                                       deadline_s=self.system.budget.reply_deadline_s)
-        mind.reply_jobs[person.speaker] = PendingJob(handle, "shop", {
-            "partner": person.speaker, "partner_name": person.name, "heard": person.text, "actions": actions,
-            "priority": int(Priority.HUMAN_REPLY)})
-
-    def _do_shop(self, world: World, mind: Mind, speaker: int, name: str, action: ShopAction, job: int | None,
-                 out: list[Input], heard: str, candidates: tuple[tuple[str, float], ...]) -> None:
-        """Say the action's line and, for a sale, make the offer the person may accept."""
-        guiding = action.kind in ("guide", "direct", "here")
-        record(world, mind, "guide" if guiding else "shop", to=name, heard=heard, line=action.line,
-               outcome="guide" if guiding else "shop", candidates=candidates, chosen=action.label)
-        mind.forget_waiting(speaker)
-        self.outcomes["guide" if guiding else "shop"] += 1
-        if action.kind == "guide" and action.item is not None:  # a real walk, the person following
-            mind.heading_to = action.item
-            mind.guiding = (speaker, name, action.item, world.tick)
-        self._say(world, mind, speaker, name, action.line, job, out)
-        if action.kind == "offer" and action.item is not None:
-            out.append(MakeOffer(mind.entity, speaker, give=((action.item, action.n),), want_coins=action.coins))
-        elif action.kind == "buy_offer" and action.item is not None:
-            out.append(MakeOffer(mind.entity, speaker, coins=action.coins, want=((action.item, action.n),)))
-        self._log_line(world, mind, action.line)
-
     def _log_line(self, world: World, mind: Mind, line: str) -> None:
         conv = mind.conversation
         if conv is not None and conv.with_player:
@@ -243,11 +212,8 @@ class ReplyDesk:
         if job.kind == "small_talk":
             self.small_talk.finished(world, mind, job, result, out)
             return
-        if job.kind == "shop":  # the best-scored action, or the most helpful one if scoring failed
-            actions = ctx["actions"]
-            chosen = actions[best_normalised(result)] if result.ok and result.logprobs else actions[0]
-            self._do_shop(world, mind, speaker, name, chosen, job.handle.job_id, out, ctx["heard"],
-                          scored([a.label for a in actions], result))
+        if job.kind == "shop":
+            self.action_desk.finished(world, mind, job, result, out)
             return
         person = next((p for p in mind.waiting if p.speaker == speaker), None)
         lctx = self.line_context(world, mind, ctx["heard"], (name,), ctx.get("facts", ()))
