@@ -26,13 +26,10 @@ repeated the prompt):
   interview's prompt (the persona, the related memories, the question);
   see `best_answer` for how candidates of different lengths are compared.
 
-Each answer is judged: does it claim to know of the fact (a keyword check,
-and for an answer that names none, the model's `score` of "yes" against
-"no" on whether it says it has heard of it), do the NPC's memories support
-that (a memory holding all the fact's keywords), does it give an hour that
-no memory holds. A claim without support, or an unsupported hour, is a
-made-up answer (the hallucination rate). A chosen answer carries its
-memory's words, so a made-up one now means the judge's keywords misread it.
+Each answer is judged (agents/interview_judge.py: does it claim to know
+of the fact, do the NPC's memories support that, does it give an hour no
+memory holds). A chosen answer carries its memory's words, so a made-up
+one means the judge's keywords misread it.
 """
 from __future__ import annotations
 
@@ -44,6 +41,7 @@ from typing import Any
 from agents import prompts
 from agents.events import OCCASIONS, tells_of_event
 from agents.inference.api import Priority
+from agents.interview_judge import claim_prompt, judge, needs_score
 from agents.memory import Memory, MemoryStream, keywords, lexical_relevance
 from agents.personas import Persona
 from agents.scenario import Fact
@@ -52,8 +50,6 @@ from agents.scenario import Fact
 # to a person recalls a handful (agents/replies.py).
 RECALL = 5
 NOT_HEARD = "I have not heard anything about that."
-_HOURS = re.compile(r"\b(\d{1,2}):(\d{2})\b|\b(\d{1,2})\s*(am|pm|o'clock)\b", re.I)
-_YES = re.compile(r"\b(yes|yeah|i know|i heard|i've heard|i have heard|of course)\b", re.I)
 # Words any interview question is made of: sharing one says nothing of a memory.
 _ASKING = frozenset("know knew heard hear anything something anyone someone tell think remember village".split())
 # A question with one of these asks what is going on: an occasion is an answer.
@@ -226,66 +222,6 @@ def ask(llm: Any, persona: Persona, memory: MemoryStream, question: str, now: fl
     handle = llm.score(prompt, [a for a, _ in options], priority=Priority.PLANNING,
                        prefix=prefix if prompt.startswith(prefix) else None)
     return Asked(options, handle)
-
-
-def claim_prompt(question: str, answer: str) -> str:
-    return (f"Question: {prompts.quote(question)}\nAnswer: {prompts.quote(answer)}\n"
-            "Does the answer say that the speaker has heard of it?")
-
-
-def _hours(text: str) -> set[int]:
-    out = set()
-    for m in _HOURS.finditer(text):
-        h = int(m.group(1) or m.group(3))
-        if (m.group(4) or "").lower() == "pm" and h < 12:
-            h += 12
-        out.add(h % 24)
-    return out
-
-
-def details(fact: Fact, question: str) -> list[str]:
-    """The words that show an answer knows the fact: its keywords and place,
-    less those the question itself gives away."""
-    asked = question.casefold()
-    words = list(fact.keywords) + ([fact.place] if fact.place else [])
-    return [w for w in words if w not in asked]
-
-
-def judge(answer: str, fact: Fact, question: str, memories: Sequence[str], says_heard: bool | None,
-          source: str | None = None) -> dict:
-    """The verdict on one answer. `says_heard`: the model's score of whether
-    the answer says it has heard of the fact (None: not asked, because the
-    answer names a detail of it); `source`: the memory the answer came from."""
-    named = [w for w in details(fact, question) if w in answer.casefold()]
-    claims = names_fact(answer, fact, question) or bool(says_heard)
-    supported = any(all(k in m.casefold() for k in fact.keywords) for m in memories)
-    known_hours = set().union(*(_hours(m) for m in memories)) if memories else set()
-    stray_hours = sorted(_hours(answer) - known_hours)
-    made_up = (claims and not supported) or bool(stray_hours)
-    reason = ("claims to know with no memory of it" if claims and not supported
-              else f"gives an hour no memory holds ({stray_hours})" if stray_hours else "")
-    return {"answer": answer, "claims": claims, "supported": supported,
-            "confirms": supported and names_fact(answer, fact, question),
-            "named": named, "hallucinated": made_up, "reason": reason, "source": source}
-
-
-def names_fact(answer: str, fact: Fact, question: str) -> bool:
-    """Does an answer name the fact? One of its keywords does, and so does
-    its place with its hour ("the festival at the tavern at 18:00"); the
-    place alone only for a fact whose keywords the question gives away:
-    "I keep the tavern" is the tavern keeper's trade, not news of the
-    feast held there."""
-    named = [w for w in details(fact, question) if w in answer.casefold()]
-    keys = [w for w in fact.keywords if w not in question.casefold()]
-    if any(w in named for w in keys) or (named and not keys):
-        return True
-    return fact.place in named and fact.hour is not None and fact.hour in _hours(answer)
-
-
-def needs_score(answer: str, fact: Fact, question: str) -> bool:
-    """An answer that does not name the fact: whether it says it has heard
-    of it is the model's to judge (a keyword check cannot tell "yes" from "no idea")."""
-    return not names_fact(answer, fact, question) and bool(_YES.search(answer))
 
 
 def run_interviews(llm: Any, people: Sequence[tuple[Persona, MemoryStream]], facts: Sequence[Fact], now: float,

@@ -5,7 +5,7 @@ the FAKE model (tests/agents/fake_llm.py) to script the scored choice."""
 from __future__ import annotations
 
 from agents.events import KnownEvents, carries, event_mentioned, invite_line
-from agents.interview import judge, needs_score
+from agents.interview_judge import judge, needs_score
 from agents.measures import DiffusionTracker, NetworkTracker
 from agents.memory import MemoryStream
 from agents.mind import Mind

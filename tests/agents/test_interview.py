@@ -136,7 +136,7 @@ def test_words_that_ask_what_is_on_relate_only_occasions():
 
 
 def test_naming_only_the_place_does_not_confirm_or_claim_the_fact():
-    from agents.interview import judge
+    from agents.interview_judge import judge
 
     keeper = "I am the storyteller and the one who keeps the tavern."
     verdict = judge(keeper, FEAST, QUESTION, [TOLD], None)
