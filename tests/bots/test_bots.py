@@ -2,7 +2,7 @@
 report's figures are sane, churn bots resume their avatars, garbage bots are
 refused with error codes while the others keep getting updates; trading
 bots trade at the NPCs' shops and among themselves with every acknowledged
-trade in the log and goods and coins conserved (bench/economy.py's audit,
+trade in the log and goods and coins conserved (bench/economy_audit.py,
 which is shown to catch planted faults); and the loopback guard."""
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ async def test_churn_bots_resume_their_avatars(start_server):
 async def test_trading_bots_come_back_after_a_restart(start_server, tmp_path):
     """A server stopped mid-run and started again on the same port: the
     bots resume their avatars and trade on, and the audit still holds."""
-    from bench.economy import audit
+    from bench.economy_audit import audit
 
     config = dict(npcs=True, model="none", tick_rate=50.0, ticks_per_tile=1)
     server = await start_server(**config)
@@ -133,7 +133,8 @@ async def test_trading_bots_trade_and_nothing_is_made_or_lost(start_server, tmp_
     acknowledged trade is in the log, the log replays to the server's final
     state, and goods and coins are conserved (production on a squeezed clock
     included)."""
-    from bench.economy import audit, squeezed_goods
+    from bench.economy import squeezed_goods
+    from bench.economy_audit import audit
 
     goods = squeezed_goods(tmp_path / "goods.toml", window_min=3)
     server = await start_server(npcs=True, model="none", tick_rate=50.0, ticks_per_tile=1, goods=str(goods))
