@@ -1,27 +1,22 @@
 """One load-test bot: joins with its own name and behaves like a person
 (wanders between places, chats at a bounded rate, greets NPCs, trades at
 shops and with other players: client_demo/bot_trade.py), measuring what it
-sees. Fault modes: churn (drop and resume with the token), slow reader
-(stops reading), garbage (sends malformed frames). With `reconnect`, a bot
-whose connection is lost (the server went down) resumes its avatar with its
-token as soon as the server is back."""
+sees (client_demo/bot_stats.py). Fault modes: churn (drop and resume with
+the token), slow reader (stops reading), garbage (sends malformed frames).
+With `reconnect`, a bot whose connection is lost (the server went down)
+resumes its avatar with its token as soon as the server is back."""
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 
 import msgpack
 from websockets.exceptions import ConnectionClosed
 
+from client_demo.bot_stats import BotStats, Samples
 from client_demo.bot_trade import Trader
 from client_demo.client import HamletClient, ServerError
-
-# Bots keep at most this many latency samples each (reservoir sampling):
-# enough for p99 over a run, bounded memory for 1,000 bots.
-MAX_SAMPLES = 512
 
 LINES = ("hello there", "lovely weather", "anyone going to the market?", "the bread smells good",
          "see you at the tavern", "on my way to the square", "has anyone seen the smith?", "good day")
@@ -37,39 +32,6 @@ GARBAGE = (
     msgpack.packb({"t": "move", "to": [float("nan"), 1]}), msgpack.packb([1, 2, 3]), "a text frame",
     msgpack.packb({"t": "hello", "v": 1, "name": "again"}),
 )
-
-
-class Samples:
-    def __init__(self, rng: random.Random) -> None:
-        self.values: list[float] = []
-        self.seen = 0
-        self.rng = rng
-
-    def add(self, v: float) -> None:
-        self.seen += 1
-        if len(self.values) < MAX_SAMPLES:
-            self.values.append(v)
-        else:
-            j = self.rng.randrange(self.seen)
-            if j < MAX_SAMPLES:
-                self.values[j] = v
-
-
-@dataclass
-class BotStats:
-    connected: bool = False
-    connect_error: str | None = None
-    resumes_ok: int = 0
-    resumes_failed: int = 0
-    sent: int = 0
-    errors: Counter = field(default_factory=Counter)
-    close_code: int | None = None
-    bytes_in: int = 0
-    bytes_out: int = 0
-    state_updates: int = 0
-    connected_s: float = 0.0
-    reconnects_ok: int = 0
-    reconnects_failed: int = 0  # attempts that did not get the avatar back (retried)
 
 
 class Bot:
