@@ -9,21 +9,21 @@ recorded with its outcome: the ack's tick for an acknowledged one, the error
 code for a refused one, `lost` when no answer came (the connection dropped,
 say the server was killed). `bench/economy.py` checks these records against
 the server's event log: an acknowledged trade must be there, and nothing
-may be there more often than it was sent.
+may be there more often than it was sent. Where the shops are, and the walk
+to one, are client_demo/bot_shops.py's.
 """
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from client_demo.bot_shops import HANDOVER_RANGE, KNOWN_SHOPS, ShopWalk, chebyshev
 from client_demo.client import ServerError
 
 # The messages that change purses (or offers), each answered by an `ack`.
@@ -31,38 +31,8 @@ TRADE_KINDS = ("give", "buy", "sell", "offer", "accept", "decline")
 # Those whose ack means goods or coins changed hands.
 MOVING_KINDS = ("give", "buy", "sell", "accept")
 
-HANDOVER_RANGE = 3  # protocol.trade.HANDOVER_RANGE: things change hands within 3 tiles
 # Records kept per bot (a few minutes of trading is a few hundred).
 MAX_RECORDS = 5000
-
-# Where the default village's shopkeepers work, when the data files are not
-# there to say (the bots then still find any shop they see by asking it).
-DEFAULT_WORKPLACES = {"Sanne": "bakery", "Oda": "fields", "Pell": "market", "Bram": "smithy",
-                      "Tomas": "tavern", "Elena": "school"}
-_DATA = Path(__file__).resolve().parent.parent / "agents" / "data"
-_workplaces: dict[str, str] | None = None
-
-# What bots of this process learnt by asking `shop`: NPC name -> keeps a shop.
-# Shared knowledge (a shop stays a shop), so a crowd does not ask each NPC
-# hundreds of times.
-KNOWN_SHOPS: dict[str, bool] = {}
-
-
-def shop_workplaces() -> dict[str, str]:
-    """Shopkeeper name -> the place it works at: the keepers of the goods
-    file's shops and their workplaces in the persona file, as hints for
-    where to walk."""
-    global _workplaces
-    if _workplaces is None:
-        try:
-            goods = tomllib.loads((_DATA / "goods.toml").read_text(encoding="utf-8"))
-            people = tomllib.loads((_DATA / "village.toml").read_text(encoding="utf-8"))
-            work = {p["name"]: p.get("workplace") for p in people.get("npc", [])}
-            found = {s["keeper"]: work[s["keeper"]] for s in goods.get("shop", []) if work.get(s.get("keeper"))}
-            _workplaces = found or dict(DEFAULT_WORKPLACES)
-        except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
-            _workplaces = dict(DEFAULT_WORKPLACES)
-    return _workplaces
 
 
 @dataclass
@@ -77,24 +47,18 @@ class TradeStats:
     final: dict[str, Any] | None = None
 
 
-def chebyshev(a: Any, b: Any) -> int:
-    return max(abs(a.x - b.x), abs(a.y - b.y))
-
-
 class Trader:
     """One bot's trading: `step()` does one thing (answer an offer, deal at
     a shop, a gift or an offer to a neighbour, or a walk towards a shop)."""
 
     def __init__(self, bot: Any, rtt: Any) -> None:
         """`bot`: the client_demo.bot.Bot this trades for (its client, rng
-        and stats); `rtt`: where request-to-ack times go (a bot.Samples)."""
+        and stats); `rtt`: where request-to-ack times go (a bot_stats.Samples)."""
         self.bot = bot
         self.rng: random.Random = bot.rng
         self.rtt = rtt
         self.stats = TradeStats()
-        self.target: str | None = None       # the shopkeeper this bot is heading for
-        self.dest: tuple[int, int] | str | None = None
-        self.last_pos: tuple[int, int] | None = None
+        self.walk = ShopWalk(bot)            # to the shopkeeper this bot is heading for
         self.answered: set[int] = set()      # offers to us already answered
         self.items_seen: set[str] = set()    # item kinds seen in price lists
 
@@ -163,7 +127,7 @@ class Trader:
         if keeper is not None and self.rng.random() < 0.7:
             await self._deal(keeper)
             if self.rng.random() < 0.3:
-                self.target = None  # on to another shop
+                self.walk.target = None  # on to another shop
             return
         near = [e for e in c.entities.values()
                 if e.kind == "player" and e.id != c.entity and chebyshev(e, me) <= HANDOVER_RANGE]
@@ -174,7 +138,7 @@ class Trader:
             else:
                 await self._offer(other)
             return
-        await self._go_shopping(me)
+        await self.walk.go(me)
 
     async def _probe(self) -> bool:
         """Ask one NPC in view that nobody here has asked yet whether it keeps a shop."""
@@ -231,7 +195,7 @@ class Trader:
                    if e.kind == "npc" and KNOWN_SHOPS.get(e.name) and chebyshev(e, me) <= HANDOVER_RANGE]
         if not keepers:
             return None
-        mine = [e for e in keepers if e.name == self.target]
+        mine = [e for e in keepers if e.name == self.walk.target]
         return mine[0] if mine else self.rng.choice(keepers)
 
     async def _deal(self, keeper: Any) -> None:
@@ -275,54 +239,6 @@ class Trader:
         elif self.items_seen and c.coins >= 2:
             item = self.rng.choice(sorted(self.items_seen))
             await self.request("offer", to=other.id, coins=self.rng.randint(1, min(4, c.coins)), want=[[item, 1]])
-
-    # -- walking -------------------------------------------------------------
-    async def _go_shopping(self, me: Any) -> None:
-        c = self.client
-        places = shop_workplaces()
-        if self.target is None or self.rng.random() < 0.05:
-            seen = [e.name for e in c.entities.values() if e.kind == "npc" and KNOWN_SHOPS.get(e.name)]
-            choices = seen if seen and self.rng.random() < 0.7 else [k for k in places if KNOWN_SHOPS.get(k, True)]
-            if not choices:
-                return
-            self.target = self.rng.choice(choices)
-        keeper = c.find(self.target)
-        if keeper is not None and keeper.kind == "npc":
-            if chebyshev(keeper, me) <= HANDOVER_RANGE - 1:
-                return
-            await self._walk(self._tile_near(keeper.x, keeper.y, me))
-            return
-        place = places.get(self.target)
-        row = c.place(place) if place else None
-        if row is None or (row["x"] <= me.x < row["x"] + row["w"] and row["y"] <= me.y < row["y"] + row["h"]):
-            self.target = None  # not where we looked: choose again
-            return
-        await self._walk(place)
-
-    def _tile_near(self, x: int, y: int, me: Any) -> tuple[int, int]:
-        m = self.client.map
-        walkable = set(m["walkable"])
-        spots = [(x + dx, y + dy) for dx in (-2, -1, 0, 1, 2) for dy in (-2, -1, 0, 1, 2)
-                 if (dx or dy) and 0 <= x + dx < m["w"] and 0 <= y + dy < m["h"]
-                 and m["tiles"][(y + dy) * m["w"] + x + dx] in walkable]
-        return self.rng.choice(spots) if spots else (x, y)
-
-    async def _walk(self, dest: tuple[int, int] | str) -> None:
-        """Head for a tile or a place; not again while already walking there."""
-        me = self.client.me
-        pos = (me.x, me.y) if me is not None else None
-        if dest == self.dest and pos != self.last_pos:
-            self.last_pos = pos
-            return
-        self.dest, self.last_pos = dest, pos
-        self.bot.stats.sent += 1
-        try:
-            if isinstance(dest, str):
-                await self.client.move(place=dest)
-            else:
-                await self.client.move(to=dest)
-        except ServerError:
-            self.dest = None
 
     def finish(self) -> None:
         """Note the purse as our mirror shows it now (the run is over)."""

@@ -165,7 +165,7 @@ def _run_children(args: argparse.Namespace) -> list[dict]:
 
 async def _run_bots(args: argparse.Namespace, indices, progress: bool) -> dict:
     from client_demo.bot import Bot
-    from client_demo.bot_trade import KNOWN_SHOPS
+    from client_demo.bot_shops import KNOWN_SHOPS
     from client_demo.bots_report import bots_part
 
     KNOWN_SHOPS.clear()  # what an earlier run in this process learnt may not hold for this server
