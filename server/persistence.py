@@ -64,12 +64,16 @@ class TickStore(Protocol):
 
 
 class Database:
-    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, synchronous: str = "NORMAL", replica: Any = None) -> None:
+        """`replica`: records every write for a region's replicas (a
+        server.cluster.db_replica.Recording: its connection class, attached
+        before the schema is written); None, the default, records nothing."""
         self.path = path
         if path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per tick.
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                    factory=replica.connection_class if replica is not None else sqlite3.Connection)
         self.conn.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives a crash of this process (kill -9);
         # FULL also survives power loss at the price of an fsync per tick.
@@ -78,6 +82,8 @@ class Database:
         # the log goes into the file off the tick's thread (checkpointer.py), not inside a tick's COMMIT
         self.conn.execute("PRAGMA wal_autocheckpoint=0")
         self.checkpointer = Checkpointer(path, self.conn) if path != ":memory:" else None
+        if replica is not None:
+            replica.attach(self.conn)
         self.conn.executescript(SCHEMA)
         self.check_integrity()
         if self.get_meta("schema") is None:

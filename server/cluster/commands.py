@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lease-ttl", type=float, default=3.0, help="seconds a dead owner keeps the region (default 3)")
     p.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the lease as a standby")
     p.add_argument("--walkers", type=int, default=0, help="wandering entities to start in this region (a demo, the bench)")
+    p.add_argument("--replicate", action="store_true", help="replicate the database through JetStream: a standby "
+                   "keeps its own copy, no shared disk (default off)")
     _npc_options(p)
     p.add_argument("--status-every", type=float, default=5.0, help="seconds between JSON status lines on stdout")
     p.add_argument("--http-port", type=int, default=-1, metavar="P",
@@ -54,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--data", default="hamlet-data/cluster", help="databases and the NATS store (default hamlet-data/cluster)")
     c.add_argument("--nats", metavar="URL", help="use this NATS server instead of starting one")
     c.add_argument("--walkers", type=int, default=0, help="wandering entities per region")
+    c.add_argument("--replicate", action="store_true", help="every region with --replicate (see hamlet region)")
     _npc_options(c)
     c.add_argument("--llm-workers", type=int, default=1, metavar="N",
                    help="with --npcs and a model run here (embedded or a folder): the `hamlet llm-worker`s "
@@ -84,6 +87,7 @@ def run_region(args: argparse.Namespace) -> int:
 async def _region(args: argparse.Namespace) -> int:
     import random
 
+    from server.cluster.db_replica import ReplicaError
     from server.cluster.region import RegionNode
     from server.cluster.regions import RegionMap
     from server.cluster.walkers import PREFIX, walker_system
@@ -99,9 +103,10 @@ async def _region(args: argparse.Namespace) -> int:
         # HAMLET_* settings apply as to `hamlet serve` (spawn, grace_s, limits...)
         config = load_config(overrides={"db": db, "npcs": args.npcs, "model": args.model, "seed": args.seed,
                                         "tick_rate": args.tick_rate})
-        node = RegionNode(args.world, args.region, regions, args.nats, config, lease_ttl_s=args.lease_ttl)
+        node = RegionNode(args.world, args.region, regions, args.nats, config, lease_ttl_s=args.lease_ttl,
+                          replicate=args.replicate)
         await node.start(wait_s=args.wait)
-    except (ValueError, TimeoutError, OSError) as exc:
+    except (ValueError, TimeoutError, OSError, ReplicaError) as exc:
         print(f"hamlet region: {exc}", file=sys.stderr)
         return 1
     node.game.agent_systems.append(walker_system(args.region, random.Random(args.seed)))
@@ -242,7 +247,7 @@ def run_cluster(args: argparse.Namespace) -> int:
         return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
                                  "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
                                  "--db", os.path.join(args.data, f"r{i}.db"), "--model", model,
-                                 *(["--npcs"] if args.npcs else [])],
+                                 *(["--npcs"] if args.npcs else []), *(["--replicate"] if args.replicate else [])],
                                 preexec_fn=die_with_parent())  # a kill -9 of us: SIGTERM to them
 
     def spawn_gateway() -> subprocess.Popen:

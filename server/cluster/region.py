@@ -23,6 +23,10 @@ entity is in neither world, only in the source's log.
 A tick or commit that raises stops the region without writing more
 (`halt_on_error`): its lease runs out and a standby takes over from what
 was committed.
+
+With `replicate` (region_replication.py) the database is replicated through
+JetStream: a standby keeps its own copy while it waits, and what a tick
+decided is told only once JetStream acknowledged its records.
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ from server.cluster.region_bus import RegionBus
 from server.cluster.region_sessions import RegionSessions
 from server.cluster.session_handoffs import SessionHandoffs
 from server.cluster.region_systems import RegionSystems
+from server.cluster.region_replication import RegionReplication
 from server.cluster.region_requests import RegionRequests
 from server.cluster.handoffs import HandoffLog
 from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
@@ -66,9 +71,10 @@ NATS_GOODBYE_S = 2.0
 MAX_FOREIGN_SPEECH = 1024
 
 
-class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, RegionSystems):
+class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, RegionSystems, RegionReplication):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
-                 owner: str | None = None, lease_ttl_s: float = 3.0, llm: Any = None) -> None:
+                 owner: str | None = None, lease_ttl_s: float = 3.0, llm: Any = None, replicate: bool = False,
+                 replica_part_bytes: int | None = None, stream_max_bytes: int | None = None) -> None:
         self.world_name = wire.check_world_name(world_name)
         self.region = regions.regions[region]
         self.regions = regions
@@ -106,6 +112,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         self._to_deliver: list[str] = []  # handoffs committed this tick, sent after its frames
         self.schedule: TickSchedule | None = None
         self._init_sessions()
+        self._init_replication(replicate, replica_part_bytes, stream_max_bytes)
 
     # -- start and stop ----------------------------------------------------------
     async def start(self, wait_s: float = 30.0) -> None:
@@ -116,15 +123,15 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
                                      **connection_callbacks(log, self.nats_url))
         kv = await lease_bucket(self.nc.jetstream(), self.world_name)
         self.lease = RegionLease(kv, self.region.name, self.owner, self.lease_ttl_s)
-        deadline = time.monotonic() + wait_s
-        while not await self.lease.try_acquire():  # a standby waits here
-            if time.monotonic() > deadline:
-                await self.nc.close()
-                raise TimeoutError(f"region {self.region.name} is owned by another process")
-            await asyncio.sleep(min(0.5, self.lease_ttl_s / 4))
+        try:
+            await self.wait_for_lease(wait_s)  # a standby waits here (region_replication.py)
+        except BaseException:
+            await self.nc.close()
+            raise
         epoch = await world_epoch(kv)
         self.schedule = TickSchedule(epoch, self.config.tick_rate, phase=0.5 * (self.region.index % 2))
         self._open(self.schedule.current())
+        self.start_publishing()
         await self.nc.subscribe(wire.handoff_subject(self.world_name, self.region.name), cb=self._on_handoff)
         await self.nc.subscribe(wire.client_subject(self.world_name, self.region.name), cb=self._on_client)
         await self.nc.subscribe(wire.find_subject(self.world_name, self.region.name), cb=self._on_find)
@@ -141,7 +148,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
 
     def _open(self, start_tick: int = 0) -> None:
         cfg = self.config
-        self.db = Database(cfg.db)
+        self.db = Database(cfg.db, replica=self.recording())
         self.hlog = HandoffLog(self.db.conn)
         world = open_region_world(self.db, self.hlog, village(), cfg.seed, self.region.index,
                                   WorldRules(ticks_per_tile=cfg.ticks_per_tile), load_goods(cfg.goods or None),
@@ -172,6 +179,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
             return
         await self._halt()
         self.game.snapshot()
+        await self.stop_publishing(flush=True)  # on the stream before the lease goes
         await self._leave_nats()
         self.db.close()
         if self.npcs is not None:
@@ -196,6 +204,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         """What kill -9 leaves (for tests): no snapshot, no goodbye; the
         lease runs out by itself. Only committed ticks survive."""
         await self._halt()
+        await self.stop_publishing(flush=False)
         await self.nc.close()
         self.db.conn.close()
         if self.npcs is not None:
@@ -269,10 +278,13 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
                 return
             t0 = time.perf_counter()
             self.game.run_tick()
+            if self.publisher is not None and not await self.replica_synced():
+                return  # not kept: nothing of this tick is told
             self.flush_gateways()
             for hid in self._to_deliver:  # after the frames that tell the gateway the player moved
                 self._spawn(self._deliver(hid))
             self._to_deliver.clear()
+            self.run_held()
             took = (time.perf_counter() - t0) * 1000  # the tick and its frames to the gateways
             self.tick_ms.append(took)
             self.tick_window.append(took)

@@ -76,13 +76,13 @@ class RegionSystems:
             if isinstance(inp, Join):
                 account, token = game.sessions.create_account(inp.name, inp.entity, inp.x, inp.y)
                 result = (inp.entity, token)
-            game.after_commit(lambda fut=fut, result=result: fut.done() or fut.set_result(result))
+            self.after_replicated(lambda fut=fut, result=result: fut.done() or fut.set_result(result))
 
     def _arrive(self, msg: dict[str, Any], reply: Any) -> None:
         """An arrival at this tick's boundary: confirmed after its commit."""
         answer = self._take_in(msg, self.game.world.tick)
         if answer["t"] == "ok":
-            self.game.after_commit(lambda: self._answer(reply, answer))
+            self.after_replicated(lambda: self._answer(reply, answer))
         else:
             self._answer(reply, answer)
 
@@ -90,7 +90,8 @@ class RegionSystems:
         """An arrival between ticks, at the next tick's boundary (nothing
         else happens between ticks: the tick runs whole on the event loop):
         applied, committed in a transaction of its own and confirmed at
-        once, rather than waiting up to a tick for the tick's. Its rows
+        once (with replication, once its record is acknowledged), rather
+        than waiting up to a tick for the tick's. Its rows
         carry the next tick's number; `last_tick` says the world's tick, all
         of which is committed; a restart applies such rows after its replay
         (region_world.py)."""
@@ -105,6 +106,10 @@ class RegionSystems:
                 log.exception("region %s: committing an arrival failed; stopping", self.region.name)
                 self.halt_on_error()
                 return
+        if self.publisher is not None and answer["t"] == "ok":  # confirmed once its record is kept
+            eid = None if answer.get("dup") else msg["state"]["id"]
+            self._spawn(self.answer_when_replicated(reply, answer, eid, self.db.conn.n))
+            return
         self._answer(reply, answer)
         if answer["t"] == "ok" and not answer.get("dup"):
             self.flush_arrived(msg["state"]["id"])
@@ -176,9 +181,9 @@ class RegionSystems:
         said = [dict(ev, who=world.entities[ev["from"]].kind) if ev["from"] in world.entities else ev
                 for ev in world.events if ev["kind"] == "say" and world.grid.cell_of(ev["x"], ev["y"]) in self.border]
         if said:
-            game.after_commit(lambda: self._publish_speech(said))
+            self.after_replicated(lambda: self._publish_speech(said))
         if world.tick % 2 == 0:
-            game.after_commit(self._publish_cells)
+            self.after_replicated(self._publish_cells)
 
     def _sys_hear(self, now: float) -> None:
         from protocol.codec import encode

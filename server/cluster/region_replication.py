@@ -1,0 +1,124 @@
+"""A region's database replicated through JetStream (`hamlet region
+--replicate`), mixed into `RegionNode`: so a standby on another machine
+keeps its own copy and takes over from it, with no disk shared.
+
+Owns the region's side: while a standby waits for the lease it follows the
+region's subject into its own database (db_follow.py); once the lease is
+its, it catches up, fences the subject and opens the world from its copy
+as a restarted region does, recording its writes (db_replica.py) for its
+publisher (db_publish.py). And what waits for the records: with
+replication on, nothing a commit decided is told to anyone (a client's
+frames, a neighbour's confirmation or handoff, speech and border cells, an
+in-process request) before JetStream acknowledged that commit's records;
+a record not acknowledged within the lease's length stops the region
+(`halt_on_error`): it can no longer show its writes are kept.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from server.cluster.db_follow import Follower
+from server.cluster.db_publish import part_size
+from server.cluster.db_replica import Recording
+
+log = logging.getLogger("hamlet.region")
+
+
+class RegionReplication:
+    def _init_replication(self, replicate: bool, part_bytes: int | None, stream_max_bytes: int | None) -> None:
+        self.replicate = replicate
+        self.replica_part_bytes = part_bytes  # None: the connection's max_payload, less room for headers
+        self.stream_max_bytes = stream_max_bytes
+        self.publisher = None  # db_publish.Publisher, once we own the region
+        self._publish_task: asyncio.Task | None = None
+        self._held: list[Callable[[], None]] = []  # told once this tick's records are acknowledged
+
+    async def wait_for_lease(self, wait_s: float) -> None:
+        """Take the region's lease, waiting up to `wait_s` for it as a
+        standby; with replication, keeping our own copy of the region's
+        database meanwhile, and taking over from it (our publisher)."""
+        follower = None
+        if self.replicate:
+            follower = Follower(self.nc.jetstream(), self.world_name, self.region.name, self.config.db,
+                                part_size(self.nc, self.replica_part_bytes))
+            await (follower.open(self.stream_max_bytes) if self.stream_max_bytes else follower.open())
+        try:
+            deadline = time.monotonic() + wait_s
+            while not await self.lease.try_acquire():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"region {self.region.name} is owned by another process")
+                if follower is not None:
+                    await follower.follow()
+                await asyncio.sleep(min(0.5, self.lease_ttl_s / 4))
+            if follower is not None:
+                self.publisher = await follower.take_over(self.owner, self._replica_failed)
+        finally:
+            if follower is not None:
+                follower.close()
+
+    def recording(self) -> Recording | None:
+        """What the region's `Database` records its writes with (None: off)."""
+        return Recording(self.publisher.add) if self.publisher is not None else None
+
+    def start_publishing(self) -> None:
+        if self.publisher is None:
+            return
+        self.publisher.on_acked = self.db.conn.acked
+        self._publish_task = asyncio.get_running_loop().create_task(self.publisher.run())
+
+    def _replica_failed(self, why: str) -> None:
+        if self.running:
+            self.halt_on_error()
+
+    async def replica_synced(self, n: int | None = None) -> bool:
+        """Wait until our records up to n (default: all so far) are
+        acknowledged; False (and the region stopped) if they are not
+        within the lease's length or cannot be."""
+        if self.publisher is None:
+            return True
+        ok = await self.publisher.synced(self.db.conn.n if n is None else n, self.lease_ttl_s)
+        if not ok and not self.failed:
+            log.error("region %s: records not acknowledged by JetStream within %.1f s (%s); stopping without "
+                      "telling anyone more", self.region.name, self.lease_ttl_s, self.publisher.failed or "no answer")
+            self.halt_on_error()
+        return ok
+
+    def after_replicated(self, fn: Callable[[], None]) -> None:
+        """Run `fn` once this tick's commit is kept: after the commit, and
+        with replication after JetStream acknowledged its records."""
+        if self.publisher is None:
+            self.game.after_commit(fn)
+        else:
+            self.game.after_commit(lambda: self._held.append(fn))
+
+    def run_held(self) -> None:
+        held, self._held = self._held, []
+        for fn in held:
+            fn()
+
+    async def answer_when_replicated(self, reply: Any, answer: dict[str, Any], eid: int | None, n: int) -> None:
+        """An arrival committed between ticks (record n): confirmed to its
+        source (and its session's news sent) once n is acknowledged."""
+        if not await self.replica_synced(n):
+            return  # stopped: the source sends it again, to whoever owns the region next
+        self._answer(reply, answer)
+        if eid is not None:
+            self.flush_arrived(eid)
+
+    async def stop_publishing(self, flush: bool) -> None:
+        """A clean stop's last records (its final snapshot) acknowledged
+        first, within the lease's length; then the publisher stops."""
+        if self.publisher is None or self._publish_task is None:
+            return
+        if flush and not await self.publisher.synced(self.db.conn.n, self.lease_ttl_s):
+            log.warning("region %s: the last records were not acknowledged; a standby takes over from before "
+                        "them", self.region.name)
+        self._publish_task.cancel()
+        try:
+            await self._publish_task
+        except (asyncio.CancelledError, Exception):
+            pass
