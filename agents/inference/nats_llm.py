@@ -21,7 +21,7 @@ holds across all of it (else DEFAULT_TIMEOUT_S). A worker that says
 goodbye is not a loss: it finishes what it holds. Nothing raises into the
 caller's tick: no responders on the queue group, a timeout, a lost
 connection or a bad reply completes the handle as failed (no responders and
-a lost connection with remote.py's UNREACHABLE prefix, as `is_unreachable`
+a lost connection with remote_exchange.py's UNREACHABLE prefix, as `is_unreachable`
 reads it). Requests run on a private event loop in a daemon thread, as
 RemoteLLM's do, with the same handles (handle.py).
 

@@ -28,7 +28,7 @@ from .api import GenerationResult, ScoreResult, Status
 from .jobs import failed
 from .nats_load import MAX_KNOWN, Known
 from .nats_wire import RETRY_CODES, pack, read_reply, result_of
-from .remote import UNREACHABLE
+from .remote_exchange import UNREACHABLE
 from .replies import BadAnswer
 
 # A request with no deadline waits this long for its reply, as RemoteLLM's

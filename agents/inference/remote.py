@@ -10,7 +10,8 @@ Scores use echo mode (`echo`, `max_tokens: 0`, `logprobs: 0`): the
 log-probability of each token at or after the end of the prompt, and their
 sum. Requests run on a private event loop in a daemon thread, so both a
 synchronous tick loop and asyncio code can hold the handles. Bodies are
-built in calls.py, answers read in replies.py, HTTP in http11.py;
+built in calls.py, one request's tries and its stream run in
+remote_exchange.py, answers are read in replies.py, HTTP in http11.py;
 `EnginePool` (pool.py) spreads calls over several of these (`request()`).
 
 Priorities: every call carries `priority`, Hamlet's `Priority` as an int:
@@ -40,27 +41,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import h11
-
 from .api import GenerationResult, RunsIn, ScoreResult, Status
 from .calls import Call, chat_call, generate_call, score_call
 from .handle import JobHandle
-from .http11 import HttpClient, HttpStatus
+from .http11 import HttpClient
 from .jobs import failed, next_job_id
-from .replies import score_result, stream_error, stream_event
-from .sampling import sentence_cut
+from .remote_exchange import UNREACHABLE, exchange
 
 log = logging.getLogger(__name__)
-RETRY_STATUS = {429, 502, 503, 504}
-# The error of a job that failed because its server could not be reached
-# (refused, reset, connect timed out) starts with this: an EnginePool sends
-# such a job to another engine and rests this one.
-UNREACHABLE = "unreachable: "
-# Optional fields a server may refuse with a 400 whose body says so: the field
-# is dropped for that server from then on and the request sent again.
-# priority: vLLM without --scheduling-policy priority; stream_options: a
-# server that knows no usage reports (its tokens are counted from the pieces).
-REFUSABLE = {"priority": b"Priority scheduling is not enabled", "stream_options": b"stream_options"}
 
 # finish(handle, result): how a request hands its result back (JobHandle._finish by default).
 Finish = Callable[[JobHandle, Any], object]
@@ -92,7 +80,7 @@ class RemoteLLM:
         self.retries, self.backoff_s = retries, backoff_s
         self.max_outstanding = max_outstanding
         self.tokenizer = tokenizer
-        self.refused: set[str] = set()       # fields of REFUSABLE this server refused
+        self.refused: set[str] = set()       # fields of REFUSABLE (remote_exchange.py) this server refused
         self._outstanding = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -209,7 +197,7 @@ class RemoteLLM:
         if deadline is not None:
             body["hamlet_deadline_s"] = max(0.0, deadline - time.monotonic())
         try:
-            result = await self._with_retries(handle, call.kind, call.path, body, submitted, deadline)
+            result = await exchange(self, handle, call.kind, call.path, body, submitted, deadline)
         except asyncio.CancelledError:
             result = failed(call.kind, Status.CANCELLED, None, submitted)
         except Exception as exc:
@@ -224,75 +212,13 @@ class RemoteLLM:
         if live is not None:      # else close() finished it
             finish(handle, result)
 
-    async def _with_retries(self, handle, kind, path, body, submitted, deadline):
-        attempt = 0
-        while True:
-            timeout = self.timeout_s if deadline is None else min(self.timeout_s, deadline - time.monotonic())
-            if timeout <= 0:
-                return failed(kind, Status.DEADLINE, "deadline passed", submitted)
-            try:
-                async with self._sem:
-                    if kind == "score":
-                        return await asyncio.wait_for(self._score(body, submitted), timeout)
-                    return await asyncio.wait_for(self._generate(handle, path, body, submitted), timeout)
-            except (TimeoutError, asyncio.TimeoutError):
-                if deadline is not None and time.monotonic() >= deadline - 1e-3:
-                    return failed(kind, Status.DEADLINE, "deadline passed", submitted)
-                error, status = "request timed out", Status.ERROR
-            except HttpStatus as exc:
-                name = next((f for f, said in REFUSABLE.items() if exc.status == 400 and said in exc.body
-                             and f in body), None)
-                if name is not None:
-                    del body[name]
-                    if name not in self.refused:
-                        self.refused.add(name)
-                        log.warning("%s refuses %s (for priorities start vLLM with --scheduling-policy "
-                                    "priority); sending requests without it", self.base_url, name)
-                    continue      # at most once per field and request: the field is gone now
-                if exc.status not in RETRY_STATUS:
-                    return failed(kind, {504: Status.DEADLINE}.get(exc.status, Status.ERROR), str(exc), submitted)
-                error, status = str(exc), Status.OVERLOADED if exc.status in (429, 503) else Status.ERROR
-            except (ConnectionError, OSError, h11.ProtocolError) as exc:
-                error, status = f"{UNREACHABLE}{type(exc).__name__}: {exc}", Status.ERROR
-            if handle.text_so_far or attempt >= self.retries:
-                return failed(kind, status, error, submitted)
-            await asyncio.sleep(self.backoff_s * (2 ** attempt))
-            attempt += 1
-
-    async def _generate(self, handle, path, body, submitted) -> GenerationResult:
-        text: list[str] = []
-        finish, first_at, counted = None, None, None
-        sentences = body.get("hamlet_sentences")
-        events = self.http.sse(path, body)
-        async for event in events:
-            piece, ends, usage = stream_event(event, body.get("max_tokens"))   # BadAnswer: the job fails
-            if (error := stream_error(event)) is not None:
-                return failed("generate", error[0], error[1], submitted, "".join(text))
-            counted = counted if usage is None else usage
-            cut = None
-            if piece and sentences:
-                so_far = "".join(text)
-                cut = sentence_cut(so_far + piece, sentences)
-                if cut is not None:
-                    piece = (so_far + piece)[len(so_far):cut]
-            if piece:
-                first_at = first_at or time.monotonic()
-                text.append(piece)
-                handle._push(piece)
-            finish = ends or finish
-            if cut is not None:
-                finish = "stop"
-                await events.aclose()   # closes the connection: the server cancels the rest
-                break
-        now = time.monotonic()
-        return GenerationResult("".join(text), [], Status.OK, finish,
-                                None if first_at is None else first_at - submitted, now - submitted,
-                                completion_tokens=len(text) if counted is None else counted)
-
-    async def _score(self, body, submitted) -> ScoreResult:
-        send = {k: v for k, v in body.items() if k != "_prompt_len"}
-        raw = await self.http.request("POST", "/completions", send)
-        return score_result(raw, len(send["prompt"]), body["_prompt_len"], time.monotonic() - submitted)
+    def refuses(self, name: str) -> None:
+        """This server refused the optional field `name` (REFUSABLE): it is
+        not sent to it again (logged once)."""
+        if name not in self.refused:
+            self.refused.add(name)
+            log.warning("%s refuses %s (for priorities start vLLM with --scheduling-policy "
+                        "priority); sending requests without it", self.base_url, name)
 
 
 def launch_on(loop: asyncio.AbstractEventLoop, start: Callable[[], asyncio.Task],
