@@ -168,3 +168,9 @@ def client_files(web_root: str, path: str) -> Response:
     if ctype.startswith("text/"):
         ctype += "; charset=utf-8"
     return response(200, "OK", target.read_bytes(), ctype)
+
+
+def reachable_host(host: str) -> str:
+    """The address to connect to for a server listening on `host`: one
+    listening on every address is reached here."""
+    return "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host

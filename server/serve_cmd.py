@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def where_to_connect(host: str, port: int) -> str:
     """The line that tells a person where to open the browser client and
     connect a program, for a port that speaks hamlet.v1 (`hamlet serve`'s,
-    a gateway's); a server listening on every address is reached here."""
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    a gateway's)."""
+    from server.http import reachable_host
+
+    host = reachable_host(host)
     return f"Open http://{host}:{port}/ in a browser, or connect a client to ws://{host}:{port}"
 
 

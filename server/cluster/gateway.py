@@ -43,7 +43,7 @@ from server.cluster.gateway_bus import REGION_SILENT_S, GatewayBus
 from server.cluster.gateway_routes import MAX_UNCONFIRMED, Route, Routes
 from server.cluster.regions import RegionMap
 from server.config import ServerConfig
-from server.http import client_files, response
+from server.http import client_files, reachable_host, response
 from server.metrics import ServerMetrics
 from server.net import WS_MAX_QUEUE, WS_MAX_SIZE, Client, ws_frame
 from server.sessions import hash_token
@@ -107,7 +107,8 @@ class Gateway(GatewayBus):
 
     @property
     def url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}"
+        """Where a client connects (not ws://0.0.0.0 for a gateway on every address)."""
+        return f"ws://{reachable_host(self.config.host)}:{self.port}"
 
     # -- start and stop -------------------------------------------------------------
     async def start(self) -> None:

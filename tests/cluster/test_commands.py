@@ -77,3 +77,17 @@ def test_cluster_prints_a_browser_url_that_serves_the_client(nats_server, tmp_pa
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_a_gateway_on_every_address_gives_a_url_one_can_connect_to():
+    from types import SimpleNamespace
+
+    from server.cluster.gateway import Gateway
+    from server.http import reachable_host
+
+    assert [reachable_host(h) for h in ("0.0.0.0", "", "::", "10.0.0.5")] == ["127.0.0.1", "127.0.0.1", "[::1]",
+                                                                             "10.0.0.5"]
+    sock = SimpleNamespace(getsockname=lambda: ("0.0.0.0", 8765))
+    gw = SimpleNamespace(config=SimpleNamespace(host="0.0.0.0"), _ws_server=SimpleNamespace(sockets=[sock]))
+    gw.port = Gateway.port.fget(gw)
+    assert Gateway.url.fget(gw) == "ws://127.0.0.1:8765"  # was ws://0.0.0.0:8765
