@@ -2,7 +2,8 @@
 stream (`RegionNode(replicate=True)`), over a real nats-server: it takes
 over from a primary killed mid-run with every acknowledged chat line and
 every entity once, and handoffs go on; nothing is told before JetStream
-acknowledged it; an owner that lost its lease cannot write after the new
+acknowledged it (an arrival between ticks is confirmed to its source once
+its record is); an owner that lost its lease cannot write after the new
 one did; a node that committed and crashed before the acknowledgement
 publishes its record on restart; one whose database diverged moves it
 aside and rebuilds it from the stream."""
@@ -120,6 +121,27 @@ async def test_nothing_is_told_before_jetstream_acknowledged_it(nats_server, tmp
         assert a.failed and not a.running
     finally:
         await a.crash()
+
+
+async def test_an_arrival_between_ticks_is_confirmed_once_its_record_is_acknowledged(nats_server, tmp_path):
+    r0 = await started(nats_server.url, tmp_path, "r0", "r0.db")
+    r1 = await started(nats_server.url, tmp_path, "r1", "r1.db")
+    try:
+        y, xl, xr = walkable_near_border()[0]
+        eid, _ = await r0.join("ann", xl + 3, y)
+        assert await eventually(lambda: r1.publisher.pending() == 0)
+        gate = Gate(r1.publisher.js)
+        r1.publisher.js = gate                                     # r1's JetStream is slow to answer
+        assert (await r0.move(eid, xr, y)) is None
+        assert await eventually(lambda: eid in r1.entity_ids())   # taken in and committed by r1...
+        await asyncio.sleep(0.3)
+        assert r0.in_transit() == {eid}                            # ...not confirmed: not yet kept
+        gate.open.set()
+        assert await eventually(lambda: not r0.in_transit())
+        assert eid in r1.entity_ids() and eid not in r0.entity_ids()
+    finally:
+        await r0.stop()
+        await r1.stop()
 
 
 async def test_an_owner_that_lost_its_lease_cannot_write_after_the_new_one(nats_server, tmp_path):
