@@ -89,7 +89,8 @@ class Follower:
         from nats.js.errors import NotFoundError
 
         try:
-            return await self.js.get_msg(self.stream, seq=self.pos + 1, subject=self.subject, next=True, direct=True)
+            # from the stream's leader (not a direct get, which any replica may answer, behind it)
+            return await self.js.get_msg(self.stream, seq=self.pos + 1, subject=self.subject, next=True)
         except NotFoundError:
             return None
 
@@ -97,7 +98,7 @@ class Follower:
         from nats.js.errors import NotFoundError
 
         try:
-            return (await self.js.get_last_msg(self.stream, self.subject, direct=True)).seq
+            return (await self.js.get_last_msg(self.stream, self.subject)).seq
         except NotFoundError:
             return 0
 

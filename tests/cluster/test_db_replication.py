@@ -170,3 +170,20 @@ async def test_a_second_region_has_a_subject_of_its_own(nats_connect, tmp_path):
         t.cancel()
     d0.close()
     d1.close()
+
+
+async def test_a_full_stream_refuses_the_next_record_loudly(nats_connect, tmp_path):
+    nc = await nats_connect()
+    js = nc.jetstream()
+    await db_stream(js, "w", max_bytes=64 * 1024)           # discard=new: never drops what it holds
+    db, pub, task, failures = await recorded_db(js, nc, str(tmp_path / "a.db"))
+    db.set_meta_now("small", 1)
+    assert await pub.synced(db.conn.n, 5)
+    first = (await js.stream_info(stream_name("w"))).state.first_seq
+    db.save_snapshot(1, {"blob": os.urandom(100_000)})      # past the stream's bound
+    assert not await pub.synced(db.conn.n, 5)
+    await asyncio.sleep(0)                                  # the failure is reported on the loop
+    assert failures and "maximum bytes" in failures[0]
+    assert (await js.stream_info(stream_name("w"))).state.first_seq == first   # nothing dropped
+    task.cancel()
+    db.close()

@@ -160,8 +160,7 @@ async def test_an_owner_that_lost_its_lease_cannot_write_after_the_new_one(nats_
         owners, fenced, seq = [], False, 0
         while True:
             try:
-                msg = await js.get_msg(stream_name("w"), seq=seq + 1, subject=db_subject("w", "r0"), next=True,
-                                       direct=True)
+                msg = await js.get_msg(stream_name("w"), seq=seq + 1, subject=db_subject("w", "r0"), next=True)
             except Exception:
                 break
             seq = msg.seq
