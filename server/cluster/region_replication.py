@@ -35,7 +35,9 @@ class RegionReplication:
         self.stream_max_bytes = stream_max_bytes
         self.publisher = None  # db_publish.Publisher, once we own the region
         self._publish_task: asyncio.Task | None = None
-        self._held: list[Callable[[], None]] = []  # told once this tick's records are acknowledged
+        # told once this tick's records are acknowledged: one tick's callbacks
+        # (its speech, border cells, in-process answers), emptied every tick
+        self._held: list[Callable[[], None]] = []
 
     async def wait_for_lease(self, wait_s: float) -> None:
         """Take the region's lease, waiting up to `wait_s` for it as a
