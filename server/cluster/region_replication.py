@@ -27,6 +27,12 @@ from server.cluster.db_replica import Recording
 
 log = logging.getLogger("hamlet.region")
 
+# A clean stop's wait for its last records (the final snapshot): ms when
+# JetStream is there; when it is gone the stop must not hang on it (nothing
+# acknowledged is at stake: every tick was, and the snapshot stays in the
+# outbox, published at the next start if no other owner wrote since).
+FLUSH_ON_STOP_S = 2.0
+
 
 class RegionReplication:
     def _init_replication(self, replicate: bool, part_bytes: int | None, stream_max_bytes: int | None) -> None:
@@ -113,10 +119,12 @@ class RegionReplication:
 
     async def stop_publishing(self, flush: bool) -> None:
         """A clean stop's last records (its final snapshot) acknowledged
-        first, within the lease's length; then the publisher stops."""
+        first, within FLUSH_ON_STOP_S; then the publisher stops."""
         if self.publisher is None or self._publish_task is None:
             return
-        if flush and not await self.publisher.synced(self.db.conn.n, self.lease_ttl_s):
+        connected = self.nc is not None and self.nc.is_connected  # NATS gone: no wait for what cannot come
+        wait_s = min(self.lease_ttl_s, FLUSH_ON_STOP_S)
+        if flush and (not connected or not await self.publisher.synced(self.db.conn.n, wait_s)):
             log.warning("region %s: the last records were not acknowledged; a standby takes over from before "
                         "them", self.region.name)
         self._publish_task.cancel()

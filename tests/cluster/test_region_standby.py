@@ -218,3 +218,14 @@ async def test_a_diverged_database_is_moved_aside_and_rebuilt(nats_server, tmp_p
         assert eid in a.entity_ids()
     finally:
         await a.stop()
+
+
+async def test_a_replicating_region_stops_quickly_when_nats_is_gone(nats_server, tmp_path):
+    from server.cluster.region import NATS_GOODBYE_S
+    a = node(nats_server.url, tmp_path, "r0", "a.db")
+    a.lease_ttl_s = 5.0                                         # no wait for acknowledgements that cannot come
+    await a.start(wait_s=5.0)
+    nats_server.stop()
+    t0 = asyncio.get_running_loop().time()
+    await a.stop()                                              # its final snapshot stays in its outbox
+    assert asyncio.get_running_loop().time() - t0 < 3 * NATS_GOODBYE_S
