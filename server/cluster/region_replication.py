@@ -23,7 +23,7 @@ from typing import Any
 
 from server.cluster.db_follow import Follower
 from server.cluster.db_publish import part_size
-from server.cluster.db_replica import Recording
+from server.cluster.db_replica import Recording, ReplicaError
 
 log = logging.getLogger("hamlet.region")
 
@@ -62,11 +62,25 @@ class RegionReplication:
                 if follower is not None:
                     await follower.follow()
                 await asyncio.sleep(min(0.5, self.lease_ttl_s / 4))
-            if follower is not None:
-                self.publisher = await follower.take_over(self.owner, self._replica_failed)
+            if follower is not None:  # a long catch-up must not let the lease run out meanwhile
+                keep = asyncio.get_running_loop().create_task(self._keep_lease())
+                try:
+                    self.publisher = await follower.take_over(self.owner, self._replica_failed)
+                finally:
+                    keep.cancel()
+                if keep.done() and not keep.cancelled() and keep.exception() is not None:
+                    raise ReplicaError(f"region {self.region.name}: lost the lease while taking over "
+                                       f"({keep.exception()})")
         finally:
             if follower is not None:
                 follower.close()
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease while taking over (the region's own renewal
+        starts with its ticks); a lost lease ends it with LeaseLost."""
+        while True:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            await self.lease.renew()
 
     def recording(self) -> Recording | None:
         """What the region's `Database` records its writes with (None: off)."""

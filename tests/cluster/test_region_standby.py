@@ -229,3 +229,29 @@ async def test_a_replicating_region_stops_quickly_when_nats_is_gone(nats_server,
     t0 = asyncio.get_running_loop().time()
     await a.stop()                                              # its final snapshot stays in its outbox
     assert asyncio.get_running_loop().time() - t0 < 3 * NATS_GOODBYE_S
+
+
+async def test_the_lease_is_kept_while_a_standby_catches_up(nats_server, tmp_path, monkeypatch):
+    url = nats_server.url
+    a = await started(url, tmp_path, "r0", "a.db")
+    await a.join("ann", *walkable_near_border()[0][1::-1])
+    await a.crash()
+    take_over = Follower.take_over
+
+    async def slowly(self, *args):                              # a long catch-up: twice the lease
+        await asyncio.sleep(2.0)
+        return await take_over(self, *args)
+    monkeypatch.setattr(Follower, "take_over", slowly)
+    b, c = node(url, tmp_path, "r0", "b.db"), node(url, tmp_path, "r0", "c.db")
+    taking = asyncio.get_running_loop().create_task(b.start(wait_s=10.0))
+    await asyncio.sleep(1.5)                                    # b holds the lease, catching up
+    try:
+        with pytest.raises(TimeoutError):
+            await c.start(wait_s=2.5)                           # c never gets it meanwhile
+        await taking
+        assert b.running and not b.lost_lease
+    finally:
+        if not taking.done():
+            taking.cancel()
+        if b.running:
+            await b.stop()
