@@ -187,3 +187,18 @@ async def test_a_full_stream_refuses_the_next_record_loudly(nats_connect, tmp_pa
     assert (await js.stream_info(stream_name("w"))).state.first_seq == first   # nothing dropped
     task.cancel()
     db.close()
+
+
+async def test_a_database_written_without_replication_is_refused_with_a_clear_error(nats_connect, tmp_path):
+    nc = await nats_connect()
+    js = nc.jetstream()
+    old = str(tmp_path / "old.db")
+    db = Database(old)                                      # as `hamlet region` without --replicate
+    db.set_meta_now("seed", 1)
+    db.close()
+    before = dump(old)
+    f = await follower(js, nc, old)
+    with pytest.raises(ReplicaError, match="written without --replicate"):
+        await f.take_over("owner-b", lambda why: None)
+    f.close()
+    assert dump(old) == before
