@@ -24,6 +24,7 @@ from typing import Any
 from server.cluster.db_follow import Follower
 from server.cluster.db_publish import part_size
 from server.cluster.db_replica import Recording, ReplicaError
+from server.cluster.lease import LeaseLost
 
 log = logging.getLogger("hamlet.region")
 
@@ -80,7 +81,12 @@ class RegionReplication:
         starts with its ticks); a lost lease ends it with LeaseLost."""
         while True:
             await asyncio.sleep(self.lease_ttl_s / 3)
-            await self.lease.renew()
+            try:
+                await self.lease.renew()
+            except LeaseLost:
+                raise
+            except Exception:  # NATS unreachable for a moment: retried; expiry decides
+                log.warning("region %s: lease renewal failed", self.region.name, exc_info=True)
 
     def recording(self) -> Recording | None:
         """What the region's `Database` records its writes with (None: off)."""
