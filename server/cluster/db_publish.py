@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DiscardPolicy, StorageType
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 log = logging.getLogger("hamlet.region")
 
@@ -56,6 +56,9 @@ MAX_UNACKED_BYTES = 256 * 1024 ** 2
 # One publish's wait for its acknowledgement before it is tried again (the
 # whole record's wait is bounded by the lease, see `Publisher.synced`).
 PUBLISH_TIMEOUT_S = 1.0
+# The wait before trying again when no JetStream server answered (no stream
+# leader for a moment). A refusal (503 too: a full stream) is not retried.
+RETRY_WAIT_S = 0.1
 
 
 def stream_name(world: str) -> str:
@@ -99,9 +102,11 @@ class Fenced(RuntimeError):
 async def publish_fenced(js, stream: str, subject: str, data: bytes, headers: dict[str, str],
                          last_seq: int) -> int:
     """Publish one message expecting `last_seq` last on the subject; its
-    sequence. A lost acknowledgement is tried again; a retry that finds our
-    message already stored (the subject's last, with our headers) takes it.
-    Raises Fenced if someone else wrote since `last_seq`."""
+    sequence. A lost acknowledgement (or JetStream unavailable a moment) is
+    tried again, without end: the caller's wait for the record is bounded
+    (`Publisher.synced`); a retry that finds our message already stored
+    (the subject's last, with our headers) takes it. Raises Fenced if
+    someone else wrote since `last_seq`."""
     hdrs = dict(headers, **{EXPECT: str(last_seq)})
     while True:
         try:
@@ -109,6 +114,9 @@ async def publish_fenced(js, stream: str, subject: str, data: bytes, headers: di
             return ack.seq
         except (NatsTimeout, asyncio.TimeoutError):
             log.warning("publishing on %s: no acknowledgement in %.1f s; trying again", subject, PUBLISH_TIMEOUT_S)
+        except NoStreamResponseError:  # no responder: JetStream electing a stream leader, restarting...
+            log.warning("publishing on %s: JetStream is not answering; trying again", subject)
+            await asyncio.sleep(RETRY_WAIT_S)
         except APIError as exc:
             if exc.err_code not in WRONG_LAST_SEQUENCE:
                 raise

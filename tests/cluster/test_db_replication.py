@@ -202,3 +202,36 @@ async def test_a_database_written_without_replication_is_refused_with_a_clear_er
         await f.take_over("owner-b", lambda why: None)
     f.close()
     assert dump(old) == before
+
+
+class Unavailable:
+    """JetStream refusing the first publishes (no stream leader for a
+    moment), then taking them."""
+
+    def __init__(self, js, refusals: int) -> None:
+        self.js = js
+        self.refusals = refusals
+
+    def __getattr__(self, name):
+        return getattr(self.js, name)
+
+    async def publish(self, *args, **kwargs):
+        from nats.js.errors import NoStreamResponseError
+
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise NoStreamResponseError
+        return await self.js.publish(*args, **kwargs)
+
+
+async def test_jetstream_unavailable_a_moment_is_waited_out(nats_connect, tmp_path):
+    nc = await nats_connect()
+    js = nc.jetstream()
+    db, pub, task, failures = await recorded_db(js, nc, str(tmp_path / "a.db"))
+    assert await pub.synced(db.conn.n, 5)
+    pub.js = flaky = Unavailable(js, 3)
+    db.set_meta_now("seed", 1)
+    assert await pub.synced(db.conn.n, 5) and not failures
+    assert flaky.refusals == 0
+    task.cancel()
+    db.close()
