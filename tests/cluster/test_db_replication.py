@@ -4,7 +4,9 @@ region: what `Database` writes (commit_tick with its stores, save_snapshot,
 set_meta_now, schemas) reaches a follower's own database, table for table;
 a rolled-back transaction leaves nothing; a record over the payload limit
 goes in parts and comes back whole; a malformed message or a gap is
-refused with a clear error and changes nothing."""
+refused with a clear error and changes nothing; a full stream refuses the
+next record loudly and drops nothing; a database written without
+replication is refused; JetStream unavailable a moment is waited out."""
 from __future__ import annotations
 
 import asyncio
