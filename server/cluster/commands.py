@@ -1,18 +1,15 @@
 """`hamlet region` (run one region of a world, or stand by for it),
-`hamlet gateway` (clients' sockets, routed to the regions) and `hamlet
-cluster` (nats-server, every region of a world and a gateway on this
-machine, in one command)."""
+`hamlet gateway` (clients' sockets, routed to the regions) and the
+arguments of `hamlet cluster` (cluster_cmd.py: nats-server, every region
+of a world and a gateway on this machine, in one command)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
-import subprocess
 import sys
-import time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--host", default="127.0.0.1", help="the gateway's address (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=8765, help="the gateway's port (default 8765; 0: any free port)")
     c.set_defaults(func=run_cluster)
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    from server.cluster.cluster_cmd import run_cluster as run
+
+    return run(args)
 
 
 def _npc_options(p: argparse.ArgumentParser) -> None:
@@ -208,96 +211,4 @@ async def _gateway(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await gw.stop()
-    return 0
-
-
-def run_cluster(args: argparse.Namespace) -> int:
-    from server.cluster import shared_engine
-    from server.cluster.natsd import NatsServer
-    from server.cluster.parent_death import die_with_parent
-    from server.serve_cmd import where_to_connect
-
-    os.makedirs(args.data, exist_ok=True)
-    nats = None
-    url = args.nats
-    if url is None:
-        try:
-            nats = NatsServer(os.path.join(args.data, "nats")).start()
-        except (FileNotFoundError, RuntimeError) as exc:
-            print(f"hamlet cluster: {exc}", file=sys.stderr)
-            return 1
-        url = nats.url
-    print(f"NATS at {url}; {args.regions} regions of world {args.world!r}, data in {args.data} (Ctrl-C to stop)",
-          flush=True)
-    workers: list[subprocess.Popen] = []
-    model = args.model
-    if args.npcs and shared_engine.runs_here(args.model):
-        try:
-            workers = shared_engine.start_workers(args.llm_workers, url, args.world, args.model)
-        except (ValueError, RuntimeError) as exc:
-            print(f"hamlet cluster: {exc}", file=sys.stderr)
-            if nats is not None:
-                nats.stop()
-            return 1
-        model = shared_engine.region_model(args.model, url, args.world)
-        print(f"NPCs' model {args.model!r}: {len(workers)} llm-worker(s) shared by the regions ({model})",
-              flush=True)
-
-    def spawn(i: int) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
-                                 "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
-                                 "--db", os.path.join(args.data, f"r{i}.db"), "--model", model,
-                                 *(["--npcs"] if args.npcs else []), *(["--replicate"] if args.replicate else [])],
-                                preexec_fn=die_with_parent())  # a kill -9 of us: SIGTERM to them
-
-    def spawn_gateway() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "server.cli", "gateway", "--nats", url, "--world", args.world,
-                                 "--regions", str(args.regions), "--host", args.host, "--port", str(args.port)],
-                                stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
-
-    procs = [spawn(i) for i in range(args.regions)]
-    gateway = spawn_gateway()
-    line = gateway.stdout.readline()  # its first line says where it listens
-    try:
-        print(f"Hamlet is running. {where_to_connect(args.host, json.loads(line)['port'])}", flush=True)
-    except (ValueError, KeyError):
-        print(f"hamlet cluster: the gateway did not start: {line.strip()}", file=sys.stderr)
-    stopping = False
-
-    def on_signal(*_):
-        nonlocal stopping
-        stopping = True
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        while not stopping:
-            time.sleep(0.5)
-            for i, p in enumerate(procs):
-                if p.poll() is not None and not stopping:
-                    print(f"region r{i} exited with {p.returncode}; starting it again", flush=True)
-                    procs[i] = spawn(i)
-            if gateway.poll() is not None and not stopping:
-                print(f"the gateway exited with {gateway.returncode}; starting it again", flush=True)
-                gateway = spawn_gateway()
-                gateway.stdout.readline()
-            for i, w in enumerate(workers):
-                if w.poll() is not None and not stopping:
-                    print(f"llm-worker {i} exited with {w.returncode}; starting it again", flush=True)
-                    try:
-                        workers[i] = shared_engine.start_workers(1, url, args.world, args.model)[0]
-                    except RuntimeError as exc:  # tried again in half a second; the NPCs fall back meanwhile
-                        print(f"hamlet cluster: {exc}", file=sys.stderr)
-    finally:
-        for p in [*procs, gateway]:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in [*procs, gateway]:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shared_engine.stop_workers(workers)
-        if nats is not None:
-            nats.stop()
-    print("cluster stopped", flush=True)
     return 0
