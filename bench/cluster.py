@@ -3,7 +3,10 @@ a gateway (`hamlet region`, `hamlet gateway`), and bots that connect to the
 gateway, walk back and forth across the border and talk (each line waits
 for its ack). Midway, region r0 is killed (SIGKILL) and started again at
 once (it waits for its lease to run out, then restores from its database);
-its bots are closed with 1001 and resume with their token.
+its bots are closed with 1001 and resume with their token. With
+--replicate every region replicates its database through JetStream and
+r0's standby, with a database of its own (as on another machine), takes
+over instead; the killed owner's database is not read.
 
 Then capacity: `hamlet bots --behaviour wander` at each of --steps against
 a fresh cluster (through the gateway) and against one `hamlet serve`
@@ -21,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -90,9 +92,10 @@ class Proc:
         return [t for at, d in self.lines if since <= at <= until for t in d.get(key, ())]
 
 
-def region(url: str, world: str, r: str, data: Path) -> Proc:
+def region(url: str, world: str, r: str, data: Path, replicate: bool = False, db: str | None = None) -> Proc:
     return Proc(["region", "--nats", url, "--world", world, "--region", r, "--regions", "2",
-                 "--db", str(data / f"{world}-{r}.db"), "--status-every", "1"], f"region {r}")
+                 "--db", str(data / (db or f"{world}-{r}.db")), "--status-every", "1",
+                 *(["--replicate"] if replicate else [])], f"region {r}")
 
 
 def gateway(url: str, world: str) -> tuple[Proc, str]:
@@ -105,71 +108,18 @@ def p99(xs: list[float], q: float = 0.99) -> float:
     return round(s[min(len(s) - 1, int(len(s) * q))], 2) if s else 0.0
 
 
-# -- the walking, talking bots (a child process) -----------------------------------------
-async def one_bot(i: int, url: str, stop_at: float, seed: int) -> dict:
-    from client_demo.client import HamletClient, ServerError
-    from server.world.village import village
-
-    m = village()
-    rng = random.Random(seed * 7919 + i)
-    targets = [(x, y) for y in range(20, 80) for x in range(44, 85) if m.walkable(x, y)]
-    name = f"cb{i}"
-    out = {"name": name, "entity": None, "acked": [], "resumes": 0, "closes": Counter(), "errors": Counter(),
-           "back_at": [], "close_log": []}
-    c = None
-    k = 0
-    while time.time() < stop_at:
-        try:
-            if c is None or c.closed:
-                if c is not None and (not out["close_log"] or out["close_log"][-1][0] != id(c)):  # once per close
-                    out["closes"][str(c.close_code)] += 1
-                    out["close_log"].append((id(c), time.time(), c.close_code, c.close_reason))
-                new = await HamletClient.connect(url)
-                try:
-                    w = await new.join(name, token=c.token if c is not None else None)
-                except BaseException:
-                    await new.close()
-                    raise
-                if c is not None:
-                    out["resumes"] += 1
-                    out["back_at"].append(time.time())
-                c = new
-                out["entity"] = w["id"]
-                continue
-            await c.move(rng.choice(targets))
-            await asyncio.sleep(rng.uniform(0.5, 1.5))
-            text = f"{name} line {k}"
-            k += 1
-            out["acked"].append([await c.say(text), text])
-        except ServerError as exc:
-            out["errors"][exc.code] += 1
-            await asyncio.sleep(0.25)
-        except (ConnectionError, OSError, asyncio.TimeoutError):
-            await asyncio.sleep(0.25)
-        except Exception as exc:  # websockets' own errors while a region restarts
-            out["errors"][type(exc).__name__] += 1
-            await asyncio.sleep(0.25)
-    if c is not None:
-        await c.close()
-    return out
-
-
-async def bots_main(url: str, n: int, duration: float, seed: int) -> list[dict]:
-    stop_at = time.time() + duration
-
-    async def later(i: int) -> dict:
-        await asyncio.sleep(i * 0.02)
-        return await one_bot(i, url, stop_at, seed)
-    return await asyncio.gather(*(later(i) for i in range(n)))
-
-
 # -- phase 1: handoffs, a region killed and restarted --------------------------------------
-def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float) -> dict:
+def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float, replicate: bool = False) -> dict:
+    """With `replicate`, every region runs with --replicate and r0's standby
+    (its own database, as on another machine) follows from the start; the
+    killed owner is not started again, and its database is not read: every
+    acknowledged line must be in the standby's copy or r1's."""
     world = "crash"
-    regions = {r: region(url, world, r, data) for r in ("r0", "r1")}
+    regions = {r: region(url, world, r, data, replicate) for r in ("r0", "r1")}
     incarnations = {"r0": [regions["r0"]], "r1": [regions["r1"]]}
     for p in regions.values():
         p.first("owner")
+    standby = region(url, world, "r0", data, replicate, db=f"{world}-r0-standby.db") if replicate else None
     gw, gw_url = gateway(url, world)
     out_file = data / "bots.json"
     child = subprocess.Popen([sys.executable, __file__, "--bots-child", gw_url, str(bots), str(duration),
@@ -178,7 +128,8 @@ def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float) 
     time.sleep(kill_at)
     killed_at, killed_wall = time.monotonic(), time.time()
     regions["r0"].stop(signal.SIGKILL)
-    regions["r0"] = region(url, world, "r0", data)     # what `hamlet cluster` does: start it again
+    # what `hamlet cluster` does: start it again; or its standby takes over
+    regions["r0"] = standby or region(url, world, "r0", data)
     incarnations["r0"].append(regions["r0"])
     back_at, _ = regions["r0"].first("owner", timeout=60)
     child.wait(duration + 120)
@@ -192,8 +143,8 @@ def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float) 
     transit = set().union(*(set(f["in_transit"]) for f in finals.values() if f))
     bots_ids = {b["entity"] for b in reports if b["entity"] is not None}
     stored: set[tuple[int, str]] = set()
-    for r in ("r0", "r1"):
-        with sqlite3.connect(data / f"{world}-{r}.db") as db:
+    for name in ([f"{world}-r0-standby.db"] if replicate else [f"{world}-r0.db"]) + [f"{world}-r1.db"]:
+        with sqlite3.connect(data / name) as db:
             stored |= {(i, t) for i, t in db.execute("SELECT id, text FROM chat")}
     acked = [(c, t) for b in reports for c, t in b["acked"]]
     last_status = [next((d for _, d in reversed(p.lines) if "handoff_p99_ms" in d), {})
@@ -202,7 +153,7 @@ def crash_run(url: str, data: Path, bots: int, duration: float, kill_at: float) 
               for w in ((0.0, killed_at), (back_at + CATCH_UP_S, float("inf")))
               for t in p.ticks_ms(*w, key="handoffs_ms")]
     return {
-        "bots": bots, "bots_joined": len(bots_ids),
+        "bots": bots, "bots_joined": len(bots_ids), "replicate": replicate,
         "handoffs": sum(d.get("handoffs", 0) for d in last_status),
         # confirmed handoffs, but those to or from r0 while it was down and
         # catching up (they wait for the restart: region_recovery_s)
@@ -284,11 +235,15 @@ def main() -> None:
     ap.add_argument("--steps", default="250,500,1000", help="bot counts of the capacity runs ('' to skip)")
     ap.add_argument("--ramp", type=float, default=5.0)
     ap.add_argument("--step-s", type=float, default=12.0, help="seconds of each capacity run after its ramp")
+    ap.add_argument("--replicate", action="store_true",
+                    help="the crash run with --replicate: r0's standby (its own database) takes over")
     ap.add_argument("--bots-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bots_child:
         url, n, duration, out = args.bots_child
         os.nice(10)  # the load generator shares the machine: leave the cluster its share, as `hamlet bots --nice`
+        from bench.cluster_bots import bots_main
+
         reports = asyncio.run(bots_main(url, int(n), float(duration), 1))
         Path(out).write_text(json.dumps(reports))
         return
@@ -296,7 +251,7 @@ def main() -> None:
         data = Path(tmp)
         nats = NatsServer(str(data / "nats")).start()
         try:
-            result = crash_run(nats.url, data, args.bots, args.duration, args.kill_at)
+            result = crash_run(nats.url, data, args.bots, args.duration, args.kill_at, args.replicate)
             print(json.dumps({"crash_run": result}), flush=True)
             capacity: dict[str, dict] = {}
             for count in [int(c) for c in args.steps.split(",") if c.strip()]:
