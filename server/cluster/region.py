@@ -22,11 +22,9 @@ entity is in neither world, only in the source's log.
 
 A tick or commit that raises stops the region without writing more
 (`halt_on_error`): its lease runs out and a standby takes over from what
-was committed.
-
-With `replicate` (region_replication.py) the database is replicated through
-JetStream: a standby keeps its own copy while it waits, and what a tick
-decided is told only once JetStream acknowledged its records.
+was committed. With `replicate` (region_replication.py) a standby keeps its
+own copy of the database through JetStream, and what a tick decided is
+told only once JetStream acknowledged its records.
 """
 from __future__ import annotations
 
@@ -100,6 +98,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         self._beside_cache: dict[tuple[str, tuple[int, int]], tuple[int, int] | None] = {}
         self._tasks: set[asyncio.Task] = set()
         self.game: Game | None = None
+        self.metrics = ServerMetrics()  # the game's, made before it: the model loaded before the lease counts here
         self.llm = llm  # the NPCs' model with config.npcs (None: the config's `model`, loaded at start)
         self.npcs = None  # RegionNpcs (region_npcs.py) with config.npcs
         self.nc = None
@@ -123,10 +122,16 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
                                      **connection_callbacks(log, self.nats_url))
         kv = await lease_bucket(self.nc.jetstream(), self.world_name)
         self.lease = RegionLease(kv, self.region.name, self.owner, self.lease_ttl_s)
+        from server.cluster.region_npcs import preload_model
+
+        loaded = preload_model(self)  # before the lease
         try:
             await self.wait_for_lease(wait_s)  # a standby waits here (region_replication.py)
         except BaseException:
             await self.nc.close()
+            if loaded:
+                self.llm.close()
+                self.llm = None
             raise
         epoch = await world_epoch(kv)
         self.schedule = TickSchedule(epoch, self.config.tick_rate, phase=0.5 * (self.region.index % 2))
@@ -153,7 +158,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         world = open_region_world(self.db, self.hlog, village(), cfg.seed, self.region.index,
                                   WorldRules(ticks_per_tile=cfg.ticks_per_tile), load_goods(cfg.goods or None),
                                   start_tick=start_tick)
-        game = self.game = Game(cfg, world, self.db, ServerMetrics())
+        game = self.game = Game(cfg, world, self.db, self.metrics)
         game.sessions._next_account_id = max(game.sessions._next_account_id, self.region.index * ID_SPAN + 1)
         game.stores.append(self.hlog)
         world.foreign = self.seen_across  # set after replay: a logged say holds whom it reached
@@ -167,10 +172,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         self.adopt_players()
         if cfg.npcs:
             from server.cluster.region_npcs import install_region_npcs
-            from server.npcs import load_model
 
-            if self.llm is None:
-                self.llm = load_model(cfg, game.metrics.registry)
             self.npcs = install_region_npcs(self, self.llm)
 
     async def stop(self) -> None:

@@ -231,6 +231,19 @@ class RegionNpcs:
         self.minds.close()
 
 
+def preload_model(node: Any) -> bool:
+    """The NPCs' model, loaded before the region's lease is taken: a slow
+    load (a first conversion of the embedded model takes ~17 s, a big model
+    longer) never runs while the lease can run out under it, and a standby
+    has its model ready when it takes over. Whether it loaded one."""
+    if not node.config.npcs or node.llm is not None:
+        return False
+    from server.npcs import load_model
+
+    node.llm = load_model(node.config, node.metrics.registry)
+    return node.llm is not None
+
+
 def install_region_npcs(node: Any, llm: Any) -> RegionNpcs:
     """Wire the region's NPCs into its game (after its world was opened)."""
     game, cfg, world = node.game, node.config, node.game.world

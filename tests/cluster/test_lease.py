@@ -88,3 +88,29 @@ async def test_the_gateway_stops_quickly_when_nats_is_gone(nats_server, caplog):
     await asyncio.wait_for(gw.stop(), 10)
     assert time.monotonic() - t0 < 3 * NATS_GOODBYE_S
     assert any("NATS did not drain" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_regions_model_is_loaded_before_it_takes_the_lease(nats_server, tmp_path, monkeypatch):
+    """A slow model load (a first conversion of the embedded model takes
+    ~17 s) ran after the lease was taken, so the 3 s lease could run out
+    under it and a standby take the region; and a standby loaded its model
+    only once it had taken over. The load here is timed, not a model: it
+    names none, and the region's NPCs follow their routines."""
+    from server.cluster.region import RegionNode
+    from tests.cluster.helpers import REGIONS, region_config
+
+    node = RegionNode("w", "r0", REGIONS, nats_server.url, region_config(tmp_path, "r0", npcs=True, model="a-model"),
+                      lease_ttl_s=1.0)
+    held_at_load: list[bool] = []
+
+    def load_model(config, registry):
+        held_at_load.append(node.lease.held)
+        return None
+
+    monkeypatch.setattr("server.npcs.load_model", load_model)
+    await node.start(wait_s=10.0)
+    try:
+        assert held_at_load == [False]
+        assert node.lease.held and node.npcs is not None
+    finally:
+        await node.stop()
