@@ -177,7 +177,9 @@ def status(node) -> dict:
             "handoffs": len(node.handoff_ms), "handoff_p99_ms": _p99(node.handoff_ms),
             "ghosts": len(node.ghosts.ids()), "sessions": len(node.remote),
             "npcs": node.npcs.bound() if node.npcs is not None else 0, "ticks_ms": window,
-            "handoffs_ms": handoffs}
+            "handoffs_ms": handoffs,
+            **({"replica": {"acked_n": node.publisher.acked_n, "unacked": node.publisher.pending()}}
+               if node.publisher is not None else {})}
 
 
 def run_gateway(args: argparse.Namespace) -> int:

@@ -41,6 +41,11 @@ def cluster_metrics(node) -> str:
             ("hamlet_region_in_transit", "gauge", "Entities that left and are not confirmed yet", len(node.in_transit())),
             ("hamlet_region_sessions", "gauge", "Players' sessions held through gateways", len(node.remote)),
             ("hamlet_region_ghosts", "gauge", "Entities seen in neighbours' border cells", len(node.ghosts.ids()))]
+    if node.publisher is not None:  # --replicate
+        rows += [("hamlet_region_replica_records_total", "counter",
+                  "Database records JetStream acknowledged (--replicate)", node.publisher.acked_n),
+                 ("hamlet_region_replica_unacked_records", "gauge",
+                  "Database records committed and waiting for JetStream", node.publisher.pending())]
     return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n}{{region=\"{r}\"}} {v}\n" for n, t, h, v in rows)
 
 

@@ -112,6 +112,9 @@ async def test_nothing_is_told_before_jetstream_acknowledged_it(nats_server, tmp
         said = a.say(eid, "wait for it")
         await asyncio.sleep(0.3)                                   # 15 ticks of 20 ms
         assert not said.done()                                     # committed, not yet acknowledged
+        from server.cluster.region_http import cluster_metrics     # and /metrics says what waits
+        waiting = int(cluster_metrics(a).split('hamlet_region_replica_unacked_records{region="r0"} ')[1].split()[0])
+        assert waiting >= 1 and a.publisher.acked_n >= 1
         gate.open.set()
         assert isinstance(await asyncio.wait_for(said, 2), int)
         a.publisher.js = gate = Gate(gate.js)                      # JetStream silent past the lease

@@ -25,7 +25,8 @@ def test_a_standby_process_takes_over_from_a_killed_owner(nats_server, tmp_path)
     try:
         first = json.loads(owner.stdout.readline())
         assert first["region"] == "r0"
-        json.loads(owner.stdout.readline())            # a status line: the walkers joined, acknowledged
+        line = json.loads(owner.stdout.readline())     # a status line: the walkers joined, acknowledged
+        assert line["replica"]["acked_n"] >= 1 and line["replica"]["unacked"] >= 0   # what waits for JetStream
         standby = region(nats_server.url, str(tmp_path / "b" / "r0.db"))    # makes no walkers
         owner.kill()                                    # kill -9: no snapshot, no goodbye
         owner.wait(10)
