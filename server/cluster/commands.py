@@ -91,6 +91,7 @@ async def _region(args: argparse.Namespace) -> int:
     import random
 
     from server.cluster.db_replica import ReplicaError
+    from server.cluster.lease import LeaseLost
     from server.cluster.region import RegionNode
     from server.cluster.regions import RegionMap
     from server.cluster.walkers import PREFIX, walker_system
@@ -109,7 +110,7 @@ async def _region(args: argparse.Namespace) -> int:
         node = RegionNode(args.world, args.region, regions, args.nats, config, lease_ttl_s=args.lease_ttl,
                           replicate=args.replicate)
         await node.start(wait_s=args.wait)
-    except (ValueError, TimeoutError, OSError, ReplicaError) as exc:
+    except (ValueError, TimeoutError, OSError, ReplicaError, LeaseLost) as exc:
         print(f"hamlet region: {exc}", file=sys.stderr)
         return 1
     node.game.agent_systems.append(walker_system(args.region, random.Random(args.seed)))

@@ -45,10 +45,11 @@ from server.cluster.region_bus import RegionBus
 from server.cluster.region_sessions import RegionSessions
 from server.cluster.session_handoffs import SessionHandoffs
 from server.cluster.region_systems import RegionSystems
+from server.cluster.region_lease import RegionLeaseKeeping
 from server.cluster.region_replication import RegionReplication
 from server.cluster.region_requests import RegionRequests
 from server.cluster.handoffs import HandoffLog
-from server.cluster.lease import LeaseLost, RegionLease, lease_bucket
+from server.cluster.lease import RegionLease, lease_bucket
 from server.cluster.region_world import ID_SPAN, open_region_world
 from server.cluster.regions import RegionMap
 from server.config import ServerConfig
@@ -69,7 +70,8 @@ NATS_GOODBYE_S = 2.0
 MAX_FOREIGN_SPEECH = 1024
 
 
-class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, RegionSystems, RegionReplication):
+class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, RegionSystems, RegionReplication,
+                 RegionLeaseKeeping):
     def __init__(self, world_name: str, region: str, regions: RegionMap, nats_url: str, config: ServerConfig,
                  owner: str | None = None, lease_ttl_s: float = 3.0, llm: Any = None, replicate: bool = False,
                  replica_part_bytes: int | None = None, stream_max_bytes: int | None = None) -> None:
@@ -136,6 +138,7 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         epoch = await world_epoch(kv)
         self.schedule = TickSchedule(epoch, self.config.tick_rate, phase=0.5 * (self.region.index % 2))
         self._open(self.schedule.current())
+        await self._still_ours()
         self.start_publishing()
         await self.nc.subscribe(wire.handoff_subject(self.world_name, self.region.name), cb=self._on_handoff)
         await self.nc.subscribe(wire.client_subject(self.world_name, self.region.name), cb=self._on_client)
@@ -229,21 +232,6 @@ class RegionNode(RegionBus, RegionSessions, SessionHandoffs, RegionRequests, Reg
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _renew(self) -> None:
-        while self.running:
-            await asyncio.sleep(self.lease_ttl_s / 3)
-            try:
-                await self.lease.renew()
-            except LeaseLost:
-                log.error("region %s: lease lost; stopping without writing more", self.region.name)
-                self.lost_lease = True
-                self.running = False
-                if self._tick_task is not None:
-                    self._tick_task.cancel()
-                return
-            except Exception:  # NATS unreachable for a moment: retry; expiry decides
-                log.warning("region %s: lease renewal failed", self.region.name, exc_info=True)
 
     def halt_on_error(self) -> None:
         """A tick or a commit raised (a full disk, a bug): this process

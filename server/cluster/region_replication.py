@@ -24,7 +24,6 @@ from typing import Any
 from server.cluster.db_follow import Follower
 from server.cluster.db_publish import part_size
 from server.cluster.db_replica import Recording, ReplicaError
-from server.cluster.lease import LeaseLost
 
 log = logging.getLogger("hamlet.region")
 
@@ -75,18 +74,6 @@ class RegionReplication:
         finally:
             if follower is not None:
                 follower.close()
-
-    async def _keep_lease(self) -> None:
-        """Renew the lease while taking over (the region's own renewal
-        starts with its ticks); a lost lease ends it with LeaseLost."""
-        while True:
-            await asyncio.sleep(self.lease_ttl_s / 3)
-            try:
-                await self.lease.renew()
-            except LeaseLost:
-                raise
-            except Exception:  # NATS unreachable for a moment: retried; expiry decides
-                log.warning("region %s: lease renewal failed", self.region.name, exc_info=True)
 
     def recording(self) -> Recording | None:
         """What the region's `Database` records its writes with (None: off)."""

@@ -114,3 +114,41 @@ async def test_a_regions_model_is_loaded_before_it_takes_the_lease(nats_server, 
         assert node.lease.held and node.npcs is not None
     finally:
         await node.stop()
+
+
+async def test_a_region_whose_lease_was_taken_while_it_opened_does_not_tick(nats_server, tmp_path):
+    """Opening (a replay) runs on the loop; one that outlasts the lease can
+    let a standby take the region. The region renews once before its first
+    tick and, having lost the lease, stops there without ticking."""
+    import threading
+
+    import nats
+
+    from server.cluster.region import RegionNode
+    from tests.cluster.helpers import REGIONS, region_config
+
+    taken: list[bool] = []
+
+    async def standby_takes_it() -> None:
+        nc = await nats.connect(nats_server.url, connect_timeout=2, max_reconnect_attempts=0)
+        try:
+            rival = RegionLease(await lease_bucket(nc.jetstream(), "w"), "r0", "standby", ttl_s=1.0)
+            taken.append(await rival.try_acquire())
+        finally:
+            await nc.close()
+
+    node = RegionNode("w", "r0", REGIONS, nats_server.url, region_config(tmp_path, "r0"), lease_ttl_s=1.0)
+    opened = node._open
+
+    def slow_open(start_tick=0):
+        opened(start_tick)
+        time.sleep(1.3)  # a long replay, the loop held: the lease runs out, and a standby on its own loop takes it
+        t = threading.Thread(target=lambda: asyncio.run(standby_takes_it()))
+        t.start()
+        t.join(10)
+
+    node._open = slow_open
+    with pytest.raises(LeaseLost):
+        await node.start(wait_s=10.0)
+    assert taken == [True]
+    assert not node.running and node._tick_task is None   # never ticked
