@@ -96,3 +96,17 @@ class StrictMirror:
                 self.errors.append(d)
             elif m.type == "event" and d["kind"] == "say":
                 self.heard.append(d["text"])
+
+
+async def joined_beside_the_border(gw_url: str, region):
+    """ann, joined through a gateway, walked to the tile left of the r0/r1
+    border in `region`: (client, entity id, (y, x_left, x_right))."""
+    from client_demo.client import HamletClient
+
+    ann = await HamletClient.connect(gw_url)
+    eid = (await ann.join("ann"))["id"]
+    ann.name = "ann"
+    y, xl, xr = walkable_near_border()[0]
+    await ann.move((xl, y))
+    assert await eventually(lambda: eid in region.entity_ids() and region.game.world.entities[eid].x == xl)
+    return ann, eid, (y, xl, xr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from client_demo.client import HamletClient, ServerError
-from tests.cluster.helpers import StrictMirror, eventually, start_gateway, start_region, walkable_near_border
+from tests.cluster.helpers import (StrictMirror, eventually, joined_beside_the_border, start_gateway, start_region,
+                                   walkable_near_border)
 
 BORDER_X = 64  # r0 holds x < 64 (cells 0-3 of 16 tiles)
 
@@ -102,12 +103,7 @@ async def test_region_killed_under_a_connected_client(nats_server, tmp_path):
     gw = await start_gateway(nats_server.url)
     ann = again = None
     try:
-        ann = await HamletClient.connect(gw.url)
-        eid = (await ann.join("ann"))["id"]
-        ann.name = "ann"
-        y, xl, xr = walkable_near_border()[0]
-        await ann.move((xl, y))
-        assert await eventually(lambda: eid in r0.entity_ids() and r0.game.world.entities[eid].x == xl)
+        ann, eid, (y, xl, xr) = await joined_beside_the_border(gw.url, r0)
         acked = [await ann.say(f"line {i}") for i in range(3)]
         await r0.crash()                                   # kill -9: no goodbye, the lease runs out
         assert await eventually(lambda: ann.closed, timeout=6)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from client_demo.client import HamletClient
-from tests.cluster.helpers import eventually, start_gateway, walkable_near_border
+from tests.cluster.helpers import eventually, joined_beside_the_border, start_gateway
 from tests.cluster.test_gateway import holder, resume
 from tests.cluster.test_region_standby import node, started
 
@@ -22,12 +21,7 @@ async def test_a_client_resumes_on_the_standby_with_its_acknowledged_lines(nats_
     gw = await start_gateway(url)
     ann = again = None
     try:
-        ann = await HamletClient.connect(gw.url)
-        eid = (await ann.join("ann"))["id"]
-        ann.name = "ann"
-        y, xl, xr = walkable_near_border()[0]
-        await ann.move((xl, y))
-        assert await eventually(lambda: eid in r0.entity_ids() and r0.game.world.entities[eid].x == xl)
+        ann, eid, (y, xl, xr) = await joined_beside_the_border(gw.url, r0)
         acked = [await ann.say(f"line {i}") for i in range(5)]   # each acked after its record was
         await r0.crash()                                         # kill -9
         assert await eventually(lambda: ann.closed, timeout=6)
