@@ -23,6 +23,11 @@ figures from this run:
                          generated tokens, so on this workload (as many
                          prefilled tokens as generated) it can reach about
                          half of compute_share at most
+  one_row_step_ms        ms a token of one greedy generation served alone
+                         (a person's reply: the one-row decode step), the
+                         engine as it runs; ..._float32 the same engine with
+                         the weights' block forms off (block_rows=0: float32
+                         weights, oneDNN's layout), measured alternately
 Usage: .venv/bin/python bench/inference.py [--quick] [--device cuda]
 """
 from __future__ import annotations
@@ -44,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from agents.inference import Priority, client_for, load_llm  # noqa: E402
+from agents.inference.blockweights import BLOCK_ROWS  # noqa: E402
 from agents.inference.model import load_model  # noqa: E402
 
 WORLD = ("You are a character in Hamlet, a small village in a green valley. The village has a square with a "
@@ -115,6 +121,16 @@ def bench_throughput(loaded, prompts, prefix, new_tokens) -> tuple[float, float]
     llm.close()
     tokens = sum(len(h.result().token_ids) for h in handles)
     return tokens / wall, wall
+
+
+def bench_one_row(loaded, prompt: str, prefix: str, block_rows: int, new_tokens: int = 32) -> float:
+    """ms a token after the first, one greedy generation alone in the engine."""
+    llm = client_for(loaded, runner="inline", max_batch=4, max_queue=4, block_rows=block_rows)
+    handle = llm.generate(prompt, max_new_tokens=new_tokens, prefix=prefix, temperature=0)
+    run_inline(llm, [handle])
+    llm.close()
+    r = handle.result()
+    return (r.latency_s - r.ttft_s) * 1000 / max(1, len(r.token_ids) - 1)
 
 
 def prefill_tokens(tokenizer, prefix: str, prompts: list[str]) -> int:
@@ -238,6 +254,13 @@ def main() -> None:
     pipe_tps = bench_pipeline(loaded, prompts[: args.pipeline_prompts], 32)
     print(f"pipeline (one at a time, {args.pipeline_prompts} prompts): {pipe_tps:.1f} tok/s", flush=True)
 
+    one_row = {0: [], BLOCK_ROWS: []}
+    for _ in range(3):
+        for rows in one_row:                            # alternately, so both see the same machine
+            one_row[rows].append(bench_one_row(loaded, prompts[5], prefix, rows))
+    one_row_ms, one_row_f32 = statistics.median(one_row[BLOCK_ROWS]), statistics.median(one_row[0])
+    print(f"one-row step: {one_row_ms:.1f} ms a token; {one_row_f32:.1f} ms with float32 weights", flush=True)
+
     jobs = staggered(prompts)
     eng_st = bench_engine_staggered(loaded, jobs, prefix, 32)
     static_st = bench_static_staggered(loaded, jobs, 32)
@@ -264,6 +287,8 @@ def main() -> None:
         "matmul_gflops": round(gflops, 1),
         "mflop_per_token": round(fpt / 1e6, 1), "ceiling_tok_s": round(gflops * 1e9 / fpt, 1),
         "vs_static_batch": round(eng_st / static_st, 2),
+        "one_row_step_ms": round(one_row_ms, 1), "one_row_step_ms_float32": round(one_row_f32, 1),
+        "one_row_speedup": round(one_row_f32 / one_row_ms, 2),
         "high_priority_p95_ms": round(p95, 1),
         "high_priority_p95_ms_fifo": round(p95_fifo, 1),
         "tick_lateness_p99_ms": round(late_proc, 2),

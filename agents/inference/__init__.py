@@ -68,7 +68,7 @@ def load_llm(model: str | None = None, *, device: str = "auto", dtype: str = "au
     runner: "auto" (cuda on a GPU, else "process"), "process", "thread",
       "inline" (the caller calls `llm.step()`), or "cuda".
     limits: max_batch, max_queue, max_seq_len, prefill_tokens, prefix_entries,
-      policy ("priority" or "fifo"), urgent_reserve, max_hold_s, int8_decode_rows.
+      policy ("priority" or "fifo"), urgent_reserve, max_hold_s, int8_decode_rows, block_rows.
     nice: the worker process's nice value (runner "process"; see ServerConfig.llm_nice).
     """
     from .metrics import EngineMetrics

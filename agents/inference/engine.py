@@ -34,6 +34,7 @@ import torch
 
 from .api import ScoreResult, Status
 from .bans import banned_next, mask_banned
+from .blockweights import BLOCK_ROWS
 from .batch import RunningBatch, Seq
 from .forward import Forward
 from .jobs import Done, Event, Piece, Request, ScoreRequest, failed
@@ -51,7 +52,8 @@ URGENT_PREFILL_FACTOR = 4
 class Engine(Prefilling):
     def __init__(self, loaded, *, max_batch: int = 32, max_queue: int = 256, max_seq_len: int = 2048,
                  prefill_tokens: int = 256, prefix_entries: int = 64, policy: str = "priority",
-                 urgent_reserve: int = 4, max_hold_s: float = 2.0, int8_decode_rows: int = 0):
+                 urgent_reserve: int = 4, max_hold_s: float = 2.0, int8_decode_rows: int = 0,
+                 block_rows: int = BLOCK_ROWS):
         # max_batch 32: past ~32 rows a 135M model on CPU gains little throughput per row
         #   while every row's step gets slower; a GPU deployment raises it.
         # max_queue 256: ~8 batches of backlog; beyond that an NPC line would be
@@ -65,7 +67,10 @@ class Engine(Prefilling):
         # int8_decode_rows: see Forward; load_llm turns it on for the CPU (4: from
         #   ~8 rows up the int8 kernel loses its lead over bf16 on this CPU).
         self.tok, self.device = loaded.tokenizer, loaded.device
-        self.fw = Forward(loaded.model, loaded.device, int8_rows=int8_decode_rows)
+        # block_rows: steps of up to this many token rows read the weights' exact
+        #   block forms where the model's weights are of that form (blockweights.py:
+        #   a one-row step ~59 -> ~25 ms for the embedded model on the AVX2 CPU); 0: never.
+        self.fw = Forward(loaded.model, loaded.device, int8_rows=int8_decode_rows, block_rows=block_rows)
         self.prefill_tokens, self.policy = prefill_tokens, policy
         limit = getattr(loaded.model.config, "max_position_embeddings", max_seq_len) or max_seq_len
         self.max_seq_len = min(max_seq_len, limit)

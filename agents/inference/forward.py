@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import fused, llama
+from . import blockweights, fused, llama
 from .kv import DenseKV, SlotKV
 
 
@@ -21,7 +21,8 @@ HEAD_BLOCK = 1024   # vocabulary rows per block of the head's matmul on the CPU 
 
 
 class Forward:
-    def __init__(self, model, device: str, own_decoder: bool = True, int8_rows: int = 0):
+    def __init__(self, model, device: str, own_decoder: bool = True, int8_rows: int = 0,
+                 block_rows: int = blockweights.BLOCK_ROWS):
         self.model = model
         # Llama-family models run on our own decoder (llama.py: a few small
         # functions, no framework overhead per step); others on transformers'.
@@ -57,6 +58,13 @@ class Forward:
         # The head too, for every row count: [49152, 576] float32, measured as
         # above, 1 row 8.5 against 15 ms (blocks), 64 rows 35 against 63 ms.
         self.head_packed = llama.onednn_weight(self.head.weight, 64) if self.packed else None
+        # Steps of at most block_rows token rows read the weights' exact block
+        # forms where the model's weights are of that form (blockweights.py:
+        # the embedded model's layers and head): ~3x fewer ms a one-row step.
+        self.block_rows = block_rows if (self.decoder is not None and device == "cpu"
+                                         and self.decoder.pack_blocks(block_rows, model)) else 0
+        self.head_q8 = blockweights.once_per_model(
+            model, "head", lambda: blockweights.BlockQ8.from_weight(self.head.weight)) if self.block_rows else None
 
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
         # allowed: [n, 1, q, kv] bool, True = may attend.
@@ -168,6 +176,8 @@ class Forward:
 
     @torch.inference_mode()
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.head_q8 is not None and hidden.dim() == 2 and hidden.shape[0] <= self.block_rows:
+            return self.head_q8(hidden)                                        # [n, vocab] float32
         if hidden.dim() == 2 and hidden.shape[0] <= self.int8_rows:
             return llama.linear(hidden, self.head.weight, self.head8).float()  # [n, vocab]
         if self.head_packed is not None and hidden.dim() == 2:

@@ -1,7 +1,9 @@
-"""Our own fused CPU op for the decode step, built once with the system's C++
-compiler and loaded into torch (`torch.ops.hamlet.decode_attention`).
+"""Our own CPU ops, built once with the system's C++ compiler and loaded into
+torch: the fused decode attention (`torch.ops.hamlet.decode_attention`) and
+the linear layers over weights kept in blocks of small integers
+(`q4_linear`, `q8_linear` and their packers; see blockweights.py).
 
-Owns: building `csrc/decode_attention.cpp` into a shared library under the
+Owns: building `csrc/*.cpp` into one shared library under the
 cache folder (`HAMLET_CACHE_DIR`, default ~/.cache/hamlet: ops/<key>/), the
 key being a hash of the source, the torch version, the flags and this CPU's
 instruction sets (the library is built for the CPU it runs on); loading it;
@@ -17,7 +19,7 @@ against 170-240 ms (the torch ops over the 256-position buffer), and one
 row 1.2-1.7 ms against 5-7.7 ms.
 
 Build: `python -m agents.inference.fused` (make install runs it); else the
-first engine on the CPU builds it (~15 s on 2 cores), safe against
+first engine on the CPU builds it (~15 s on 2 cores, one source a core), safe against
 concurrent processes (each builds into its own temporary file, then an
 atomic rename).
 """
@@ -36,7 +38,7 @@ import torch
 
 log = logging.getLogger("hamlet.inference")
 
-SOURCE = Path(__file__).with_name("csrc") / "decode_attention.cpp"
+SOURCES = sorted((Path(__file__).with_name("csrc")).glob("*.cpp"))
 # -ffast-math when compiling: lets GCC call glibc's vector expf for the
 # softmax (the kernel never sees infinities or NaNs: each row attends to >= 1
 # position). Never when linking: there GCC would add crtfastmath.o, which
@@ -62,10 +64,10 @@ def _cpu_flags() -> str:
 def library_path() -> Path:
     env = os.environ.get("HAMLET_CACHE_DIR")
     base = Path(env) if env else Path.home() / ".cache" / "hamlet"
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, " ".join(FLAGS + LINK_FLAGS),
-                                     _cpu_flags()])
+    key = hashlib.sha256("\0".join([*(src.read_text() for src in SOURCES), torch.__version__,
+                                     " ".join(FLAGS + LINK_FLAGS), _cpu_flags()])
                          .encode()).hexdigest()[:16]
-    return base / "ops" / key / "hamlet_decode_attention.so"
+    return base / "ops" / key / "hamlet_ops.so"
 
 
 def build(target: Path) -> None:
@@ -76,17 +78,29 @@ def build(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
-    obj = tmp[:-3] + ".o"
-    compile_cmd = [compiler, *FLAGS, f"-I{torch_dir / 'include'}", "-c", str(SOURCE), "-o", obj]
-    link_cmd = [compiler, *LINK_FLAGS, obj, "-o", tmp, f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
+    objs = [f"{tmp[:-3]}.{src.stem}.o" for src in SOURCES]
+    compiles = [[compiler, *FLAGS, f"-I{torch_dir / 'include'}", "-c", str(src), "-o", obj]
+                for src, obj in zip(SOURCES, objs)]
+    link = [compiler, *LINK_FLAGS, *objs, "-o", tmp, f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
     try:
-        for cmd in (compile_cmd, link_cmd):
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-            if done.returncode != 0:
-                raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
+        # the sources compile side by side (one per core on the 2-core machine), then link
+        procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for cmd in compiles]
+        try:
+            errors = [p.communicate(timeout=BUILD_TIMEOUT_S)[1] for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        failed = [err for p, err in zip(procs, errors) if p.returncode != 0]
+        if failed:
+            raise RuntimeError(f"{compiler} failed: {failed[0].strip()[-800:]}")
+        done = subprocess.run(link, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-800:]}")
         os.replace(tmp, target)
     finally:
-        for path in (tmp, obj):
+        for path in (tmp, *objs):
             if os.path.exists(path):
                 os.unlink(path)
 
@@ -103,7 +117,7 @@ def load() -> bool:
         try:
             path = library_path()
             if not path.exists():
-                log.info("building the fused decode attention (once): %s", path)
+                log.info("building Hamlet's CPU ops (once): %s", path)
                 build(path)
             torch.ops.load_library(str(path))
             ok = True
@@ -128,5 +142,5 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, first: i
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    print("fused decode attention:", "ready" if load() else f"unavailable ({why_not()})", library_path())
+    print("Hamlet's CPU ops:", "ready" if load() else f"unavailable ({why_not()})", library_path())
     sys.exit(0)

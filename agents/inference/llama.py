@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import fused
+from . import blockweights, fused
 
 
 class PrefillInterrupted(Exception):
@@ -44,7 +44,7 @@ def supports(model) -> bool:
 
 
 class _Layer:
-    __slots__ = ("ln1", "wqkv", "wo", "ln2", "wgu", "wd", "q8", "packed")
+    __slots__ = ("ln1", "wqkv", "wo", "ln2", "wgu", "wd", "q8", "packed", "blocks")
 
     def __init__(self, layer):
         attn, mlp = layer.self_attn, layer.mlp
@@ -56,6 +56,7 @@ class _Layer:
         self.wd = mlp.down_proj.weight                                       # [E, I]
         self.q8 = None                 # int8 copies of (wqkv, wo, wgu, wd), see quantize_int8
         self.packed = None             # oneDNN copies of (wqkv, wo, wgu, wd), see pack_onednn
+        self.blocks = None             # exact 4-bit block forms of (wqkv, wo, wgu, wd), see pack_blocks
 
 
 def int8_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,14 +72,16 @@ def onednn_weight(w: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.ops.mkldnn._reorder_linear_weight(w.detach(), rows)
 
 
-def linear(x: torch.Tensor, w: torch.Tensor, alt: tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None
-           ) -> torch.Tensor:
-    """x [..., K] @ w[N, K]^T, from the int8 copy (a (weights, scales) pair) or the
-    oneDNN copy (a tensor) when one is given. -> [..., N]"""
+def linear(x: torch.Tensor, w: torch.Tensor,
+           alt: tuple[torch.Tensor, torch.Tensor] | torch.Tensor | blockweights.BlockQ4 | None) -> torch.Tensor:
+    """x [..., K] @ w[N, K]^T, from the int8 copy (a (weights, scales) pair), the
+    oneDNN copy (a tensor) or the block form (blockweights.py) when one is given. -> [..., N]"""
     if alt is None:
         return F.linear(x, w)
     if isinstance(alt, torch.Tensor):
         return torch.ops.mkldnn._linear_pointwise(x, alt, None, "none", [], "")
+    if isinstance(alt, (blockweights.BlockQ4, blockweights.BlockQ8)):
+        return alt(x)
     q, scales = alt
     out = torch._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), q, scales)     # [M, N]
     return out.view(*x.shape[:-1], q.shape[0])
@@ -117,6 +120,7 @@ class LlamaDecoder:
         self.inv_freq = 1.0 / (theta ** (torch.arange(0, self.D, 2, dtype=torch.float, device=dev) / self.D))
         self.cos = self.sin = torch.empty(0, self.D, dtype=self.dtype, device=dev)  # [T, D], grown on demand
         self.int8_rows = 0             # one-token steps of at most this many rows use the int8 copies
+        self.block_rows = 0            # steps of at most this many token rows use the block forms
 
     def quantize_int8(self, max_rows: int) -> None:
         """Keep int8 copies of the layer weights (weight-only, per output row)
@@ -148,6 +152,25 @@ class LlamaDecoder:
             for w in self.layers:
                 w.packed = None
             return False
+        return True
+
+    def pack_blocks(self, max_rows: int, model=None) -> bool:
+        """Keep the layer weights' exact 4-bit block forms (blockweights.py) for
+        steps of at most `max_rows` token rows (n x q), where a step is bound by
+        reading the weights: ~80 MB more, shared by the decoders of one `model`.
+        False (nothing kept) unless every weight is exactly of that form and our
+        ops run here."""
+        if max_rows <= 0 or self.dtype != torch.float32 or not blockweights.available():
+            return False
+        def build():
+            return [tuple(blockweights.BlockQ4.from_weight(t) for t in (w.wqkv, w.wo, w.wgu, w.wd))
+                    for w in self.layers]
+        forms = build() if model is None else blockweights.once_per_model(model, "layers", build)
+        if any(f is None for layer in forms for f in layer):
+            return False
+        for w, f in zip(self.layers, forms):
+            w.blocks = f
+        self.block_rows = max_rows
         return True
 
     def _rope_tables(self, length: int) -> None:
@@ -201,10 +224,11 @@ class LlamaDecoder:
         x = F.embedding(ids, self.embed)                                     # [n, q, E]
         H, Hk, D = self.H, self.Hk, self.D
         small = q == 1 and n <= self.int8_rows
+        few = n * q <= self.block_rows
         for i, w in enumerate(self.layers):
             if interrupted is not None and i and interrupted():
                 raise PrefillInterrupted
-            wqkv, wo, wgu, wd = w.q8 if small else w.packed or (None,) * 4
+            wqkv, wo, wgu, wd = w.q8 if small else w.blocks if few else w.packed or (None,) * 4
             h = self._rms(x, w.ln1)
             qkv = linear(h, w.wqkv, wqkv).view(n, q, H + 2 * Hk, D).transpose(1, 2)  # [n, H+2Hk, q, D]
             qk = qkv[:, : H + Hk]
