@@ -27,6 +27,7 @@ EPYC, the 30 layers' projections, weights read cold: 1 row 10 ms against
 """
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable
 from typing import TypeVar
@@ -53,7 +54,10 @@ def once_per_model(model, name: str, build: Callable[[], T]) -> T:
 
 def available() -> bool:
     """Our ops are loaded and this CPU runs their vector code (AVX2 and FMA;
-    elsewhere they compute the same plainly, slower than float32 GEMMs)."""
+    elsewhere they compute the same plainly, slower than float32 GEMMs).
+    `HAMLET_BLOCKS=0` turns the block forms off (every step float32)."""
+    if os.environ.get("HAMLET_BLOCKS", "1") == "0":
+        return False
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")()
     return capability in ("AVX2", "AVX512") and fused.load()
 
@@ -76,6 +80,11 @@ class BlockQ4:
             return None
         qw, scale, minv, inexact = torch.ops.hamlet.q4_pack(w.detach().contiguous())
         return cls(qw, scale, minv, tuple(w.shape)) if inexact == 0 else None
+
+    @property
+    def parts(self) -> list[torch.Tensor]:
+        """(qw, scale, minv), as the decode_layer op takes them."""
+        return [self.qw, self.scale, self.minv]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., K] float32 -> [..., N]"""

@@ -1,9 +1,11 @@
 """Our own CPU ops, built once with the system's C++ compiler and loaded into
 torch: the fused decode attention (`torch.ops.hamlet.decode_attention`) and
 the linear layers over weights kept in blocks of small integers
-(`q4_linear`, `q8_linear` and their packers; see blockweights.py).
+(`q4_linear`, `q8_linear` and their packers; see blockweights.py), and a
+whole decoder layer of a few-row decode step over such weights
+(`decode_layer`; see llama.py).
 
-Owns: building `csrc/*.cpp` into one shared library under the
+Owns: building `csrc/*.cpp` (with their headers) into one shared library under the
 cache folder (`HAMLET_CACHE_DIR`, default ~/.cache/hamlet: ops/<key>/), the
 key being a hash of the source, the torch version, the flags and this CPU's
 instruction sets (the library is built for the CPU it runs on); loading it;
@@ -39,6 +41,7 @@ import torch
 log = logging.getLogger("hamlet.inference")
 
 SOURCES = sorted((Path(__file__).with_name("csrc")).glob("*.cpp"))
+HEADERS = sorted((Path(__file__).with_name("csrc")).glob("*.h"))      # in the build key: sources include them
 # -ffast-math when compiling: lets GCC call glibc's vector expf for the
 # softmax (the kernel never sees infinities or NaNs: each row attends to >= 1
 # position). Never when linking: there GCC would add crtfastmath.o, which
@@ -64,7 +67,7 @@ def _cpu_flags() -> str:
 def library_path() -> Path:
     env = os.environ.get("HAMLET_CACHE_DIR")
     base = Path(env) if env else Path.home() / ".cache" / "hamlet"
-    key = hashlib.sha256("\0".join([*(src.read_text() for src in SOURCES), torch.__version__,
+    key = hashlib.sha256("\0".join([*(src.read_text() for src in SOURCES + HEADERS), torch.__version__,
                                      " ".join(FLAGS + LINK_FLAGS), _cpu_flags()])
                          .encode()).hexdigest()[:16]
     return base / "ops" / key / "hamlet_ops.so"

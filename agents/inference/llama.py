@@ -22,6 +22,8 @@ G = H / Hk, D head dim, I MLP width.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -121,6 +123,7 @@ class LlamaDecoder:
         self.cos = self.sin = torch.empty(0, self.D, dtype=self.dtype, device=dev)  # [T, D], grown on demand
         self.int8_rows = 0             # one-token steps of at most this many rows use the int8 copies
         self.block_rows = 0            # steps of at most this many token rows use the block forms
+        self.layer_op = False          # ... and their decode steps run one fused op a layer (decode_layers)
 
     def quantize_int8(self, max_rows: int) -> None:
         """Keep int8 copies of the layer weights (weight-only, per output row)
@@ -171,6 +174,7 @@ class LlamaDecoder:
         for w, f in zip(self.layers, forms):
             w.blocks = f
         self.block_rows = max_rows
+        self.layer_op = self.D * self.H == self.E and os.environ.get("HAMLET_LAYER_OP", "1") != "0"
         return True
 
     def _rope_tables(self, length: int) -> None:
@@ -208,6 +212,20 @@ class LlamaDecoder:
         p = torch.softmax(scores, dim=-1).to(q.dtype).view(n, Hk, G * qn, -1)
         return torch.matmul(p, values).view(n, Hk * G, qn, D)                # [n, H, q, D]
 
+    def decode_layers(self, x: torch.Tensor, pos: torch.Tensor, cache) -> torch.Tensor:
+        """A decode step of a few rows over the block forms, one fused op a layer
+        (csrc/decode_layer.cpp: the same computation as below without ~25 small
+        ops a layer). x [n, 1, E], pos [n] (int64), cache a SlotKV prepared for
+        the rows -> final hidden states [n, 1, E]"""
+        n = x.shape[0]
+        cos, sin = self.cos[pos].contiguous(), self.sin[pos].contiguous()      # [n, D]
+        h, first = x.view(n, self.E), cache.rows.start                         # [n, E]
+        for i, w in enumerate(self.layers):
+            qkv, o, gu, d = (b.parts for b in w.blocks)
+            h = torch.ops.hamlet.decode_layer(h, w.ln1, qkv, o, w.ln2, gu, d, cos, sin, cache.k[i], cache.v[i],
+                                              first, pos, self.H, self.Hk, self.eps, self.scale)
+        return self._rms(h.view(n, 1, self.E), self.norm)
+
     @torch.inference_mode()
     def __call__(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor | None, cache,
                  interrupted=None, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,6 +243,8 @@ class LlamaDecoder:
         H, Hk, D = self.H, self.Hk, self.D
         small = q == 1 and n <= self.int8_rows
         few = n * q <= self.block_rows
+        if few and not small and lengths is not None and self.layer_op:
+            return self.decode_layers(x, pos[:, 0].contiguous(), cache)
         for i, w in enumerate(self.layers):
             if interrupted is not None and i and interrupted():
                 raise PrefillInterrupted

@@ -128,3 +128,102 @@ def test_few_row_steps_of_the_embedded_model_read_its_exact_block_forms(loaded):
     assert not torch.equal(outs[0], outs[1])               # the block path ran (sums in another order) ...
     assert torch.allclose(outs[0], outs[1], atol=2e-3, rtol=1e-3), (outs[0] - outs[1]).abs().max()
     assert chosen[0] == chosen[1]                          # ... and chose the same tokens
+
+
+def _reference_layer(x, ln1, wqkv, wo, ln2, wgu, wd, cos, sin, k, v, first, pos, H, Hk, eps, scale):
+    """One decoder layer for one new token per row, by plain torch ops (llama.py's math)."""
+    n, E = x.shape
+    D, half, G = E // H, E // H // 2, H // Hk
+
+    def rms(t, w):
+        return w * (t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + eps))
+    qkv = F.linear(rms(x, ln1), wqkv).view(n, H + 2 * Hk, D)
+    qk = qkv[:, :H + Hk]
+    qk = qk * cos[:, None] + torch.cat((-qk[..., half:], qk[..., :half]), -1) * sin[:, None]
+    out = []
+    for i in range(n):
+        k[first + i, :, pos[i]], v[first + i, :, pos[i]] = qk[i, H:], qkv[i, H + Hk:]
+        keys = k[first + i, :, :pos[i] + 1].repeat_interleave(G, 0)            # [H, L, D]
+        vals = v[first + i, :, :pos[i] + 1].repeat_interleave(G, 0)
+        p = torch.softmax((qk[i, :H, None, :] * keys).sum(-1) * scale, -1)      # [H, L]
+        out.append((p[..., None] * vals).sum(1).reshape(E))
+    x = x + F.linear(torch.stack(out), wo)
+    gate, up = F.linear(rms(x, ln2), wgu).chunk(2, -1)
+    return x + F.linear(F.silu(gate) * up, wd)
+
+
+def test_the_fused_decode_layer_computes_the_layer_and_writes_the_cache():
+    _need_ops()
+    E, H, Hk, I, S, T, n, first = 64, 4, 2, 96, 5, 16, 3, 1
+    D = E // H
+    ws = [_q4_weight((H + 2 * Hk) * D, E, 1), _q4_weight(E, H * D, 2), _q4_weight(2 * I, E, 3), _q4_weight(E, I, 4)]
+    forms = [blockweights.BlockQ4.from_weight(w) for w in ws]
+    gen = torch.Generator().manual_seed(5)
+    x, ln1, ln2 = torch.randn(n, E, generator=gen), torch.rand(E, generator=gen) + 0.5, torch.rand(E, generator=gen) + 0.5
+    pos = torch.tensor([0, 9, 15])                                             # each row its own position
+    angle = pos[:, None].float() * torch.rand(D // 2, generator=gen)[None]
+    cos, sin = torch.cat((angle, angle), -1).cos(), torch.cat((angle, angle), -1).sin()   # [n, D]
+    k, v = torch.randn(S, Hk, T, D, generator=gen), torch.randn(S, Hk, T, D, generator=gen)
+    k_ref, v_ref, k0, v0 = k.clone(), v.clone(), k.clone(), v.clone()
+    got = torch.ops.hamlet.decode_layer(x, ln1, *[f.parts for f in forms[:2]], ln2, *[f.parts for f in forms[2:]],
+                                        cos, sin, k, v, first, pos, H, Hk, 1e-5, D ** -0.5)
+    want = _reference_layer(x, ln1, *ws[:2], ln2, *ws[2:], cos, sin, k_ref, v_ref, first, pos, H, Hk, 1e-5,
+                            D ** -0.5)
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
+    assert torch.allclose(k, k_ref, atol=1e-5) and torch.allclose(v, v_ref, atol=1e-5)   # the new keys, values
+    rows, written = first + torch.arange(n), torch.zeros(S, T, dtype=torch.bool)
+    written[rows, pos] = True
+    for cache, old in ((k, k0), (v, v0)):
+        assert (cache[rows, :, pos] != old[rows, :, pos]).all()                # [n, Hk, D]: each row's new one
+        assert torch.equal(cache.transpose(1, 2)[~written], old.transpose(1, 2)[~written])   # nothing else
+
+
+@pytest.mark.parametrize("bad", ["heads", "position", "rows", "dtype", "weights"])
+def test_the_fused_decode_layer_refuses_bad_arguments_and_leaves_the_cache_alone(bad):
+    _need_ops()
+    E, H, Hk, I, S, T = 64, 4, 2, 96, 3, 8
+    D = E // H
+    ws = [_q4_weight((H + 2 * Hk) * D, E), _q4_weight(E, H * D), _q4_weight(2 * I, E), _q4_weight(E, I)]
+    parts = [blockweights.BlockQ4.from_weight(w).parts for w in ws]
+    x, pos, first, heads = torch.randn(2, E), torch.tensor([1, 2]), 0, H
+    k, v = torch.zeros(S, Hk, T, D), torch.zeros(S, Hk, T, D)
+    if bad == "heads":
+        heads = 3
+    elif bad == "position":
+        pos = torch.tensor([1, T])
+    elif bad == "rows":
+        first = S - 1
+    elif bad == "dtype":
+        x = x.double()
+    else:
+        parts[1] = parts[0]                                                    # wqkv where wo belongs
+    cos = sin = torch.ones(2, D)
+    with pytest.raises(RuntimeError, match="decode_layer"):
+        torch.ops.hamlet.decode_layer(x, torch.ones(E), parts[0], parts[1], torch.ones(E), parts[2], parts[3],
+                                      cos, sin, k, v, first, pos, heads, Hk, 1e-5, 0.25)
+    assert not k.any() and not v.any()                                         # nothing written
+
+
+@pytest.mark.model
+def test_few_row_decode_steps_with_the_fused_layer_choose_what_the_torch_ops_choose(loaded):
+    _need_ops()
+    fw = Forward(loaded.model, "cpu")
+    assert fw.decoder.layer_op
+    tok = loaded.tokenizer
+    rows = [tok("The mill by the river turns all day")["input_ids"], tok("Hi")["input_ids"]]
+    runs = []
+    for layer_op in (True, False):
+        fw.decoder.layer_op = layer_op
+        kv = SlotKV(fw.layers, 3, fw.kv_heads, fw.head_dim, 512, fw.dtype, "cpu")
+        fw.prefill(kv, 1, rows, [0, 0])
+        lengths, tokens, steps = [len(r) for r in rows], [r[-1] for r in rows], []
+        for _ in range(6):
+            logits = fw.logits(fw.decode(kv, tokens, lengths, first=1))
+            steps.append(logits)
+            tokens, lengths = logits.argmax(-1).tolist(), [x + 1 for x in lengths]
+        runs.append((torch.stack(steps), kv.k.clone(), kv.v.clone()))
+    (a, ka, va), (b, kb, vb) = runs
+    assert not torch.equal(a, b)                           # the fused layer ran ...
+    assert torch.allclose(a, b, atol=1e-3, rtol=1e-4), (a - b).abs().max()
+    assert torch.equal(a.argmax(-1), b.argmax(-1))         # ... chose the same tokens
+    assert torch.allclose(ka, kb, atol=1e-4) and torch.allclose(va, vb, atol=1e-4)   # and wrote the same cache

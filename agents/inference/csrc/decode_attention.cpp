@@ -8,6 +8,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "attention_kernel.h"
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -29,7 +31,6 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const int64_t S = k.size(0), Hk = k.size(1), T = k.size(2);
   TORCH_CHECK(k.size(3) == D && v.sizes() == k.sizes() && H % Hk == 0, "decode_attention: shapes differ");
   TORCH_CHECK(lengths.numel() == n && first >= 0 && first + n <= S, "decode_attention: rows out of range");
-  const int64_t G = H / Hk;
   const int64_t* len = lengths.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) TORCH_CHECK(len[i] >= 1 && len[i] <= T, "decode_attention: length out of range");
   at::Tensor out = at::empty({n, H, D}, q.options());
@@ -38,51 +39,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const float* vp = v.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const float sc = static_cast<float>(scale);
-  // One work item: a row and one of its kv heads (all G query heads of the group).
-  at::parallel_for(0, n * Hk, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t i = item / Hk, h = item % Hk, L = len[i];
-      const float* keys = kp + ((first + i) * Hk + h) * T * D;     // [T, D]
-      const float* vals = vp + ((first + i) * Hk + h) * T * D;     // [T, D]
-      const float* qg = qp + (i * H + h * G) * D;                  // [G, D]
-      float* og = op + (i * H + h * G) * D;                        // [G, D]
-      scores.resize(G * L);
-      for (int64_t t = 0; t < L; ++t) {
-        const float* kt = keys + t * D;
-        for (int64_t g = 0; g < G; ++g) {
-          const float* qq = qg + g * D;
-          float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t d = 0; d < D; ++d) acc += qq[d] * kt[d];
-          scores[g * L + t] = acc * sc;
-        }
-      }
-      for (int64_t g = 0; g < G; ++g) {
-        float* s = scores.data() + g * L;
-        float m = s[0];
-#pragma omp simd reduction(max : m)
-        for (int64_t t = 0; t < L; ++t) m = s[t] > m ? s[t] : m;
-        float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t t = 0; t < L; ++t) { s[t] = std::exp(s[t] - m); sum += s[t]; }
-        const float inv = 1.f / sum;
-#pragma omp simd
-        for (int64_t t = 0; t < L; ++t) s[t] *= inv;
-        float* o = og + g * D;
-        for (int64_t d = 0; d < D; ++d) o[d] = 0.f;
-      }
-      for (int64_t t = 0; t < L; ++t) {
-        const float* vt = vals + t * D;
-        for (int64_t g = 0; g < G; ++g) {
-          const float p = scores[g * L + t];
-          float* o = og + g * D;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d) o[d] += p * vt[d];
-        }
-      }
-    }
-  });
+  hamlet::attend_rows(qp, H * D, kp, vp, op, first, len, n, H, Hk, T, D, sc);
   return out;
 }
 
