@@ -25,9 +25,10 @@ figures from this run:
                          half of compute_share at most
   one_row_step_ms        ms a token of one greedy generation served alone
                          (a person's reply: the one-row decode step), the
-                         engine as it runs; ..._float32 the same engine with
-                         the weights' block forms off (block_rows=0: float32
-                         weights, oneDNN's layout), measured alternately
+                         engine as it runs (block forms, fused decode layer);
+                         ..._float32 the same engine with block_rows=0
+                         (float32 weights in oneDNN's layout, torch ops between
+                         them), measured alternately
 Usage: .venv/bin/python bench/inference.py [--quick] [--device cuda]
 """
 from __future__ import annotations

@@ -23,7 +23,8 @@ and are not cancelled, so the engine's scheduling alone decides who waits.
 Last line: {"human_reply_p95_ms": ... (greetings), "human_reply_p95_ms_no_priority": ...,
 "question_reply_p95_ms": ... (questions), ...,
 engine-side figures of the replies (`reply_engine_*`: submit to first token
-and to the end, in the engine), the background's tokens/s, ...}
+and to the end, in the engine; `reply_engine_score_*`: submit to the scored
+choice of a greeting's line), the background's tokens/s, ...}
 """
 from __future__ import annotations
 
@@ -105,14 +106,21 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background:
     asks: list[float] = []                 # questions: generated (the model's line, through the gate)
     timeouts = 0
     replies: list = []                     # the engine's handles of replies to people
-    generate = server.llm.generate
+    scores: list = []                      # ... and of their scored choices (greetings)
+    generate, score = server.llm.generate, server.llm.score
 
     def recording(prompt, *a, **k):
         h = generate(prompt, *a, **k)
         if k.get("priority") == Priority.HUMAN_REPLY:
             replies.append(h)
         return h
-    server.llm.generate = recording
+
+    def recording_score(prompt, *a, **k):
+        h = score(prompt, *a, **k)
+        if k.get("priority") == Priority.HUMAN_REPLY:
+            scores.append(h)
+        return h
+    server.llm.generate, server.llm.score = recording, recording_score
     stop, counts = asyncio.Event(), {"tokens": 0}
     talk = asyncio.create_task(dinner_talk(server.llm, background, stop, counts)) if background else None
     try:
@@ -163,12 +171,14 @@ async def measure(policy: str, npcs: int, seconds: float, tmp: Path, background:
     done = [h.result() for h in replies if h.done() and h.result().ok]
     ttft = [r.ttft_s * 1000 for r in done if r.ttft_s is not None]
     latency = [r.latency_s * 1000 for r in done if r.latency_s is not None]
+    scored = [h.result().latency_s * 1000 for h in scores if h.done() and h.result().ok]
     return {"p95_ms": pct(waits, 95, 1000), "p50_ms": pct(waits, 50, 1000), "replies": len(waits),
             "ask_p95_ms": pct(asks, 95, 1000), "ask_p50_ms": pct(asks, 50, 1000), "asks": len(asks),
             "outcomes": {k: v for k, v in outcomes.items() if v},
             "timeouts": timeouts, "engine": engine.get("runner"),
             "engine_ttft_p50_ms": pct(ttft, 50), "engine_latency_p50_ms": pct(latency, 50),
-            "engine_latency_p95_ms": pct(latency, 95), "background_tok_s": round(talk_tps, 1)}
+            "engine_latency_p95_ms": pct(latency, 95), "background_tok_s": round(talk_tps, 1),
+            "engine_score_p50_ms": pct(scored, 50), "engine_score_p95_ms": pct(scored, 95)}
 
 
 def pct(values: list[float], q: int, scale: float = 1.0) -> float | None:
@@ -200,6 +210,8 @@ async def main_async(args) -> dict:
             "reply_engine_latency_p50_ms": prio["engine_latency_p50_ms"],
             "reply_engine_latency_p95_ms": prio["engine_latency_p95_ms"],
             "reply_engine_latency_p95_ms_no_priority": fifo["engine_latency_p95_ms"],
+            "reply_engine_score_p50_ms": prio["engine_score_p50_ms"],
+            "reply_engine_score_p95_ms": prio["engine_score_p95_ms"],
             "background_tok_s": prio["background_tok_s"], "background_tok_s_no_priority": fifo["background_tok_s"],
             "background": args.background, "npcs": args.npcs}
 
