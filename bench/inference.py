@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import statistics
 import sys
 import time
@@ -52,6 +51,7 @@ import torch  # noqa: E402
 from agents.inference import Priority, client_for, load_llm  # noqa: E402
 from agents.inference.blockweights import BLOCK_ROWS  # noqa: E402
 from agents.inference.model import load_model  # noqa: E402
+from inference_baselines import bench_pipeline, bench_static_staggered, staggered  # noqa: E402
 
 WORLD = ("You are a character in Hamlet, a small village in a green valley. The village has a square with a "
          "well, a tavern called the Crooked Mug run by Old Tom, a smithy, a bakery, a school house, a mill by "
@@ -142,26 +142,6 @@ def prefill_tokens(tokenizer, prefix: str, prompts: list[str]) -> int:
     return sum(count(p) for p in prompts) - len(prompts) * count(prefix)
 
 
-def bench_pipeline(loaded, prompts, new_tokens) -> float:
-    from transformers import pipeline
-    pipe = pipeline("text-generation", model=loaded.model, tokenizer=loaded.tokenizer)
-    pipe(prompts[0], max_new_tokens=2, do_sample=False)
-    tokens, t0 = 0, time.perf_counter()
-    for p in prompts:
-        out = pipe(p, max_new_tokens=new_tokens, do_sample=False, return_full_text=False)
-        tokens += len(loaded.tokenizer(out[0]["generated_text"], add_special_tokens=False)["input_ids"])
-    return tokens / (time.perf_counter() - t0)
-
-
-def staggered(prompts, seed=1):
-    rng = random.Random(seed)
-    t, jobs = 0.0, []
-    for p in prompts:
-        t += rng.expovariate(1 / 0.04)                  # ~25 arrivals per second
-        jobs.append((t, p, rng.randint(8, 64)))
-    return jobs
-
-
 def bench_engine_staggered(loaded, jobs, prefix, max_batch) -> float:
     llm = client_for(loaded, runner="inline", max_batch=max_batch, max_queue=len(jobs))
     handles, i, start = [], 0, time.perf_counter()
@@ -175,29 +155,6 @@ def bench_engine_staggered(loaded, jobs, prefix, max_batch) -> float:
     wall = time.perf_counter() - start
     llm.close()
     return sum(len(h.result().token_ids) for h in handles) / wall
-
-
-@torch.inference_mode()
-def bench_static_staggered(loaded, jobs, max_batch) -> float:
-    """A static batcher: take everything that has arrived, generate to the longest request, repeat."""
-    tok, model = loaded.tokenizer, loaded.model
-    tok.padding_side = "left"
-    eos = tok.eos_token_id
-    done, tokens, start = 0, 0, time.perf_counter()
-    while done < len(jobs):
-        now = time.perf_counter() - start
-        if jobs[done][0] > now:
-            time.sleep(jobs[done][0] - now)
-            now = jobs[done][0]
-        batch = [j for j in jobs[done:done + max_batch] if j[0] <= now]
-        enc = tok([p for _, p, _ in batch], return_tensors="pt", padding=True)
-        out = model.generate(**enc, max_new_tokens=max(n for _, _, n in batch), do_sample=False,
-                             pad_token_id=eos)
-        for row, (_, _, n) in zip(out[:, enc["input_ids"].shape[1]:].tolist(), batch):
-            row = row[:n]
-            tokens += row.index(eos) if eos in row else len(row)
-        done += len(batch)
-    return tokens / (time.perf_counter() - start)
 
 
 def bench_priority(loaded, prompts, prefix, policy, n_high=8) -> float:
