@@ -22,8 +22,11 @@ EPYC, the 30 layers' projections, weights read cold: 1 row 10 ms against
 20-32 ms from oneDNN's float32 layout, 2 rows 9-16 against 25-30, 8 rows
 18-24 against 38-41, 16 rows about even, 32 rows slower (94-98 against
 67-81 ms: there the step is bound by arithmetic); the output head
-[49152, 576]: 1 row 1.7-2.4 ms against 5-6 ms. So steps of up to
-`BLOCK_ROWS` token rows use them.
+[49152, 576]: 1 row 1.7-2.4 ms against 5-6 ms. With the fused decode layer
+(llama.py: decode_layers) the whole decode step, medians of alternating
+runs: 4 rows 17 against 47 ms, 8 rows 41 against 70, 10 rows 45 against
+80, 12 rows 47 against 70, 14 rows 69 against 85, 16 rows about even, 24
+rows 103 against 92. So steps of up to `BLOCK_ROWS` token rows use them.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ import torch
 from . import fused
 
 BLOCK = 32
-BLOCK_ROWS = 8        # token rows up to which a step reads the block forms (measured above: even at ~16)
+BLOCK_ROWS = 12       # token rows up to which a step reads the block forms (measured above: even at ~16)
 
 T = TypeVar("T")
 # Block forms by model: engines made over one loaded model (a pool, a restart,
