@@ -1,8 +1,9 @@
 """`hamlet cluster`: nats-server (unless --nats names one), the llm-workers
 the regions share (shared_engine.py), one `hamlet region` process per
-region and a gateway on this machine, in one command; a region, gateway or
-worker that dies is started again, and Ctrl-C stops them all. Its
-arguments are registered in commands.py."""
+region (two with --standbys: whichever holds the lease owns the region, the
+other waits to take it over) and a gateway on this machine, in one command;
+a region, gateway or worker that dies is started again, and Ctrl-C stops
+them all. Its arguments are registered in commands.py."""
 from __future__ import annotations
 
 import argparse
@@ -46,10 +47,17 @@ def run_cluster(args: argparse.Namespace) -> int:
         print(f"NPCs' model {args.model!r}: {len(workers)} llm-worker(s) shared by the regions ({model})",
               flush=True)
 
-    def spawn(i: int) -> subprocess.Popen:
+    copies = 2 if args.standbys else 1
+
+    def spawn(k: int) -> subprocess.Popen:
+        # process k runs region k // copies; a standby with --replicate keeps a
+        # database of its own (followed from JetStream), else both share the
+        # region's file (a standby opens it only once it holds the lease)
+        i, second = divmod(k, copies)
+        db = f"r{i}-b.db" if second and args.replicate else f"r{i}.db"
         return subprocess.Popen([sys.executable, "-m", "server.cli", "region", "--nats", url, "--world", args.world,
                                  "--region", f"r{i}", "--regions", str(args.regions), "--walkers", str(args.walkers),
-                                 "--db", os.path.join(args.data, f"r{i}.db"), "--model", model,
+                                 "--db", os.path.join(args.data, db), "--model", model,
                                  *(["--npcs"] if args.npcs else []), *(["--replicate"] if args.replicate else [])],
                                 preexec_fn=die_with_parent())  # a kill -9 of us: SIGTERM to them
 
@@ -58,7 +66,7 @@ def run_cluster(args: argparse.Namespace) -> int:
                                  "--regions", str(args.regions), "--host", args.host, "--port", str(args.port)],
                                 stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
 
-    procs = [spawn(i) for i in range(args.regions)]
+    procs = [spawn(k) for k in range(args.regions * copies)]
     gateway = spawn_gateway()
     line = gateway.stdout.readline()  # its first line says where it listens
     try:
@@ -75,10 +83,11 @@ def run_cluster(args: argparse.Namespace) -> int:
     try:
         while not stopping:
             time.sleep(0.5)
-            for i, p in enumerate(procs):
+            for k, p in enumerate(procs):
                 if p.poll() is not None and not stopping:
-                    print(f"region r{i} exited with {p.returncode}; starting it again", flush=True)
-                    procs[i] = spawn(i)
+                    print(f"region r{k // copies} exited with {p.returncode} (pid {p.pid}); starting it again",
+                          flush=True)
+                    procs[k] = spawn(k)
             if gateway.poll() is not None and not stopping:
                 print(f"the gateway exited with {gateway.returncode}; starting it again", flush=True)
                 gateway = spawn_gateway()

@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--nats", metavar="URL", help="use this NATS server instead of starting one")
     c.add_argument("--walkers", type=int, default=0, help="wandering entities per region")
     c.add_argument("--replicate", action="store_true", help="every region with --replicate (see hamlet region)")
+    c.add_argument("--standbys", action="store_true",
+                   help="a second process for every region, which takes it over within the lease when the "
+                        "owner dies (with --replicate each keeps its own database, else they share the region's)")
     _npc_options(c)
     c.add_argument("--llm-workers", type=int, default=1, metavar="N",
                    help="with --npcs and a model run here (embedded or a folder): the `hamlet llm-worker`s "
